@@ -1,0 +1,172 @@
+"""Command line: one command per pipeline stage, plus tools.
+
+`dvc.yaml`, the Airflow DAGs, the tests and the README all call these commands.
+Heavy libraries are imported inside the commands that use them, so start-up
+stays quick and each stage pays only for what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from .config import ConfigError, Params, load_params
+from .files import StageInputError
+from .logs import console, setup_logging
+
+app = typer.Typer(
+    help="{{ cookiecutter.project_name }}: pipeline stages and tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+log = logging.getLogger("{{ cookiecutter.package_name }}")
+F = TypeVar("F", bound=Callable[..., Any])
+
+PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")
+
+
+def stage(func: F) -> F:
+    """Turn known failures into a one-paragraph message and exit code 1 (no traceback)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        setup_logging()
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, StageInputError, ValueError) as exc:
+            console.print(f"[bold red]{func.__name__} failed:[/] {exc}", highlight=False)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _params(path: Path) -> Params:
+    return load_params(path)
+
+
+@app.command()
+@stage
+def ingest(params: Path = PARAMS_OPTION) -> None:
+    """Land the rolling window of daily batches in data/raw."""
+    from .ingest import ingest as run_ingest
+
+    p = _params(params)
+    run_ingest(p.data, p.paths.raw)
+
+
+@app.command()
+@stage
+def featurize(params: Path = PARAMS_OPTION) -> None:
+    """Build model features and label events from the raw batches."""
+    from .features import build_features, build_labels
+    from .files import write_parquet
+    from .ingest import read_raw
+
+    p = _params(params)
+    raw = read_raw(p.paths.raw)
+    features = build_features(raw)
+    write_parquet(features, p.paths.features / "customer_features.parquet")
+    write_parquet(build_labels(raw, p.evaluate.slice_column), p.paths.features / "labels.parquet")
+    log.info(
+        "wrote %d feature rows x %d features to %s",
+        len(features),
+        features.shape[1] - 2,
+        p.paths.features,
+    )
+
+
+@app.command("training-set")
+@stage
+def training_set(params: Path = PARAMS_OPTION) -> None:
+    """Join labels with point-in-time-correct features."""
+    from .files import read_parquet, write_parquet
+    from .training_set import point_in_time_join
+
+    p = _params(params)
+    labels = read_parquet(p.paths.features / "labels.parquet", "featurize")
+    features = read_parquet(p.paths.features / "customer_features.parquet", "featurize")
+    frame = point_in_time_join(labels, features)
+    write_parquet(frame, p.paths.training_set)
+    log.info("training set: %d rows -> %s", len(frame), p.paths.training_set)
+
+
+@app.command()
+@stage
+def train(params: Path = PARAMS_OPTION) -> None:
+    """Train the XGBoost model, save it (UBJSON) and track the run in MLflow."""
+    from . import tracking
+    from .features import FEATURE_COLUMNS
+    from .files import read_parquet, write_json
+    from .split import time_split
+    from .train import save_model, train_model
+
+    p = _params(params)
+    frame = read_parquet(p.paths.training_set, "training_set")
+    splits = time_split(frame, p.split)
+    booster, meta = train_model(splits, p.train)
+    save_model(booster, meta, p.paths.model_dir)
+    tracking.setup_mlflow(p.mlflow)
+    run_params = {
+        **tracking.flatten("train", p.train.model_dump(mode="json")),
+        **tracking.flatten("split", p.split.model_dump(mode="json")),
+        **tracking.flatten("data", p.data.model_dump(mode="json")),
+    }
+    run_id = tracking.log_training(
+        booster,
+        meta,
+        run_params,
+        sample=splits.train[FEATURE_COLUMNS].head(5).astype("float32"),
+        tags=tracking.lineage_tags(),
+    )
+    write_json({"run_id": run_id}, p.paths.model_dir / tracking.RUN_FILE)
+    log.info("model saved to %s; MLflow run %s", p.paths.model_dir, run_id)
+
+
+@app.command()
+@stage
+def evaluate(params: Path = PARAMS_OPTION) -> None:
+    """Score the held-out test days: metrics, plots, per-slice metrics, predictions."""
+    from . import tracking
+    from .evaluate import evaluate as run_evaluate
+    from .evaluate import write_reports
+    from .files import read_json, read_parquet, write_parquet
+    from .split import time_split
+    from .train import load_model, predict_proba
+
+    p = _params(params)
+    booster, meta = load_model(p.paths.model_dir)
+    frame = read_parquet(p.paths.training_set, "training_set")
+    splits = time_split(frame, p.split)
+    scores = predict_proba(booster, splits.test)
+    result = run_evaluate(
+        splits.test,
+        scores,
+        threshold=meta.threshold,
+        train_positive_rate=meta.split_summary["train"]["positive_rate"],
+        importance=booster.get_score(importance_type="gain"),
+        slice_column=p.evaluate.slice_column,
+        plot_points=p.evaluate.plot_points,
+    )
+    paths = write_reports(result, p.paths.reports)
+    predictions = splits.test.drop(columns=meta.feature_names).assign(
+        score=scores, predicted=(scores >= meta.threshold).astype("int64")
+    )
+    write_parquet(predictions, p.paths.predictions)
+    tracking.setup_mlflow(p.mlflow)
+    run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
+    tracking.log_evaluation(run_id, result.metrics, list(paths.values()), tracking.lineage_tags())
+    console.print(
+        f"test ROC AUC {result.metrics['roc_auc']:.4f}  PR AUC {result.metrics['pr_auc']:.4f}  "
+        f"F1 {result.metrics['f1']:.4f} (baseline PR AUC {result.metrics['baseline']['pr_auc']:.4f})"
+    )
+
+
+if __name__ == "__main__":
+    app()

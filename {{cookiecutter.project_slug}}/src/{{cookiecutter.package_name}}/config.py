@@ -1,0 +1,122 @@
+"""Typed view of params.yaml.
+
+The CLI loads the file once and hands each stage its own slice; stage code
+never reads params.yaml itself. Unknown or mistyped keys fail loudly here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(Strict):
+    raw: Path
+    features: Path
+    training_set: Path
+    model_dir: Path
+    predictions: Path
+    reports: Path
+
+
+class DriftConfig(Strict):
+    start_date: dt.date | None = None
+    covariate: float = Field(0.0, ge=0.0, le=1.0)
+    concept: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class DataConfig(Strict):
+    end_date: dt.date
+    window_days: int = Field(ge=1, le=3660)
+    rows_per_day: int = Field(ge=10)
+    n_customers: int = Field(ge=10)
+    seed: int = 42
+    drift: DriftConfig = DriftConfig()
+
+    @model_validator(mode="after")
+    def _enough_customers(self) -> DataConfig:
+        if self.rows_per_day > self.n_customers:
+            raise ValueError(
+                f"rows_per_day ({self.rows_per_day}) cannot exceed n_customers "
+                f"({self.n_customers}): each customer appears at most once a day"
+            )
+        return self
+
+    @property
+    def start_date(self) -> dt.date:
+        return self.end_date - dt.timedelta(days=self.window_days - 1)
+
+
+class SplitConfig(Strict):
+    valid_days: int = Field(ge=1)
+    test_days: int = Field(ge=1)
+
+
+class TrainConfig(Strict):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_boost_round: int = Field(ge=1)
+    early_stopping_rounds: int = Field(ge=1)
+    learning_rate: float = Field(gt=0, le=1)
+    max_depth: int = Field(ge=1, le=32)
+    min_child_weight: float = Field(ge=0)
+    subsample: float = Field(gt=0, le=1)
+    colsample_bytree: float = Field(gt=0, le=1)
+    reg_lambda: float = Field(ge=0)
+    max_bin: int = Field(ge=2)
+    scale_pos_weight: Literal["auto"] | float = "auto"
+    threshold: Literal["auto"] | float = "auto"
+    seed: int = 42
+    nthread: int = Field(0, ge=0)
+
+
+class EvaluateConfig(Strict):
+    slice_column: str = "segment"
+    plot_points: int = Field(200, ge=10)
+
+
+class MlflowConfig(Strict):
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str
+    registered_model: str
+
+
+class Params(Strict):
+    paths: PathsConfig
+    data: DataConfig
+    split: SplitConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    mlflow: MlflowConfig
+
+
+class ConfigError(Exception):
+    """params.yaml is missing, unreadable or does not match the schema."""
+
+
+def load_params(path: Path = Path("params.yaml")) -> Params:
+    """Read and validate params.yaml, with messages that name the bad key."""
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run commands from the project root")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{path} is invalid:"]
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            if error["type"] == "extra_forbidden":
+                lines.append(f"  - unknown key '{key}' (typo? see the documented keys in {path})")
+            else:
+                lines.append(f"  - {key}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError("\n".join(lines)) from None

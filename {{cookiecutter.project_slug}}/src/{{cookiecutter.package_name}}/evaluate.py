@@ -1,0 +1,111 @@
+"""Evaluate stage: metrics, curves and per-slice metrics on the held-out test days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from .features import LABEL
+from .files import write_json
+
+SLICE_METRICS = ("rows", "positive_rate", "roc_auc", "pr_auc", "recall", "precision")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, float | dict[str, float]]
+    slices: dict[str, dict[str, float]]
+    roc: pd.DataFrame
+    pr: pd.DataFrame
+    confusion: pd.DataFrame
+    importance: pd.DataFrame
+
+
+def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Threshold-free (ROC/PR AUC, log loss) and thresholded (precision, recall, F1) metrics."""
+    predicted = (scores >= threshold).astype(int)
+    two_classes = len(np.unique(y)) == 2
+    return {
+        "rows": float(len(y)),
+        "positive_rate": float(np.mean(y)) if len(y) else 0.0,
+        "roc_auc": float(skm.roc_auc_score(y, scores)) if two_classes else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y, scores)) if two_classes else float("nan"),
+        "log_loss": float(skm.log_loss(y, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "precision": float(skm.precision_score(y, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(y, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(y, predicted, zero_division=0)),
+        "threshold": float(threshold),
+    }
+
+
+def _thin(frame: pd.DataFrame, points: int) -> pd.DataFrame:
+    if len(frame) <= points:
+        return frame.reset_index(drop=True)
+    idx = np.unique(np.linspace(0, len(frame) - 1, points).round().astype(int))
+    return frame.iloc[idx].reset_index(drop=True)
+
+
+def evaluate(
+    test: pd.DataFrame,
+    scores: np.ndarray,
+    threshold: float,
+    train_positive_rate: float,
+    importance: dict[str, float],
+    slice_column: str,
+    plot_points: int = 200,
+) -> Evaluation:
+    y = test[LABEL].to_numpy()
+    model_metrics = classification_metrics(y, scores, threshold)
+    # Trivial baseline: predict the training prior for everyone.
+    prior = np.full(len(y), train_positive_rate)
+    baseline = classification_metrics(y, prior, threshold=threshold)
+    all_metrics: dict[str, float | dict[str, float]] = {
+        **model_metrics,
+        "baseline": {k: baseline[k] for k in ("roc_auc", "pr_auc", "log_loss")},
+        "pr_auc_lift_over_baseline": model_metrics["pr_auc"] / max(baseline["pr_auc"], 1e-12),
+    }
+
+    slices = {}
+    for value, idx in test.groupby(slice_column, sort=True).indices.items():
+        part = classification_metrics(y[idx], scores[idx], threshold)
+        slices[str(value)] = {k: part[k] for k in SLICE_METRICS}
+
+    fpr, tpr, _ = skm.roc_curve(y, scores)
+    precision, recall, _ = skm.precision_recall_curve(y, scores)
+    predicted = (scores >= threshold).astype(int)
+    return Evaluation(
+        metrics=all_metrics,
+        slices=slices,
+        roc=_thin(pd.DataFrame({"fpr": fpr, "tpr": tpr}), plot_points),
+        pr=_thin(pd.DataFrame({"recall": recall, "precision": precision}), plot_points),
+        confusion=pd.DataFrame({"actual": y, "predicted": predicted}),
+        importance=pd.DataFrame(
+            sorted(importance.items(), key=lambda kv: kv[1], reverse=True),
+            columns=["feature", "gain"],
+        ),
+    )
+
+
+def write_reports(evaluation: Evaluation, reports_dir: Path) -> dict[str, Path]:
+    """metrics.json and slice_metrics.json for `dvc metrics`, CSVs for `dvc plots`."""
+    plots = reports_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": reports_dir / "metrics.json",
+        "slices": reports_dir / "slice_metrics.json",
+        "roc": plots / "roc.csv",
+        "pr": plots / "precision_recall.csv",
+        "confusion": plots / "confusion.csv",
+        "importance": plots / "feature_importance.csv",
+    }
+    write_json(evaluation.metrics, paths["metrics"])
+    write_json(evaluation.slices, paths["slices"])
+    evaluation.roc.to_csv(paths["roc"], index=False)
+    evaluation.pr.to_csv(paths["pr"], index=False)
+    evaluation.confusion.to_csv(paths["confusion"], index=False)
+    evaluation.importance.to_csv(paths["importance"], index=False)
+    return paths

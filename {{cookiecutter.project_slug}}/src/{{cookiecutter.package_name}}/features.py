@@ -1,0 +1,74 @@
+"""Feature engineering: plain, row-wise functions over DataFrames.
+
+Every feature of a row is computed from that row alone (no statistics fitted
+on the data), so the same function serves training and online serving and
+nothing leaks across time. Categories are one-hot encoded against fixed
+vocabularies: an unseen category becomes all zeros, never a new column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .datagen import CONTRACTS, PAYMENT_METHODS, SEGMENTS
+
+ENTITY = "customer_id"
+TIMESTAMP = "event_timestamp"
+LABEL = "churned"
+
+NUMERIC = [
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "support_calls_30d",
+    "usage_gb_30d",
+    "late_payments_90d",
+]
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "contract": CONTRACTS,
+    "payment_method": PAYMENT_METHODS,
+    "segment": SEGMENTS,
+}
+
+
+def _slug(value: str) -> str:
+    return value.replace("-", "_")
+
+
+FEATURE_COLUMNS: list[str] = [
+    *NUMERIC,
+    "usage_missing",
+    "avg_monthly_spend",
+    "charges_per_gb",
+    "support_calls_per_tenure_year",
+    "log_total_charges",
+    *[f"{col}_{_slug(v)}" for col, vocab in VOCABULARIES.items() for v in vocab],
+]
+
+
+def build_features(raw: pd.DataFrame) -> pd.DataFrame:
+    """Model features keyed by (customer_id, event_timestamp), in FEATURE_COLUMNS order."""
+    out = pd.DataFrame({ENTITY: raw[ENTITY].to_numpy(), TIMESTAMP: raw[TIMESTAMP].to_numpy()})
+    for col in NUMERIC:
+        out[col] = raw[col].astype("float64").to_numpy()
+    out["usage_missing"] = out["usage_gb_30d"].isna().astype("float64")
+    out["usage_gb_30d"] = out["usage_gb_30d"].fillna(0.0)
+    tenure = np.maximum(out["tenure_months"], 1.0)
+    out["avg_monthly_spend"] = out["total_charges"] / tenure
+    out["charges_per_gb"] = out["monthly_charges"] / (out["usage_gb_30d"] + 1.0)
+    out["support_calls_per_tenure_year"] = out["support_calls_30d"] / (tenure / 12.0)
+    out["log_total_charges"] = np.log1p(out["total_charges"].clip(lower=0.0))
+    for col, vocab in VOCABULARIES.items():
+        values = raw[col].to_numpy()
+        for v in vocab:
+            out[f"{col}_{_slug(v)}"] = (values == v).astype("float64")
+    return out[[ENTITY, TIMESTAMP, *FEATURE_COLUMNS]]
+
+
+def build_labels(raw: pd.DataFrame, slice_column: str = "segment") -> pd.DataFrame:
+    """Label events: what the model predicts, when it was observed, and the slice it belongs to."""
+    columns = [ENTITY, TIMESTAMP, LABEL]
+    if slice_column not in columns:
+        columns.append(slice_column)
+    return raw[columns].reset_index(drop=True)

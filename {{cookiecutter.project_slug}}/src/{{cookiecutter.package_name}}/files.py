@@ -1,0 +1,50 @@
+"""Reading and writing stage inputs and outputs, with errors that say what to run."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class StageInputError(Exception):
+    """A stage's input is missing or unusable."""
+
+
+def require(path: Path, produced_by: str) -> Path:
+    """Return `path` if it exists, else explain which stage produces it."""
+    if not path.exists():
+        raise StageInputError(
+            f"{path} not found: it is produced by the '{produced_by}' stage. "
+            f"Run `dvc repro {produced_by}` (or `dvc pull` to fetch it from the remote)."
+        )
+    return path
+
+
+def read_parquet(path: Path, produced_by: str) -> pd.DataFrame:
+    return pd.read_parquet(require(path, produced_by))
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write atomically: a crash mid-write never leaves a half file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def write_json(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+    Path(tmp).replace(path)
+
+
+def read_json(path: Path, produced_by: str) -> Any:
+    return json.loads(require(path, produced_by).read_text())

@@ -1,0 +1,201 @@
+"""Train stage: XGBoost (hist) with early stopping, class-imbalance weighting and
+device selection; the model is saved in XGBoost's UBJSON format (never pickle)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from .config import TrainConfig
+from .features import FEATURE_COLUMNS, LABEL
+from .files import read_json, require, write_json
+from .logs import progress
+from .split import Splits
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.ubj"
+META_FILE = "model_meta.json"
+
+
+@dataclass
+class ModelMeta:
+    feature_names: list[str]
+    device: str
+    best_iteration: int
+    threshold: float
+    scale_pos_weight: float
+    xgb_params: dict[str, Any]
+    valid_metrics: dict[str, float]
+    split_summary: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def cuda_usable() -> bool:
+    """True when this XGBoost build can train on a visible CUDA device."""
+    if not xgb.build_info().get("USE_CUDA"):
+        return False
+    probe = xgb.DMatrix(np.zeros((4, 1), dtype=np.float32), label=[0, 1, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            booster = xgb.train({"device": "cuda", "tree_method": "hist"}, probe, 1)
+        except xgb.core.XGBoostError:
+            return False
+    config = json.loads(booster.save_config())
+    return str(config["learner"]["generic_param"]["device"]).startswith("cuda")
+
+
+def resolve_device(requested: str) -> str:
+    """Map the `train.device` parameter to the device XGBoost will really use."""
+    if requested == "cpu":
+        return "cpu"
+    usable = cuda_usable()
+    if requested == "cuda" and not usable:
+        log.warning("train.device is 'cuda' but no usable CUDA GPU was found: training on CPU")
+    device = "cuda" if usable else "cpu"
+    log.info("training device: %s (requested %s)", device, requested)
+    return device
+
+
+def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
+    return frame[FEATURE_COLUMNS].to_numpy(dtype=np.float32)
+
+
+def xgb_params(cfg: TrainConfig, device: str, scale_pos_weight: float) -> dict[str, Any]:
+    return {
+        "objective": "binary:logistic",
+        "eval_metric": ["logloss", "aucpr"],  # the last one drives early stopping
+        "tree_method": "hist",
+        "device": device,
+        "learning_rate": cfg.learning_rate,
+        "max_depth": cfg.max_depth,
+        "min_child_weight": cfg.min_child_weight,
+        "subsample": cfg.subsample,
+        "colsample_bytree": cfg.colsample_bytree,
+        "reg_lambda": cfg.reg_lambda,
+        "max_bin": cfg.max_bin,
+        "scale_pos_weight": scale_pos_weight,
+        "seed": cfg.seed,
+        "nthread": cfg.nthread,
+    }
+
+
+class _ProgressCallback(xgb.callback.TrainingCallback):
+    def __init__(self, total: int) -> None:
+        self._bar = progress()
+        self._task = self._bar.add_task("train (boosting rounds)", total=total)
+
+    def before_training(self, model: xgb.Booster) -> xgb.Booster:
+        self._bar.start()
+        return model
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        self._bar.advance(self._task)
+        return False
+
+    def after_training(self, model: xgb.Booster) -> xgb.Booster:
+        self._bar.stop()
+        return model
+
+
+def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y_true, scores)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+
+
+def train_model(splits: Splits, cfg: TrainConfig) -> tuple[xgb.Booster, ModelMeta]:
+    """Fit on the train split, early-stop on the valid split."""
+    for name, part in (("train", splits.train), ("valid", splits.valid)):
+        if part[LABEL].nunique() < 2:
+            raise ValueError(f"the {name} split holds a single class: cannot train a classifier")
+    y_train = splits.train[LABEL].to_numpy()
+    positives = int(y_train.sum())
+    spw = (
+        (len(y_train) - positives) / positives
+        if cfg.scale_pos_weight == "auto"
+        else float(cfg.scale_pos_weight)
+    )
+    device = resolve_device(cfg.device)
+    params = xgb_params(cfg, device, spw)
+    dtrain = xgb.QuantileDMatrix(
+        feature_matrix(splits.train), y_train, feature_names=FEATURE_COLUMNS, max_bin=cfg.max_bin
+    )
+    dvalid = xgb.QuantileDMatrix(
+        feature_matrix(splits.valid),
+        splits.valid[LABEL].to_numpy(),
+        feature_names=FEATURE_COLUMNS,
+        ref=dtrain,
+    )
+    log.info(
+        "training on %d rows (%.1f%% positive), validating on %d rows",
+        len(y_train),
+        100 * positives / len(y_train),
+        len(splits.valid),
+    )
+    evals_result: dict = {}
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=cfg.num_boost_round,
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        evals_result=evals_result,
+        verbose_eval=False,
+        callbacks=[_ProgressCallback(cfg.num_boost_round)],
+    )
+    best = int(booster.best_iteration)
+    valid_scores = booster.predict(dvalid, iteration_range=(0, best + 1))
+    y_valid = splits.valid[LABEL].to_numpy()
+    threshold = (
+        best_f1_threshold(y_valid, valid_scores)
+        if cfg.threshold == "auto"
+        else float(cfg.threshold)
+    )
+    valid_metrics = {f"valid_{k}": float(v[best]) for k, v in evals_result["valid"].items()}
+    log.info("best iteration %d; %s; threshold %.3f", best, valid_metrics, threshold)
+    # Keep only the trees up to the best iteration so every consumer predicts alike.
+    booster = booster[: best + 1]
+    meta = ModelMeta(
+        feature_names=list(FEATURE_COLUMNS),
+        device=device,
+        best_iteration=best,
+        threshold=threshold,
+        scale_pos_weight=spw,
+        xgb_params=params,
+        valid_metrics=valid_metrics,
+        split_summary=splits.summary(),
+    )
+    return booster, meta
+
+
+def save_model(booster: xgb.Booster, meta: ModelMeta, model_dir: Path) -> Path:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / MODEL_FILE
+    tmp = model_dir / f".tmp.{MODEL_FILE}"
+    booster.save_model(tmp)
+    tmp.replace(path)
+    write_json(asdict(meta), model_dir / META_FILE)
+    return path
+
+
+def load_model(model_dir: Path) -> tuple[xgb.Booster, ModelMeta]:
+    booster = xgb.Booster()
+    booster.load_model(require(model_dir / MODEL_FILE, "train"))
+    meta = ModelMeta(**read_json(model_dir / META_FILE, "train"))
+    return booster, meta
+
+
+def predict_proba(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
+    matrix = xgb.DMatrix(feature_matrix(frame), feature_names=FEATURE_COLUMNS)
+    return booster.predict(matrix)
