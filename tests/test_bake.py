@@ -1,0 +1,168 @@
+"""What cookiecutter writes: the exact file set, clean rendering, valid hooks."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cookiecutter.exceptions import FailedHookException
+
+from conftest import TEMPLATE, VARIANTS, bake
+
+EXPECTED_FILES = """
+.dvc/.gitignore
+.dvc/config
+.dvcignore
+.env.example
+.github/workflows/ci.yml
+.gitignore
+.python-version
+Makefile
+README.md
+dags/README.md
+data/README.md
+dvc.yaml
+expectations/README.md
+features/README.md
+params.yaml
+pyproject.toml
+requirements.lock
+src/{package}/__init__.py
+src/{package}/__main__.py
+src/{package}/cli.py
+src/{package}/config.py
+src/{package}/datagen.py
+src/{package}/evaluate.py
+src/{package}/features.py
+src/{package}/files.py
+src/{package}/ingest.py
+src/{package}/logs.py
+src/{package}/py.typed
+src/{package}/split.py
+src/{package}/tracking.py
+src/{package}/train.py
+src/{package}/training_set.py
+tests/conftest.py
+tests/pipeline_helpers.py
+tests/test_config.py
+tests/test_datagen.py
+tests/test_evaluate.py
+tests/test_features.py
+tests/test_pipeline_e2e.py
+tests/test_split.py
+tests/test_train.py
+tests/test_training_set.py
+"""
+TOP_LEVEL = {
+    "README.md", "pyproject.toml", "dags", "dvc.yaml", "params.yaml", "data",
+    "features", "src", "expectations", "tests", ".github",
+}
+LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%-?\s|cookiecutter\.")
+
+
+def files_of(project: Path) -> set[str]:
+    return {
+        p.relative_to(project).as_posix()
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts
+    }
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_exact_file_set(baked: dict[str, Path], name: str) -> None:
+    variant = VARIANTS[name]
+    expected = {line.format(package=variant.package) for line in EXPECTED_FILES.split()}
+    project = baked[name]
+    assert project.name == variant.slug
+    assert files_of(project) == expected
+    assert TOP_LEVEL <= {p.name for p in project.iterdir()}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_nothing_left_over_from_templating(baked: dict[str, Path], name: str) -> None:
+    for rel in files_of(baked[name]):
+        text = (baked[name] / rel).read_text()
+        match = LEFTOVER.search(text)
+        assert match is None, f"{rel}: leftover template syntax {match.group(0)!r}"
+
+
+def test_github_actions_expressions_survive(baked: dict[str, Path]) -> None:
+    workflow = (baked["default"] / ".github/workflows/ci.yml").read_text()
+    assert "${{ github.ref }}" in workflow
+    parsed = yaml.safe_load(workflow)
+    assert "jobs" in parsed
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_project_is_a_git_and_dvc_repo_with_both_remotes(baked: dict[str, Path], name: str) -> None:
+    project = baked[name]
+    log = subprocess.run(
+        ["git", "log", "--oneline"], cwd=project, capture_output=True, text=True, check=True
+    )
+    assert len(log.stdout.splitlines()) == 1
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True
+    )
+    assert status.stdout == "", "the first commit holds every generated file"
+    config = (project / ".dvc/config").read_text()
+    assert "remote = local" in config
+    assert f"s3://{VARIANTS[name].answers.get('s3_bucket', 'churn-model-dvc')}/" in config
+
+
+def test_answers_reach_the_custom_project(baked: dict[str, Path]) -> None:
+    project = baked["custom"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["train"]["device"] == "cpu"
+    assert params["mlflow"]["experiment"] == "loan-default-radar"
+    assert "endpointurl = http://127.0.0.1:9000" in (project / ".dvc/config").read_text()
+    assert "region = eu-west-1" in (project / ".dvc/config").read_text()
+    assert "python -m radar_ml ingest" in (project / "dvc.yaml").read_text()
+    default_config = (baked["default"] / ".dvc/config").read_text()
+    assert "endpointurl" not in default_config  # empty answer: AWS default endpoint
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"package_name": "1churn"}, "not a valid lowercase Python identifier"),
+        ({"package_name": "class"}, "not a valid lowercase Python identifier"),
+        ({"package_name": "churn-model"}, "not a valid lowercase Python identifier"),
+        ({"package_name": "src"}, "clashes with a project folder"),
+        ({"s3_bucket": "ab"}, "not a valid S3 bucket name"),
+        ({"s3_endpoint_url": "minio:9000"}, "must be empty (AWS) or like"),
+    ],
+)
+def test_bad_answers_are_refused_with_a_clear_message(
+    tmp_path: Path, answers: dict[str, str], message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(TEMPLATE),
+         *[f"{k}={v}" for k, v in answers.items()]],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert not any(tmp_path.iterdir()), "nothing is generated from bad answers"
+
+
+def test_bad_answer_raises_through_the_api(tmp_path: Path) -> None:
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, {"package_name": "not valid"})
+
+
+def test_hooks_are_valid_python_before_rendering() -> None:
+    for hook in (TEMPLATE / "hooks").glob("*.py"):
+        compile(hook.read_text(), str(hook), "exec")
+
+
+def test_cookiecutter_json_offers_the_documented_prompts() -> None:
+    context = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    for key in ("project_name", "project_slug", "package_name", "description", "author_name",
+                "python_version", "s3_bucket", "s3_endpoint_url", "s3_region", "training_device"):
+        assert key in context
+    assert context["training_device"] == ["auto", "cpu", "cuda"]

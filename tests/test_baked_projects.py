@@ -1,0 +1,30 @@
+"""Each baked project installs, lints clean and passes its own test suite
+(which runs the real `dvc repro` end to end on small data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import VARIANTS, run
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_baked_project_lints_clean(set_up: dict[str, Path], name: str) -> None:
+    run(["make", "lint"], set_up[name])
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_baked_project_passes_its_own_tests(set_up: dict[str, Path], name: str) -> None:
+    done = run(["make", "test"], set_up[name])
+    assert " passed" in done.stdout
+    assert " failed" not in done.stdout
+    assert " skipped" not in done.stdout, "every test of the baked project runs here"
+
+
+def test_default_project_cli_explains_itself(set_up: dict[str, Path]) -> None:
+    project = set_up["default"]
+    done = run([str(project / ".venv/bin/python"), "-m", "churn_model", "--help"], project)
+    for command in ("ingest", "featurize", "training-set", "train", "evaluate"):
+        assert command in done.stdout
