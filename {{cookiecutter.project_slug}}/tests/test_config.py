@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT
 
 from {{ cookiecutter.package_name }}.config import ConfigError, load_params
+
+from conftest import PROJECT_ROOT
 
 
 def write_params(tmp_path: Path, mutate) -> Path:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from pipeline_helpers import copy_project, dvc, edit_params, run, stages_run
 
 pytestmark = pytest.mark.e2e
