@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -11,7 +12,16 @@ import pytest
 from pipeline_helpers import copy_project, dvc, edit_params, run, stages_run
 
 pytestmark = pytest.mark.e2e
-ALL_STAGES = {"ingest", "featurize", "training_set", "train", "evaluate"}
+ALL_STAGES = {
+    "ingest",
+    "validate_raw",
+    "featurize",
+    "validate_features",
+    "training_set",
+    "train",
+    "evaluate",
+    "validate_predictions",
+}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".cloudpickle"}
 
 
@@ -73,7 +83,9 @@ def test_second_repro_runs_nothing(project: Path) -> None:
 def test_changing_one_training_key_reruns_only_its_dependents(project: Path) -> None:
     edit_params(project, lambda p: p["train"].update({"learning_rate": 0.2}))
     changed = dvc(project, "repro")
-    assert stages_run(changed.stdout) == {"train", "evaluate"}, changed.stdout
+    assert stages_run(changed.stdout) == {"train", "evaluate", "validate_predictions"}, (
+        changed.stdout
+    )
 
 
 def test_missing_input_names_the_stage_that_produces_it(tmp_path: Path) -> None:
@@ -82,3 +94,37 @@ def test_missing_input_names_the_stage_that_produces_it(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "'training_set' stage" in done.stderr
     assert "dvc repro training_set" in done.stderr
+
+
+def mlflow_state(project: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = sorted(r.info.run_id for r in client.search_runs(experiments))
+    versions = sorted((v.name, v.version) for v in client.search_model_versions())
+    return runs, versions
+
+
+def test_rejected_batch_changes_nothing_downstream(project: Path) -> None:
+    model = project / "models" / "model.ubj"
+    model_hash = hashlib.md5(model.read_bytes()).hexdigest()
+    before = mlflow_state(project)
+    edit_params(project, lambda p: p["data"].update({"rows_per_day": 20}))  # a short delivery
+
+    failed = dvc(project, "repro", check=False)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "gate 'raw' FAILED" in output
+    assert "expect_table_row_count_to_be_between" in output
+    assert "featurize" not in stages_run(failed.stdout)
+    assert hashlib.md5(model.read_bytes()).hexdigest() == model_hash
+    assert mlflow_state(project) == before
+    summary = json.loads((project / "reports/gates/raw/summary.json").read_text())
+    assert summary["passed"] is False
+    assert (project / "reports/gates/raw/data_docs/index.html").is_file()
+
+    edit_params(project, lambda p: p["data"].update({"rows_per_day": 300}))
+    dvc(project, "repro")
+    assert "up to date" in dvc(project, "status").stdout
+    assert hashlib.md5(model.read_bytes()).hexdigest() == model_hash

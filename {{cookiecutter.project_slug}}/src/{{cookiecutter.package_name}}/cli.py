@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from .config import ConfigError, Params, load_params
-from .files import StageInputError
+from .config import Params, load_params
+from .errors import PipelineError
 from .logs import console, setup_logging
 
 app = typer.Typer(
@@ -40,7 +40,7 @@ def stage(func: F) -> F:
         setup_logging()
         try:
             return func(*args, **kwargs)
-        except (ConfigError, StageInputError, ValueError) as exc:
+        except (PipelineError, ValueError) as exc:
             console.print(f"[bold red]{func.__name__} failed:[/] {exc}", highlight=False)
             sys.exit(1)
 
@@ -166,6 +166,101 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
         f"test ROC AUC {result.metrics['roc_auc']:.4f}  PR AUC {result.metrics['pr_auc']:.4f}  "
         f"F1 {result.metrics['f1']:.4f} (baseline PR AUC {result.metrics['baseline']['pr_auc']:.4f})"
     )
+
+
+GATES = ("raw", "features", "predictions")
+
+
+def _gate_frame(p: Params, gate: str) -> Any:
+    from .files import read_parquet
+    from .ingest import read_raw
+
+    if gate == "raw":
+        return read_raw(p.paths.raw)
+    if gate == "features":
+        return read_parquet(p.paths.features / "customer_features.parquet", "featurize")
+    return read_parquet(p.paths.predictions, "evaluate")
+
+
+@app.command()
+@stage
+def validate(
+    gate: str = typer.Argument(..., help=f"Which gate: {', '.join(GATES)}."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Great Expectations gate: fail (exit 1) when a critical expectation fails."""
+    from .gates import enforce, raw_gate_parameters
+    from .gates import validate as run_gate
+
+    if gate not in GATES:
+        raise typer.BadParameter(f"unknown gate {gate!r}; choose one of {', '.join(GATES)}")
+    p = _params(params)
+    parameters = raw_gate_parameters(p.data, p.gates.raw) if gate == "raw" else {}
+    report = run_gate(
+        _gate_frame(p, gate),
+        p.paths.expectations / f"{gate}.json",
+        gate,
+        p.paths.gate_reports / gate,
+        parameters,
+    )
+    enforce(report)
+
+
+expectations_app = typer.Typer(help="Manage Great Expectations suites.", no_args_is_help=True)
+app.add_typer(expectations_app, name="expectations")
+
+
+@expectations_app.command("init")
+@stage
+def expectations_init(
+    sample: Path = typer.Option(..., "--from", help="A parquet or CSV sample of your data."),
+    name: str = typer.Option(
+        ..., "--name", help="Suite name; written to expectations/<name>.json."
+    ),
+    key: list[str] = typer.Option([], "--key", help="Key column(s) that must be unique together."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Where to write (default expectations/<name>.json)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing suite."),
+) -> None:
+    """Profile a sample and write a starting suite to tighten by hand."""
+    import pandas as pd
+
+    from .files import write_json
+    from .suite_bootstrap import profile_suite
+
+    if not sample.is_file():
+        raise ValueError(f"sample {sample} not found: give a parquet or CSV file of your data")
+    frame = pd.read_csv(sample) if sample.suffix == ".csv" else pd.read_parquet(sample)
+    target = out or Path("expectations") / f"{name}.json"
+    if target.exists() and not force:
+        raise ValueError(
+            f"{target} exists; pass --force to overwrite it or --out to write elsewhere"
+        )
+    suite = profile_suite(frame, name, key)
+    write_json(suite, target)
+    console.print(
+        f"wrote {len(suite['expectations'])} expectations to {target}: review and tighten them; "
+        "a gate uses expectations/<gate>.json"
+    )
+
+
+bench_app = typer.Typer(
+    help="Benchmarks that print figures (never pass/fail).", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("gate")
+@stage
+def bench_gate(
+    rows: int = typer.Option(1_000_000, help="Rows of raw data to validate."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Rows per second of the raw gate, against the same checks in bare pandas."""
+    from .bench import bench_raw_gate
+
+    bench_raw_gate(_params(params), rows)
 
 
 if __name__ == "__main__":

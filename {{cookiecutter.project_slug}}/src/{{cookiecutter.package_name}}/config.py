@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import ConfigError
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -25,6 +27,8 @@ class PathsConfig(Strict):
     model_dir: Path
     predictions: Path
     reports: Path
+    expectations: Path
+    gate_reports: Path
 
 
 class DriftConfig(Strict):
@@ -53,6 +57,15 @@ class DataConfig(Strict):
     @property
     def start_date(self) -> dt.date:
         return self.end_date - dt.timedelta(days=self.window_days - 1)
+
+
+class RawGateConfig(Strict):
+    min_rows_per_day: int = Field(ge=0)
+    max_rows_per_day: int = Field(ge=1)
+
+
+class GatesConfig(Strict):
+    raw: RawGateConfig
 
 
 class SplitConfig(Strict):
@@ -91,14 +104,11 @@ class MlflowConfig(Strict):
 class Params(Strict):
     paths: PathsConfig
     data: DataConfig
+    gates: GatesConfig
     split: SplitConfig
     train: TrainConfig
     evaluate: EvaluateConfig
     mlflow: MlflowConfig
-
-
-class ConfigError(Exception):
-    """params.yaml is missing, unreadable or does not match the schema."""
 
 
 def load_params(path: Path = Path("params.yaml")) -> Params:

@@ -10,9 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-
-class StageInputError(Exception):
-    """A stage's input is missing or unusable."""
+from .errors import StageInputError
 
 
 def require(path: Path, produced_by: str) -> Path:

@@ -16,7 +16,8 @@ import pandas as pd
 
 from .config import DataConfig
 from .datagen import generate_day
-from .files import StageInputError, write_parquet
+from .errors import StageInputError
+from .files import write_parquet
 from .logs import progress
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ def setup_logging(verbose: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
-    for noisy in ("alembic", "urllib3", "botocore", "git", "matplotlib"):
+    for noisy in ("alembic", "urllib3", "botocore", "git", "matplotlib", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -1,0 +1,244 @@
+"""Great Expectations gates: validate a DataFrame against a suite in expectations/.
+
+A gate fails when an expectation of severity `critical` (GX's default) fails;
+`warning` and `info` failures are reported and let the pipeline go on. Every
+run writes, pass or fail, to the gate's report folder:
+
+- result.json: GX's full validation result;
+- summary.json: what failed, on which columns, with example values;
+- data_docs/index.html: GX Data Docs, the human-readable report.
+
+Suites are GX's own JSON (`ExpectationSuite.to_json_dict()`); values that
+depend on the run (the batch window, "now", row-count bounds) are written
+as {"$PARAMETER": "name"} and supplied at validation time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import DataConfig, RawGateConfig
+from .errors import PipelineError, StageInputError
+from .files import write_json
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = 5  # offending values shown per failed expectation
+
+
+@dataclass
+class Finding:
+    expectation: str
+    column: str | None
+    severity: str
+    observed: Any = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    examples: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+    def describe(self) -> str:
+        where = f" on column '{self.column}'" if self.column else ""
+        parts = [f"{self.expectation}{where}"]
+        if self.error:
+            parts.append(f"error: {self.error}")
+        if self.unexpected_count:
+            pct = (
+                f" ({self.unexpected_percent:.2f}%)" if self.unexpected_percent is not None else ""
+            )
+            parts.append(f"{self.unexpected_count} unexpected rows{pct}")
+        if self.examples:
+            parts.append(f"e.g. {', '.join(repr(v) for v in self.examples)}")
+        if self.observed is not None and not self.examples:
+            parts.append(f"observed {self.observed!r}")
+        return "; ".join(parts)
+
+
+@dataclass
+class GateReport:
+    gate: str
+    suite: str
+    rows: int
+    evaluated: int
+    seconds: float
+    failures: list[Finding]  # critical: they stop the pipeline
+    warnings: list[Finding]  # reported only
+    report_dir: str
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def render(self) -> str:
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [
+            f"gate '{self.gate}' {verdict}: suite {self.suite}, {self.rows} rows, "
+            f"{self.evaluated} expectations, {len(self.failures)} failed, "
+            f"{len(self.warnings)} warnings ({self.seconds:.2f} s)"
+        ]
+        lines += [f"  FAILED   {f.describe()}" for f in self.failures]
+        lines += [f"  WARNING  {w.describe()}" for w in self.warnings]
+        lines.append(
+            f"  details: {self.report_dir}/result.json; "
+            f"Data Docs: {self.report_dir}/data_docs/index.html"
+        )
+        return "\n".join(lines)
+
+
+class GateFailed(PipelineError):
+    """A critical expectation failed: the stage stops and nothing downstream runs."""
+
+    def __init__(self, report: GateReport) -> None:
+        super().__init__(report.render())
+        self.report = report
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly version of a value from a GX result (timestamps, numpy scalars)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _finding(result: Any) -> Finding:
+    config = result.expectation_config
+    details = result.result or {}
+    exception = result.exception_info or {}
+    error = None
+    if exception.get("raised_exception"):
+        error = str(exception.get("exception_message", "")).splitlines()[0][:300]
+    return Finding(
+        expectation=config.type,
+        column=config.kwargs.get("column")
+        or (",".join(config.kwargs["column_list"]) if "column_list" in config.kwargs else None),
+        severity=str(getattr(config.severity, "value", config.severity) or "critical"),
+        observed=_plain(details.get("observed_value")),
+        unexpected_count=details.get("unexpected_count"),
+        unexpected_percent=details.get("unexpected_percent"),
+        examples=_plain(list(details.get("partial_unexpected_list") or [])[:EXAMPLES]),
+        error=error,
+    )
+
+
+def load_suite_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise StageInputError(f"expectation suite {path} not found (see expectations/README.md)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StageInputError(f"expectation suite {path} is not valid JSON: {exc}") from exc
+
+
+def _context(docs_dir: Path) -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # GX logs at INFO on import
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        site_name="gates",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir.resolve()),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return context
+
+
+def validate(
+    frame: pd.DataFrame,
+    suite_path: Path,
+    gate: str,
+    report_dir: Path,
+    parameters: dict[str, Any] | None = None,
+) -> GateReport:
+    """Validate `frame` with the suite at `suite_path`; write reports; return the verdict."""
+    import great_expectations as gx
+
+    suite_json = load_suite_json(suite_path)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    context = _context(report_dir / "data_docs")
+    try:
+        suite = context.suites.add(gx.ExpectationSuite(**suite_json))
+    except Exception as exc:  # malformed expectation: name the file, not a GX traceback
+        raise StageInputError(f"expectation suite {suite_path} cannot be loaded: {exc}") from exc
+    batch_definition = (
+        context.data_sources.add_pandas("pandas")
+        .add_dataframe_asset(name=gate)
+        .add_batch_definition_whole_dataframe(gate)
+    )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{gate}_gate", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{gate}_gate",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["gates"])],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
+        )
+    )
+    run = checkpoint.run(
+        batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {}
+    )
+    result = next(iter(run.run_results.values()))
+    seconds = time.perf_counter() - started
+
+    findings = [_finding(r) for r in result.results if not r.success]
+    report = GateReport(
+        gate=gate,
+        suite=str(suite_path),
+        rows=len(frame),
+        evaluated=len(result.results),
+        seconds=seconds,
+        failures=[f for f in findings if f.severity == "critical"],
+        warnings=[f for f in findings if f.severity != "critical"],
+        report_dir=str(report_dir),
+    )
+    write_json(_plain(result.to_json_dict()), report_dir / "result.json")
+    write_json({**asdict(report), "passed": report.passed}, report_dir / "summary.json")
+    return report
+
+
+def enforce(report: GateReport) -> None:
+    """Log the verdict; raise GateFailed when a critical expectation failed."""
+    if not report.passed:
+        raise GateFailed(report)
+    (log.warning if report.warnings else log.info)("%s", report.render())
+
+
+def raw_gate_parameters(
+    data: DataConfig, gate: RawGateConfig, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The run-time values the raw suite refers to as {"$PARAMETER": ...}."""
+    start = dt.datetime.combine(data.start_date, dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(data.end_date, dt.time.max, tzinfo=dt.UTC)
+    return {
+        "window_start": start,
+        "window_end": end,
+        "now": now or dt.datetime.now(dt.UTC),
+        "min_rows": data.window_days * gate.min_rows_per_day,
+        "max_rows": data.window_days * gate.max_rows_per_day,
+    }

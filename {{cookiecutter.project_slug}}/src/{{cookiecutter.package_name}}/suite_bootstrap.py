@@ -1,0 +1,126 @@
+"""Bootstrap an expectation suite from a sample of your own data.
+
+GX Core 1.x ships no profiler, so this writes a plain starting suite from what
+the sample shows: the column set, each column's type, nulls, value ranges
+(widened by a margin), small category sets and key uniqueness. Every
+expectation is a normal GX expectation in GX's JSON format: tighten, loosen
+or delete them by hand, then point a gate at the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+MAX_CATEGORIES = 25  # string columns with at most this many values get a value set
+RANGE_MARGIN = 0.1  # numeric ranges are widened by this share of the observed span
+
+
+def _expect(kind: str, note: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": kwargs, "meta": {"notes": note} if note else {}}
+
+
+def _type_name(series: pd.Series) -> str:
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return "Timestamp"  # how GX names timezone-aware values
+    return str(series.dtype)
+
+
+def _number(value: Any) -> float | int:
+    return value.item() if hasattr(value, "item") else value
+
+
+def profile_suite(sample: pd.DataFrame, name: str, keys: list[str] | None = None) -> dict[str, Any]:
+    """A starting suite that the sample passes, in GX's suite JSON format."""
+    if sample.empty:
+        raise ValueError("the sample is empty: profile a file with rows")
+    missing_keys = [k for k in keys or [] if k not in sample.columns]
+    if missing_keys:
+        raise ValueError(f"key columns {missing_keys} are not in the sample")
+    expectations = [
+        _expect(
+            "expect_table_columns_to_match_set", column_set=list(sample.columns), exact_match=True
+        ),
+        _expect(
+            "expect_table_row_count_to_be_between",
+            "bootstrapped as 1..10x the sample size: set the bounds your source delivers",
+            min_value=1,
+            max_value=10 * len(sample),
+        ),
+    ]
+    if keys:
+        expectations.append(
+            _expect("expect_compound_columns_to_be_unique", column_list=list(keys))
+            if len(keys) > 1
+            else _expect("expect_column_values_to_be_unique", column=keys[0])
+        )
+    for column in sample.columns:
+        series = sample[column]
+        expectations.append(
+            _expect("expect_column_values_to_be_of_type", column=column, type_=_type_name(series))
+        )
+        non_null = float(series.notna().mean())
+        if non_null == 1.0:
+            expectations.append(_expect("expect_column_values_to_not_be_null", column=column))
+        elif non_null > 0:
+            mostly = float(np.floor(non_null * 100) / 100)
+            expectations.append(
+                {
+                    **_expect(
+                        "expect_column_values_to_not_be_null",
+                        f"{non_null:.2%} non-null in the sample",
+                        column=column,
+                        mostly=mostly,
+                    ),
+                    "severity": "warning",
+                }
+            )
+        values = series.dropna()
+        if values.empty:
+            continue
+        if ptypes.is_bool_dtype(series) or (
+            ptypes.is_integer_dtype(series) and set(values.unique()) <= {0, 1}
+        ):
+            expectations.append(
+                _expect(
+                    "expect_column_values_to_be_in_set",
+                    column=column,
+                    value_set=sorted(_number(v) for v in values.unique()),
+                )
+            )
+        elif ptypes.is_numeric_dtype(series):
+            low, high = _number(values.min()), _number(values.max())
+            span = (high - low) or abs(high) or 1.0
+            floor = low - RANGE_MARGIN * span
+            if low >= 0:
+                floor = max(floor, 0)
+            ceiling = high + RANGE_MARGIN * span
+            if ptypes.is_integer_dtype(series):
+                floor, ceiling = int(np.floor(floor)), int(np.ceil(ceiling))
+            expectations.append(
+                _expect(
+                    "expect_column_values_to_be_between",
+                    f"observed {low}..{high} in the sample",
+                    column=column,
+                    min_value=floor,
+                    max_value=ceiling,
+                )
+            )
+        elif ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series):
+            categories = values.unique()
+            if len(categories) <= MAX_CATEGORIES:
+                expectations.append(
+                    _expect(
+                        "expect_column_values_to_be_in_set",
+                        column=column,
+                        value_set=sorted(str(v) for v in categories),
+                    )
+                )
+    return {
+        "name": name,
+        "meta": {"notes": f"Bootstrapped from a sample of {len(sample)} rows; review and tighten."},
+        "expectations": expectations,
+    }
