@@ -29,6 +29,7 @@ class PathsConfig(Strict):
     reports: Path
     expectations: Path
     gate_reports: Path
+    prediction_log: Path
 
 
 class DriftConfig(Strict):

@@ -16,6 +16,8 @@ from .datagen import CONTRACTS, PAYMENT_METHODS, SEGMENTS
 ENTITY = "customer_id"
 TIMESTAMP = "event_timestamp"
 LABEL = "churned"
+# The Feast feature service naming exactly the features the model reads (features/).
+FEATURE_SERVICE = "model_features"
 
 NUMERIC = [
     "tenure_months",
