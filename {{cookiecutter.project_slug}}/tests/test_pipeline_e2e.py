@@ -21,6 +21,7 @@ ALL_STAGES = {
     "train",
     "evaluate",
     "validate_predictions",
+    "monitor",
 }
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".cloudpickle"}
 
@@ -52,7 +53,7 @@ def test_mlflow_run_has_params_metrics_model_and_lineage(project: Path) -> None:
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("{{ cookiecutter.project_slug }}")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id], "tags.stage = 'train'")
     assert len(runs) == 1
     run_ = runs[0]
     head = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
@@ -65,6 +66,17 @@ def test_mlflow_run_has_params_metrics_model_and_lineage(project: Path) -> None:
     assert logged, "the model is logged with the XGBoost flavor"
     model_files = list((project / "mlartifacts").rglob("model.ubj"))
     assert model_files, "the logged model is stored as UBJSON"
+
+
+def test_monitor_stage_writes_its_verdict_metrics_and_reports(project: Path) -> None:
+    folder = project / "reports" / "monitoring"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert isinstance(summary["retrain"], bool)
+    assert summary["feature_drift"]["status"] == "checked"
+    assert (folder / summary["reports"]["drift"]).is_file()
+    assert summary["run"] in (folder / "index.html").read_text()
+    shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)
+    assert "drift_share" in json.dumps(shown)
 
 
 def test_no_pickle_anywhere_in_the_outputs(project: Path) -> None:
@@ -83,9 +95,12 @@ def test_second_repro_runs_nothing(project: Path) -> None:
 def test_changing_one_training_key_reruns_only_its_dependents(project: Path) -> None:
     edit_params(project, lambda p: p["train"].update({"learning_rate": 0.2}))
     changed = dvc(project, "repro")
-    assert stages_run(changed.stdout) == {"train", "evaluate", "validate_predictions"}, (
-        changed.stdout
-    )
+    assert stages_run(changed.stdout) == {
+        "train",
+        "evaluate",
+        "validate_predictions",
+        "monitor",
+    }, changed.stdout
 
 
 def test_missing_input_names_the_stage_that_produces_it(tmp_path: Path) -> None:

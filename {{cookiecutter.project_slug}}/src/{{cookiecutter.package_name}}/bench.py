@@ -100,3 +100,128 @@ def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) ->
     console.print(table)
     console.print(json.dumps(figures))
     return figures
+
+
+DRIFT_SCENARIOS = {
+    "none": {},
+    "covariate": {"covariate_drift": 0.6},
+    "concept": {"concept_drift": 1.0},
+}
+
+
+def _days(start: dt.date, days: int, rows: int, n_customers: int, seed: int, **drift: Any) -> Any:
+    per_day = max(rows // days, 1)
+    customers = max(n_customers, per_day)
+    return pd.concat(
+        [
+            generate_day(
+                start + dt.timedelta(days=i),
+                rows=per_day,
+                n_customers=customers,
+                seed=seed,
+                drift_start=start if drift else None,
+                **drift,
+            )
+            for i in range(days)
+        ],
+        ignore_index=True,
+    )
+
+
+def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[dict[str, Any]]:
+    """Time the monitoring checks on `rows` current rows, in full and sampled.
+
+    A model is trained on a fixed synthetic reference (the data generator, no drift);
+    each scenario draws `rows` current rows over the following week, with the given
+    drift injected, and runs the checks twice: every row (sample_rows=0) and sampled
+    (monitoring.sample_rows). The verdicts must agree for sampling to be safe.
+    """
+    import json
+
+    from .features import LABEL, build_features
+    from .monitoring import build_monitor_data, run_checks
+    from .split import time_split
+    from .train import predict_proba, train_model
+
+    unknown = sorted(set(scenarios) - set(DRIFT_SCENARIOS))
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {unknown}; choose from {sorted(DRIFT_SCENARIOS)}")
+    data = params.data
+    end = data.end_date
+    ref_days = max(params.split.valid_days + params.split.test_days + 14, 30)
+    ref_start = end - dt.timedelta(days=ref_days - 1)
+    ref_raw = _days(ref_start, ref_days, ref_days * 1500, data.n_customers, data.seed)
+    frame = build_features(ref_raw).assign(**{LABEL: ref_raw[LABEL].to_numpy()})
+    splits = time_split(frame, params.split)
+    cfg_train = params.train.model_copy(update={"num_boost_round": 150, "device": "cpu"})
+    booster, meta = train_model(splits, cfg_train)
+    test_scores = predict_proba(booster, splits.test)
+    test_predictions = pd.DataFrame({LABEL: splits.test[LABEL], "score": test_scores})
+
+    sampled_cfg = params.monitoring
+    full_cfg = sampled_cfg.model_copy(update={"sample_rows": 0})
+    figures = []
+    for name in scenarios:
+        current_raw = _days(
+            end + dt.timedelta(days=1),
+            sampled_cfg.current_days,
+            rows,
+            data.n_customers,
+            data.seed + 1,
+            **DRIFT_SCENARIOS[name],
+        )
+        outcome: dict[str, Any] = {"scenario": name, "current_rows": len(current_raw)}
+        verdicts = {}
+        for label, cfg in (("full", full_cfg), ("sampled", sampled_cfg)):
+            started = time.perf_counter()
+            inputs = build_monitor_data(
+                raw=current_raw,
+                reference=splits.train,
+                booster=booster,
+                threshold=meta.threshold,
+                cfg=cfg,
+                test_predictions=test_predictions,
+            )
+            prepared = time.perf_counter() - started
+            result = run_checks(inputs, cfg)
+            summary = result.summary
+            outcome[f"{label}_prepare_seconds"] = prepared
+            outcome[f"{label}_report_seconds"] = summary["seconds"]
+            outcome[f"{label}_drift_share"] = summary["feature_drift"].get("share")
+            verdicts[label] = (
+                summary["retrain"],
+                sorted(summary["feature_drift"].get("drifted", [])),
+                bool(summary["prediction_drift"].get("drifted")),
+                sorted(summary["model_quality"].get("failed", [])),
+            )
+            outcome[f"{label}_retrain"] = summary["retrain"]
+        outcome["verdicts_match"] = verdicts["full"][0] == verdicts["sampled"][0]
+        outcome["same_drifted_features"] = verdicts["full"][1] == verdicts["sampled"][1]
+        outcome["same_failed_checks"] = verdicts["full"][2:] == verdicts["sampled"][2:]
+        figures.append(outcome)
+
+    table = Table(
+        title=f"monitoring on {rows:,} current rows; reference {len(splits.train):,} rows; "
+        f"sampled to {sampled_cfg.sample_rows:,} rows"
+    )
+    for column in (
+        "scenario",
+        "full s (prep + report)",
+        "sampled s (prep + report)",
+        "retrain full / sampled",
+        "same verdict",
+        "same drifted features",
+    ):
+        table.add_column(column)
+    for f in figures:
+        table.add_row(
+            f["scenario"],
+            f"{f['full_prepare_seconds']:.2f} + {f['full_report_seconds']:.2f}",
+            f"{f['sampled_prepare_seconds']:.2f} + {f['sampled_report_seconds']:.2f}",
+            f"{f['full_retrain']} / {f['sampled_retrain']}",
+            str(f["verdicts_match"] and f["same_failed_checks"]),
+            str(f["same_drifted_features"]),
+        )
+    console.print(table)
+    console.print(json.dumps(figures, default=str))
+    return figures

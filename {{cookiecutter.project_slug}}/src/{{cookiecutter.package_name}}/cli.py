@@ -168,6 +168,57 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     )
 
 
+@app.command()
+@stage
+def monitor(params: Path = PARAMS_OPTION) -> None:
+    """Evidently drift and quality checks of the newest data against the training reference.
+
+    Exits 0 whether or not drift is found: the verdict (`retrain` and its reasons) is in
+    reports/monitoring/summary.json. Exits 1 only when an input is missing or unusable.
+    """
+    from . import tracking
+    from .files import read_json, read_parquet
+    from .ingest import read_raw
+    from .monitoring import (
+        build_monitor_data,
+        describe,
+        log_to_mlflow,
+        read_prediction_log,
+        run_checks,
+        write_outputs,
+    )
+    from .split import time_split
+    from .train import load_model
+
+    p = _params(params)
+    booster, meta = load_model(p.paths.model_dir)
+    training = read_parquet(p.paths.training_set, "training_set")
+    test_predictions = (
+        read_parquet(p.paths.predictions, "evaluate") if p.paths.predictions.is_file() else None
+    )
+    data = build_monitor_data(
+        raw=read_raw(p.paths.raw),
+        reference=time_split(training, p.split).train,
+        booster=booster,
+        threshold=meta.threshold,
+        cfg=p.monitoring,
+        prediction_log=read_prediction_log(p.paths.prediction_log),
+        test_predictions=test_predictions,
+    )
+    result = run_checks(data, p.monitoring)
+    run_dir = write_outputs(result, p.paths.monitoring, p.monitoring.keep_runs)
+    tracking.setup_mlflow(p.mlflow)
+    run_file = p.paths.model_dir / tracking.RUN_FILE
+    model_run = read_json(run_file, "train")["run_id"] if run_file.is_file() else None
+    mlflow_run = log_to_mlflow(result, run_dir, model_run, tracking.lineage_tags())
+    console.print(describe(result), highlight=False)
+    console.print(
+        f"reports: {p.paths.monitoring / 'index.html'} (this run: {run_dir}); "
+        f"verdict: {p.paths.monitoring / 'summary.json'}; MLflow run {mlflow_run}",
+        highlight=False,
+    )
+
+
 GATES = ("raw", "features", "predictions")
 
 
@@ -261,6 +312,22 @@ def bench_gate(
     from .bench import bench_raw_gate
 
     bench_raw_gate(_params(params), rows)
+
+
+@bench_app.command("monitor")
+@stage
+def bench_monitor(
+    rows: int = typer.Option(100_000, help="Rows of current data (the reference is fixed)."),
+    scenario: list[str] = typer.Option(
+        ["none", "covariate", "concept"], help="Drift scenario(s): none, covariate, concept."
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Monitoring time for N current rows, in full and sampled (monitoring.sample_rows),
+    and whether both reach the same verdicts."""
+    from .bench import bench_monitoring
+
+    bench_monitoring(_params(params), rows, scenario)
 
 
 if __name__ == "__main__":

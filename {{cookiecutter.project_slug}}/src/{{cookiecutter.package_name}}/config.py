@@ -30,6 +30,7 @@ class PathsConfig(Strict):
     expectations: Path
     gate_reports: Path
     prediction_log: Path
+    monitoring: Path
 
 
 class DriftConfig(Strict):
@@ -96,6 +97,69 @@ class EvaluateConfig(Strict):
     plot_points: int = Field(200, ge=10)
 
 
+# Evidently's drift methods (stattests) by column kind; distances (wasserstein,
+# jensenshannon, psi, ...) flag drift when score >= threshold, tests (ks, chisquare,
+# ...) when p-value < threshold.
+NumStattest = Literal[
+    "wasserstein",
+    "psi",
+    "jensenshannon",
+    "kl_div",
+    "hellinger",
+    "ks",
+    "anderson",
+    "cramer_von_mises",
+    "mannw",
+    "ed",
+    "es",
+    "t_test",
+    "empirical_mmd",
+]
+CatStattest = Literal[
+    "jensenshannon", "psi", "kl_div", "hellinger", "chisquare", "z", "TVD", "g_test", "fisher_exact"
+]
+
+
+class FeatureDriftOverride(Strict):
+    stattest: str | None = None  # any Evidently stattest valid for the column's kind
+    threshold: float | None = Field(None, gt=0)
+
+
+class MonitoringDriftConfig(Strict):
+    num_stattest: NumStattest = "wasserstein"
+    cat_stattest: CatStattest = "jensenshannon"
+    num_threshold: float = Field(0.1, gt=0)
+    cat_threshold: float = Field(0.1, gt=0)
+    per_feature: dict[str, FeatureDriftOverride] = Field(default_factory=dict)
+    max_drift_share: float = Field(0.3, gt=0, le=1)
+    score_stattest: NumStattest = "wasserstein"
+    score_threshold: float = Field(0.1, gt=0)
+
+
+class MonitoringQualityConfig(Strict):
+    min_labelled_rows: int = Field(500, ge=1)
+    min_roc_auc: float = Field(0.75, ge=0, le=1)
+    min_precision: float = Field(0.15, ge=0, le=1)
+    min_recall: float = Field(0.4, ge=0, le=1)
+    max_roc_auc_drop: float | None = Field(0.05, ge=0, le=1)
+
+
+class MonitoringDataQualityConfig(Strict):
+    max_missing_share_increase: float = Field(0.05, ge=0, le=1)
+    max_new_category_share: float = Field(0.0, ge=0, le=1)
+
+
+class MonitoringConfig(Strict):
+    current_days: int = Field(7, ge=1)
+    min_rows: int = Field(200, ge=1)
+    sample_rows: int = Field(50_000, ge=0)
+    seed: int = 42
+    keep_runs: int = Field(100, ge=1)
+    drift: MonitoringDriftConfig = MonitoringDriftConfig()
+    quality: MonitoringQualityConfig = MonitoringQualityConfig()
+    data_quality: MonitoringDataQualityConfig = MonitoringDataQualityConfig()
+
+
 class MlflowConfig(Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str
@@ -109,6 +173,7 @@ class Params(Strict):
     split: SplitConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    monitoring: MonitoringConfig
     mlflow: MlflowConfig
 
 
