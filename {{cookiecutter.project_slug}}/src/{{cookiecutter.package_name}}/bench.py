@@ -158,6 +158,8 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
     test_scores = predict_proba(booster, splits.test)
     test_predictions = pd.DataFrame({LABEL: splits.test[LABEL], "score": test_scores})
 
+    import evidently  # noqa: F401  # its cold import (seconds) is not part of the figures
+
     sampled_cfg = params.monitoring
     full_cfg = sampled_cfg.model_copy(update={"sample_rows": 0})
     figures = []

@@ -154,7 +154,7 @@ class MonitoringConfig(Strict):
     min_rows: int = Field(200, ge=1)
     sample_rows: int = Field(50_000, ge=0)
     seed: int = 42
-    keep_runs: int = Field(100, ge=1)
+    keep_runs: int = Field(30, ge=1)
     drift: MonitoringDriftConfig = MonitoringDriftConfig()
     quality: MonitoringQualityConfig = MonitoringQualityConfig()
     data_quality: MonitoringDataQualityConfig = MonitoringDataQualityConfig()

@@ -235,7 +235,7 @@ def attach_labels(served: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
     labels = pd.DataFrame(
         {
             ENTITY: raw[ENTITY].astype("int64").to_numpy(),
-            "day": raw[TIMESTAMP].dt.floor("D").to_numpy(),
+            "day": raw[TIMESTAMP].dt.floor("D").array,
             LABEL: raw[LABEL].astype("float64").to_numpy(),
         }
     ).drop_duplicates([ENTITY, "day"], keep="last")
@@ -301,15 +301,15 @@ def build_monitor_data(
                     PREDICTION: (scores >= threshold).astype("int64"),
                     LABEL: batches[LABEL].to_numpy(dtype="float64"),
                     SOURCE: "batch",
-                    TIMESTAMP: batches[TIMESTAMP].to_numpy(),
+                    TIMESTAMP: batches[TIMESTAMP].array,
                 }
             )
         )
     window: dict[str, Any] = {
         "current_days": cfg.current_days,
         "batch_rows": len(batches),
-        "batch_first_day": _day(batches, TIMESTAMP, min),
-        "batch_last_day": _day(batches, TIMESTAMP, max),
+        "batch_first_day": _day(batches, TIMESTAMP, "min"),
+        "batch_last_day": _day(batches, TIMESTAMP, "max"),
         "reference_rows": len(reference),
         "prediction_log": None,
     }
@@ -326,7 +326,7 @@ def build_monitor_data(
                         PREDICTION: predicted.to_numpy(dtype="int64"),
                         LABEL: labels.to_numpy(),
                         SOURCE: "serving",
-                        TIMESTAMP: served[TIMESTAMP].to_numpy(),
+                        TIMESTAMP: served[TIMESTAMP].array,
                     }
                 )
             )
@@ -336,8 +336,8 @@ def build_monitor_data(
             "malformed_lines": len(prediction_log.malformed),
             "rows": len(served),
             "labelled_rows": int(labels.notna().sum()) if len(served) else 0,
-            "first_day": _day(served, TIMESTAMP, min),
-            "last_day": _day(served, TIMESTAMP, max),
+            "first_day": _day(served, TIMESTAMP, "min"),
+            "last_day": _day(served, TIMESTAMP, "max"),
             "model_versions": sorted(set(served["model_version"])) if len(served) else [],
         }
         if issue := prediction_log.issue():
@@ -369,10 +369,11 @@ def build_monitor_data(
     )
 
 
-def _day(frame: pd.DataFrame, column: str, pick: Any) -> str | None:
+def _day(frame: pd.DataFrame, column: str, pick: str) -> str | None:
+    """The first or last calendar day in `column` (vectorised: no per-row Timestamps)."""
     if frame.empty:
         return None
-    return pick(frame[column]).date().isoformat()
+    return getattr(frame[column], pick)().date().isoformat()
 
 
 # --------------------------------------------------------------------------- checks
