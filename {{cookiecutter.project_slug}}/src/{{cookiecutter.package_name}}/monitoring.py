@@ -157,8 +157,14 @@ class PredictionLog:
         )
 
 
-def _log_row(line: str) -> dict[str, Any]:
-    """One log line as a flat row; ValueError says why it is unusable."""
+NUMBER = (int, float)  # JSON numbers; bool is excluded on purpose (type(True) is bool)
+
+
+def _log_row(line: str) -> tuple[str, list[Any], float, int | None, int | None, str]:
+    """One log line's fields; ValueError says why the line is unusable.
+
+    The timestamp is returned as text and parsed for all lines at once (vectorised).
+    """
     try:
         entry = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -171,35 +177,31 @@ def _log_row(line: str) -> dict[str, Any]:
     features = entry["features"]
     if not isinstance(features, dict):
         raise ValueError("'features' is not an object")
-    absent = [c for c in FEATURE_COLUMNS if c not in features]
-    if absent:
-        more = f" (+{len(absent) - 3} more)" if len(absent) > 3 else ""
-        raise ValueError(f"features lack {', '.join(absent[:3])}{more}")
-    row: dict[str, Any] = {}
-    for column in FEATURE_COLUMNS:
-        value = features[column]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError(f"feature {column} is not a number ({value!r})")
-        row[column] = math.nan if value is None else float(value)
-    score = entry["score"]
-    if isinstance(score, bool) or not isinstance(score, int | float) or not 0.0 <= score <= 1.0:
-        raise ValueError(f"score is not a probability ({score!r})")
-    row[SCORE] = float(score)
     try:
-        stamp = pd.Timestamp(entry["timestamp"])
-    except (TypeError, ValueError):
-        raise ValueError(f"timestamp is not ISO-8601 ({entry['timestamp']!r})") from None
-    if pd.isna(stamp):
-        raise ValueError("timestamp is empty")
-    row[TIMESTAMP] = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        values = [features[c] for c in FEATURE_COLUMNS]
+    except KeyError:
+        absent = [c for c in FEATURE_COLUMNS if c not in features]
+        more = f" (+{len(absent) - 3} more)" if len(absent) > 3 else ""
+        raise ValueError(f"features lack {', '.join(absent[:3])}{more}") from None
+    for column, value in zip(FEATURE_COLUMNS, values, strict=True):
+        if value is not None and type(value) not in NUMBER:
+            raise ValueError(f"feature {column} is not a number ({value!r})")
+    score = entry["score"]
+    if type(score) not in NUMBER or not 0.0 <= score <= 1.0:
+        raise ValueError(f"score is not a probability ({score!r})")
+    stamp = entry["timestamp"]
+    if not isinstance(stamp, str) or not stamp:
+        raise ValueError(f"timestamp is not ISO-8601 ({stamp!r})")
     predicted = entry.get("predicted")
-    row[PREDICTION] = int(predicted) if predicted in (0, 1) else None
     customer = entry.get("customer_id")
-    row[ENTITY] = (
-        int(customer) if isinstance(customer, int) and not isinstance(customer, bool) else None
+    return (
+        stamp,
+        values,
+        float(score),
+        predicted if predicted in (0, 1) and type(predicted) is int else None,
+        customer if type(customer) is int else None,
+        str(entry.get("model_version", "")),
     )
-    row["model_version"] = str(entry.get("model_version", ""))
-    return row
 
 
 def read_prediction_log(path: Path) -> PredictionLog | None:
@@ -210,20 +212,40 @@ def read_prediction_log(path: Path) -> PredictionLog | None:
     """
     if not path.is_file():
         return None
-    rows, malformed, count = [], [], 0
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            count += 1
-            try:
-                rows.append(_log_row(line))
-            except ValueError as exc:
-                malformed.append((number, str(exc)))
-    columns = [TIMESTAMP, ENTITY, "model_version", *FEATURE_COLUMNS, SCORE, PREDICTION]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
-    frame[ENTITY] = frame[ENTITY].astype("Int64")
+    numbers, rows, malformed, count = [], [], [], 0
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                count += 1
+                try:
+                    rows.append(_log_row(line))
+                    numbers.append(number)
+                except ValueError as exc:
+                    malformed.append((number, str(exc)))
+    except OSError as exc:
+        raise StageInputError(f"cannot read the prediction log {path}: {exc}") from None
+    stamps, values, scores, predicted, customers, versions = (
+        (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [])
+    )
+    frame = pd.DataFrame(
+        np.array(values, dtype="float64").reshape(-1, len(FEATURE_COLUMNS)), columns=FEATURE_COLUMNS
+    )
+    parsed = pd.to_datetime(
+        pd.Series(stamps, dtype=object), utc=True, format="ISO8601", errors="coerce"
+    )
+    frame.insert(0, TIMESTAMP, parsed)
+    frame.insert(1, ENTITY, pd.array(customers, dtype="Int64"))
+    frame.insert(2, "model_version", versions)
+    frame[SCORE] = np.array(scores, dtype="float64")
+    frame[PREDICTION] = pd.array(predicted, dtype="Int64")
+    unparsed = frame[TIMESTAMP].isna().to_numpy()
+    if unparsed.any():
+        for index in np.flatnonzero(unparsed):
+            malformed.append((numbers[index], f"timestamp is not ISO-8601 ({stamps[index]!r})"))
+        malformed.sort()
+        frame = frame.loc[~unparsed].reset_index(drop=True)
     return PredictionLog(path=path, frame=frame, lines=count, malformed=malformed)
 
 
