@@ -30,6 +30,7 @@ CUSTOM = Variant(
         "package_name": "radar_ml",
         "author_name": "Ada Lovelace",
         "training_device": "cpu",
+        "online_store": "redis",
         "s3_bucket": "radar-ml-data",
         "s3_endpoint_url": "http://127.0.0.1:9000",
         "s3_region": "eu-west-1",

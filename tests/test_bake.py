@@ -32,9 +32,12 @@ expectations/features.json
 expectations/predictions.json
 expectations/raw.json
 features/README.md
+features/definitions.py
+features/feature_store.yaml
 params.yaml
 pyproject.toml
 requirements.lock
+scripts/test-services.sh
 src/{package}/__init__.py
 src/{package}/__main__.py
 src/{package}/bench.py
@@ -43,12 +46,15 @@ src/{package}/config.py
 src/{package}/datagen.py
 src/{package}/errors.py
 src/{package}/evaluate.py
+src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
 src/{package}/gates.py
 src/{package}/ingest.py
 src/{package}/logs.py
 src/{package}/py.typed
+src/{package}/registry.py
+src/{package}/serving.py
 src/{package}/split.py
 src/{package}/suite_bootstrap.py
 src/{package}/tracking.py
@@ -60,9 +66,11 @@ tests/test_cli.py
 tests/test_config.py
 tests/test_datagen.py
 tests/test_evaluate.py
+tests/test_feature_store.py
 tests/test_features.py
 tests/test_gates.py
 tests/test_pipeline_e2e.py
+tests/test_serving.py
 tests/test_split.py
 tests/test_train.py
 tests/test_training_set.py
@@ -131,6 +139,8 @@ def test_answers_reach_the_custom_project(baked: dict[str, Path]) -> None:
     assert "endpointurl = http://127.0.0.1:9000" in (project / ".dvc/config").read_text()
     assert "region = eu-west-1" in (project / ".dvc/config").read_text()
     assert "python -m radar_ml ingest" in (project / "dvc.yaml").read_text()
+    assert "type: redis" in (project / "features/feature_store.yaml").read_text()
+    assert "type: sqlite" in (baked["default"] / "features/feature_store.yaml").read_text()
     default_config = (baked["default"] / ".dvc/config").read_text()
     assert "endpointurl" not in default_config  # empty answer: AWS default endpoint
 

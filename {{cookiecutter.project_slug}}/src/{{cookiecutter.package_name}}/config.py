@@ -96,6 +96,12 @@ class EvaluateConfig(Strict):
     plot_points: int = Field(200, ge=10)
 
 
+class ServingConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    refresh_seconds: float = Field(30.0, ge=0)
+
+
 class MlflowConfig(Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str
@@ -109,6 +115,7 @@ class Params(Strict):
     split: SplitConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    serving: ServingConfig
     mlflow: MlflowConfig
 
 
