@@ -173,10 +173,10 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 240  # start-up imports are slow on a loaded 2-core CI box
+        while time.monotonic() < deadline and server.poll() is None:
             try:
-                if httpx.get(f"{url}/health", timeout=2).json()["status"] == "ok":
+                if httpx.get(f"{url}/health", timeout=30).json()["status"] == "ok":
                     break
             except httpx.TransportError:
                 time.sleep(0.5)

@@ -200,12 +200,16 @@ def serve(
 
     from . import tracking
     from .feature_store import open_store
-    from .registry import ChampionModel
+    from .registry import ChampionModel, NoChampionError
     from .serving import create_app
 
     p = _params(params)
     tracking.setup_mlflow(p.mlflow)
     champion = ChampionModel(p.mlflow.registered_model, p.serving.refresh_seconds)
+    try:  # load before accepting requests, so the first ones are not slow
+        champion.get()
+    except NoChampionError as exc:
+        log.warning("%s; /predict answers 503 until one exists", exc)
     app_ = create_app(open_store(), champion, p.paths.prediction_log)
     uvicorn.run(app_, host=host or p.serving.host, port=port or p.serving.port, log_level="info")
 
