@@ -18,10 +18,22 @@ import yaml
 from conftest import VARIANTS
 
 SERVICES = {
-    "minio", "minio-init", "postgres", "redis", "mlflow",
-    "airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+    "minio",
+    "minio-init",
+    "postgres",
+    "redis",
+    "mlflow",
+    "airflow-init",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
 }
-AIRFLOW_SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+}
 INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(:?[-?][^}]*)?\}")
 
 
@@ -93,8 +105,14 @@ def test_compose_reads_every_secret_from_env_example_keys(
     used = {m.group(1) for m in INTERPOLATION.finditer(text)}
     assert used, "the stack takes its settings from .env"
     assert used <= set(active), f"not in .env.example: {sorted(used - set(active))}"
-    for var in ("MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD",
-                "MLFLOW_DB_PASSWORD", "AIRFLOW_JWT_SECRET", "AWS_SECRET_ACCESS_KEY"):
+    for var in (
+        "MINIO_ROOT_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "AIRFLOW_DB_PASSWORD",
+        "MLFLOW_DB_PASSWORD",
+        "AIRFLOW_JWT_SECRET",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
         assert var in used
         assert active[var] == "" or active[var].startswith("change-me"), "placeholders only"
 
@@ -108,7 +126,9 @@ def test_airflow_and_mlflow_use_the_same_configuration_keys_as_the_project(
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
+            "postgresql+psycopg2://airflow:"
+        )
         assert "@postgres:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
         assert env["FEAST_REDIS_CONNECTION"] == "redis:6379"
@@ -124,7 +144,9 @@ def test_airflow_and_mlflow_use_the_same_configuration_keys_as_the_project(
     assert "CREATE DATABASE airflow" in databases and "CREATE DATABASE mlflow" in databases
     mlflow = services["mlflow"]
     backend = mlflow["command"][mlflow["command"].index("--backend-store-uri") + 1]
-    assert backend.startswith("postgresql+psycopg2://mlflow:") and backend.endswith("@postgres:5432/mlflow")
+    assert backend.startswith("postgresql+psycopg2://mlflow:") and backend.endswith(
+        "@postgres:5432/mlflow"
+    )
     assert "--serve-artifacts" in mlflow["command"]
     assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     # Inside the stack, DVC's default remote is the project's `s3` remote, at MinIO.
@@ -153,7 +175,9 @@ def test_readme_says_the_stack_is_not_tested(baked: dict[str, Path]) -> None:
 def test_pre_commit_runs_the_ci_linters_at_the_locked_versions(baked: dict[str, Path]) -> None:
     project = baked["default"]
     config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
-    hooks = {repo["repo"]: (repo["rev"], {h["id"] for h in repo["hooks"]}) for repo in config["repos"]}
+    hooks = {
+        repo["repo"]: (repo["rev"], {h["id"] for h in repo["hooks"]}) for repo in config["repos"]
+    }
     ruff_rev, ruff_hooks = hooks["https://github.com/astral-sh/ruff-pre-commit"]
     assert ruff_hooks == {"ruff-check", "ruff-format"}
     assert ruff_rev == f"v{lock_version(project, 'ruff')}"

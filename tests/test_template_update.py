@@ -25,14 +25,21 @@ PROJECT_SLUG = "{{cookiecutter.project_slug}}"
 def git(cwd: Path, *args: str) -> str:
     done = subprocess.run(
         ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
-        cwd=cwd, capture_output=True, text=True, check=True,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.strip()
 
 
 def make(project: Path, target: str) -> subprocess.CompletedProcess[str]:
+    assert (TEST_VENV / "bin" / "cruft").is_file(), f"cruft is not installed in {TEST_VENV}"
     return subprocess.run(
-        ["make", target, f"VENV={TEST_VENV}"], cwd=project, capture_output=True, text=True,
+        ["make", target, f"VENV={TEST_VENV}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
         check=False,
     )
 
@@ -63,12 +70,16 @@ def test_project_records_template_and_commit(template_repo: Path, tmp_path: Path
 def test_cruft_update_brings_template_changes_and_keeps_project_edits(
     template_repo: Path, tmp_path: Path
 ) -> None:
-    project = Path(bake(tmp_path / "out", {"project_name": "Loan Default Radar"}, template=template_repo))
+    project = Path(
+        bake(tmp_path / "out", {"project_name": "Loan Default Radar"}, template=template_repo)
+    )
     v1 = git(template_repo, "rev-parse", "HEAD")
 
     # The project's own edits: a target at the end of the Makefile, a README section.
     makefile = project / "Makefile"
-    makefile.write_text(makefile.read_text() + "\nbackfill:  ## Project-specific\n\techo backfill\n")
+    makefile.write_text(
+        makefile.read_text() + "\nbackfill:  ## Project-specific\n\techo backfill\n"
+    )
     readme = project / "README.md"
     readme.write_text(readme.read_text() + "\n## Our runbook\n\nProject-specific notes.\n")
     git(project, "commit", "--quiet", "-am", "project edits")

