@@ -8,6 +8,8 @@ configuration and .env.example)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -65,6 +67,18 @@ def lock_version(project: Path, package: str) -> str:
     match = re.search(rf"^{package}==(\S+)", (project / "requirements.lock").read_text(), re.M)
     assert match is not None, package
     return match.group(1)
+
+
+def test_compose_file_is_valid_against_the_compose_spec(baked: dict[str, Path]) -> None:
+    """The Compose Specification's JSON schema, vendored in check-jsonschema: offline."""
+    files = [str(baked[name] / "docker-compose.yml") for name in VARIANTS]
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
