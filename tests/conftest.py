@@ -41,9 +41,9 @@ CUSTOM = Variant(
 VARIANTS = {v.name: v for v in (DEFAULT, CUSTOM)}
 
 
-def bake(output_dir: Path, answers: dict[str, str]) -> Path:
+def bake(output_dir: Path, answers: dict[str, str], template: Path = TEMPLATE) -> Path:
     return Path(
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir))
+        cookiecutter(str(template), no_input=True, extra_context=answers, output_dir=str(output_dir))
     )
 
 

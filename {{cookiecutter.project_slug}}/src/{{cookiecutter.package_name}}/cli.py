@@ -400,5 +400,42 @@ def bench_feast(
     bench_feature_store(rows)
 
 
+@app.command("ci-report")
+@stage
+def ci_report(
+    base: str = typer.Option(..., "--base", help="Git revision to compare with (origin/main)."),
+    out: Path = typer.Option(Path("reports/ci/report.md"), "--out", help="Markdown file to write."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also render both revisions' plots to this folder (index.html)."
+    ),
+) -> None:
+    """Metrics, params and changed plots against BASE as markdown (the CI pull-request comment)."""
+    from .ci_report import write_report
+
+    path = write_report(base, out, html)
+    plots = f"; plots: {html}/index.html" if html else ""
+    console.print(f"report against {base}: {path}{plots}")
+
+
+@app.command("publish-dags")
+@stage
+def publish_dags(
+    to: str = typer.Option(..., "--to", help="Destination, s3://<bucket>/<prefix>."),
+    source: Path = typer.Option(Path("dags"), "--source", help="Folder to publish."),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", help="S3-compatible endpoint (MinIO); empty for AWS."
+    ),
+    delete: bool = typer.Option(True, help="Delete remote files that are gone locally."),
+) -> None:
+    """Mirror dags/ to the S3 prefix Airflow reads DAGs from (credentials from the environment)."""
+    from .publish import s3_client, sync_folder
+
+    result = sync_folder(source, to, s3_client(endpoint_url), delete=delete)
+    console.print(
+        f"{to}: {len(result.uploaded)} uploaded, {len(result.deleted)} deleted, "
+        f"{len(result.unchanged)} unchanged"
+    )
+
+
 if __name__ == "__main__":
     app()
