@@ -30,6 +30,7 @@ CUSTOM = Variant(
         "package_name": "radar_ml",
         "author_name": "Ada Lovelace",
         "training_device": "cpu",
+        "online_store": "redis",
         "s3_bucket": "radar-ml-data",
         "s3_endpoint_url": "http://127.0.0.1:9000",
         "s3_region": "eu-west-1",
@@ -40,9 +41,9 @@ CUSTOM = Variant(
 VARIANTS = {v.name: v for v in (DEFAULT, CUSTOM)}
 
 
-def bake(output_dir: Path, answers: dict[str, str]) -> Path:
+def bake(output_dir: Path, answers: dict[str, str], template: Path = TEMPLATE) -> Path:
     return Path(
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir))
+        cookiecutter(str(template), no_input=True, extra_context=answers, output_dir=str(output_dir))
     )
 
 

@@ -15,40 +15,55 @@ from cookiecutter.exceptions import FailedHookException
 from conftest import TEMPLATE, VARIANTS, bake
 
 EXPECTED_FILES = """
+.cruft.json
+.dockerignore
 .dvc/.gitignore
 .dvc/config
 .dvcignore
 .env.example
+.github/workflows/cd.yml
 .github/workflows/ci.yml
+.github/workflows/template-update.yml
 .gitignore
+.pre-commit-config.yaml
 .python-version
+Dockerfile
 Makefile
 README.md
 dags/README.md
 data/README.md
+docker-compose.yml
 dvc.yaml
 expectations/README.md
 expectations/features.json
 expectations/predictions.json
 expectations/raw.json
 features/README.md
+features/definitions.py
+features/feature_store.yaml
 params.yaml
 pyproject.toml
 requirements.lock
+scripts/test-services.sh
 src/{package}/__init__.py
 src/{package}/__main__.py
 src/{package}/bench.py
+src/{package}/ci_report.py
 src/{package}/cli.py
 src/{package}/config.py
 src/{package}/datagen.py
 src/{package}/errors.py
 src/{package}/evaluate.py
+src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
 src/{package}/gates.py
 src/{package}/ingest.py
 src/{package}/logs.py
+src/{package}/publish.py
 src/{package}/py.typed
+src/{package}/registry.py
+src/{package}/serving.py
 src/{package}/split.py
 src/{package}/suite_bootstrap.py
 src/{package}/tracking.py
@@ -56,13 +71,17 @@ src/{package}/train.py
 src/{package}/training_set.py
 tests/conftest.py
 tests/pipeline_helpers.py
+tests/test_ci_report.py
 tests/test_cli.py
 tests/test_config.py
 tests/test_datagen.py
 tests/test_evaluate.py
+tests/test_feature_store.py
 tests/test_features.py
 tests/test_gates.py
 tests/test_pipeline_e2e.py
+tests/test_serving.py
+tests/test_publish.py
 tests/test_split.py
 tests/test_train.py
 tests/test_training_set.py
@@ -101,10 +120,12 @@ def test_nothing_left_over_from_templating(baked: dict[str, Path], name: str) ->
 
 
 def test_github_actions_expressions_survive(baked: dict[str, Path]) -> None:
-    workflow = (baked["default"] / ".github/workflows/ci.yml").read_text()
-    assert "${{ github.ref }}" in workflow
-    parsed = yaml.safe_load(workflow)
-    assert "jobs" in parsed
+    """More in test_workflows.py: verbatim copies, schema and actionlint, make targets."""
+    for name in ("ci.yml", "cd.yml", "template-update.yml"):
+        workflow = (baked["default"] / ".github/workflows" / name).read_text()
+        assert "${{ " in workflow, name
+        parsed = yaml.safe_load(workflow)
+        assert "jobs" in parsed
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -131,6 +152,8 @@ def test_answers_reach_the_custom_project(baked: dict[str, Path]) -> None:
     assert "endpointurl = http://127.0.0.1:9000" in (project / ".dvc/config").read_text()
     assert "region = eu-west-1" in (project / ".dvc/config").read_text()
     assert "python -m radar_ml ingest" in (project / "dvc.yaml").read_text()
+    assert "type: redis" in (project / "features/feature_store.yaml").read_text()
+    assert "type: sqlite" in (baked["default"] / "features/feature_store.yaml").read_text()
     default_config = (baked["default"] / ".dvc/config").read_text()
     assert "endpointurl" not in default_config  # empty answer: AWS default endpoint
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -42,3 +46,78 @@ def train_config(project_params: Params) -> TrainConfig:
     return project_params.train.model_copy(
         update={"num_boost_round": 60, "early_stopping_rounds": 10, "device": "cpu", "nthread": 2}
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 (installed by scripts/test-services.sh)."""
+    if shutil.which("redis-server") is None:
+        subprocess.run([str(PROJECT_ROOT / "scripts" / "test-services.sh")], check=False)
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed and could not be installed here")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):  # bounded wait for start-up
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def make_feast_repo(
+    root: Path, features_frame: pd.DataFrame, online: str, redis: str | None = None
+) -> Path:
+    """A scratch project holding a copy of features/ over `features_frame`."""
+    repo = root / "features"
+    shutil.copytree(
+        PROJECT_ROOT / "features", repo, ignore=shutil.ignore_patterns("state", "__pycache__")
+    )
+    (root / "params.yaml").write_text("paths:\n  features: data\n")
+    (root / "data").mkdir()
+    features_frame.to_parquet(
+        root / "data" / "customer_features.parquet", index=False, coerce_timestamps="us"
+    )
+    online_block = {
+        "sqlite": "  type: sqlite\n  path: state/online_store.db\n",
+        "redis": f"  type: redis\n  connection_string: {redis}\n",
+    }[online]
+    text = (repo / "feature_store.yaml").read_text()
+    head, rest = text.split("online_store:", 1)
+    tail = rest[rest.index("offline_store:") :]
+    (repo / "feature_store.yaml").write_text(f"{head}online_store:\n{online_block}{tail}")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_raw: pd.DataFrame) -> pd.DataFrame:
+    from {{ cookiecutter.package_name }}.features import build_features
+
+    return build_features(tiny_raw)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from pipeline_helpers import copy_project, dvc, edit_params, run, stages_run
+from pipeline_helpers import PROJECT_ROOT, copy_project, dvc, edit_params, env, run, stages_run
 
 pytestmark = pytest.mark.e2e
 ALL_STAGES = {
@@ -18,6 +21,7 @@ ALL_STAGES = {
     "featurize",
     "validate_features",
     "training_set",
+    "materialize",
     "train",
     "evaluate",
     "validate_predictions",
@@ -27,7 +31,9 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".cloudpickle"}
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if "type: redis" in (PROJECT_ROOT / "features" / "feature_store.yaml").read_text():
+        os.environ["FEAST_REDIS_CONNECTION"] = request.getfixturevalue("redis_server")
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     first = dvc(project, "repro")
     assert stages_run(first.stdout) == ALL_STAGES, first.stdout
@@ -143,3 +149,72 @@ def test_rejected_batch_changes_nothing_downstream(project: Path) -> None:
     dvc(project, "repro")
     assert "up to date" in dvc(project, "status").stdout
     assert hashlib.md5(model.read_bytes()).hexdigest() == model_hash
+
+
+def ensure_champion(project: Path) -> str:
+    """The champion version; registers this run's model when none exists yet."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    name = "{{ cookiecutter.project_slug }}"
+    try:
+        return str(client.get_model_version_by_alias(name, "champion").version)
+    except mlflow.exceptions.MlflowException:
+        run_id = json.loads((project / "models" / "mlflow_run.json").read_text())["run_id"]
+        mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+        version = mlflow.register_model(f"runs:/{run_id}/model", name).version
+        client.set_registered_model_alias(name, "champion", version)
+        return str(version)
+
+
+def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> None:
+    import httpx
+    import pandas as pd
+
+    from conftest import free_port
+
+    version = ensure_champion(project)
+    features = pd.read_parquet(project / "data/features/customer_features.parquet")
+    ids = [int(i) for i in features["customer_id"].drop_duplicates().head(5)]
+    port = free_port()
+    package = "{{ cookiecutter.package_name }}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", package, "serve", "--port", str(port)],
+        cwd=project,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240  # start-up imports are slow on a loaded 2-core CI box
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"{url}/health", timeout=30).json()["status"] == "ok":
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        else:
+            server.terminate()
+            raise AssertionError(f"service did not come up:\n{server.communicate(timeout=10)[0]}")
+        body = httpx.post(f"{url}/predict", json={"customer_ids": ids}, timeout=10).json()
+        assert body["model_version"] == version
+        served = {p["customer_id"]: p["score"] for p in body["predictions"]}
+        assert all(p["status"] == "ok" for p in body["predictions"])
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    log_lines = (project / "logs" / "predictions.jsonl").read_text().splitlines()
+    assert len(log_lines) >= len(ids)
+
+    entities = project / "entities.csv"
+    pd.DataFrame({"customer_id": ids}).to_csv(entities, index=False)
+    out = project / "scores.parquet"
+    run(
+        [sys.executable, "-m", package, "score", "--entities", str(entities), "--out", str(out)],
+        project,
+    )
+    scores = pd.read_parquet(out).set_index("customer_id")["score"]
+    for customer, score in served.items():
+        assert scores[customer] == pytest.approx(score, abs=1e-6)

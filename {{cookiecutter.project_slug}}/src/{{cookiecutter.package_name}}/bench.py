@@ -6,6 +6,7 @@ Nothing here asserts a time: a slow machine gives slow figures, not failures.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,6 @@ def _bare_check(frame: pd.DataFrame, expectation: dict[str, Any], values: dict[s
 
 def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) -> dict[str, float]:
     import json
-    import tempfile
 
     from .config import DataConfig
     from .gates import load_suite_json, raw_gate_parameters, validate
@@ -226,4 +226,140 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
         )
     console.print(table)
     console.print(json.dumps(figures, default=str))
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.array(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def _print_figures(title: str, figures: dict[str, float]) -> None:
+    import json
+
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:,.3f}")
+    console.print(table)
+    console.print(json.dumps(figures))
+
+
+def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]:
+    """POST /predict over HTTP (uvicorn on 127.0.0.1) against the bare calls it wraps."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from . import tracking
+    from .feature_store import online_features, open_store
+    from .registry import ChampionModel
+    from .serving import create_app, score_frame
+
+    tracking.setup_mlflow(params.mlflow)
+    store = open_store()
+    champion = ChampionModel(params.mlflow.registered_model, refresh_seconds=3600)
+    model = champion.get()
+    features = pd.read_parquet(
+        params.paths.features / "customer_features.parquet", columns=["customer_id"]
+    )
+    ids = features["customer_id"].drop_duplicates().to_numpy()
+    rng = np.random.default_rng(0)
+    picks = rng.choice(ids, size=requests).tolist()
+
+    bare = []
+    for customer in picks:
+        started = time.perf_counter()
+        known, _ = online_features(store, [customer])
+        score_frame(model.booster, known)
+        bare.append(time.perf_counter() - started)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log_path = Path(tempfile.mkdtemp(prefix="bench-")) / "bench_predictions.jsonl"
+    app = create_app(store, champion, log_path)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for _ in range(100):  # wait for start-up, bounded
+                try:
+                    client.get("/health")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            http = []
+            for customer in picks:
+                started = time.perf_counter()
+                client.post("/predict", json={"customer_ids": [customer]}).raise_for_status()
+                http.append(time.perf_counter() - started)
+            batches = max(requests // batch, 10)
+            started = time.perf_counter()
+            for _ in range(batches):
+                chunk = rng.choice(ids, size=batch).tolist()
+                client.post("/predict", json={"customer_ids": chunk}).raise_for_status()
+            batch_seconds = time.perf_counter() - started
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    figures = {
+        "requests": float(requests),
+        **{f"http_{k}": v for k, v in _percentiles(http).items()},
+        **{f"bare_{k}": v for k, v in _percentiles(bare).items()},
+        "p50_ratio_http_over_bare": _percentiles(http)["p50_ms"] / _percentiles(bare)["p50_ms"],
+        "p99_ratio_http_over_bare": _percentiles(http)["p99_ms"] / _percentiles(bare)["p99_ms"],
+        f"batch_{batch}_entities_per_second": batches * batch / batch_seconds,
+    }
+    _print_figures(f"POST /predict ({store.config.online_store.type} online store)", figures)
+    return figures
+
+
+def bench_feature_store(rows: int) -> dict[str, float]:
+    """Feast historical retrieval and materialization on `rows` rows, in a scratch repo."""
+    import shutil
+
+    from .feature_store import historical_features, materialize, open_store
+    from .features import build_features, build_labels
+    from .training_set import point_in_time_join
+
+    raw, _, _ = synthetic_raw(rows)
+    features, labels = build_features(raw), build_labels(raw)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        repo = scratch / "features"
+        shutil.copytree(
+            Path("features"), repo, ignore=shutil.ignore_patterns("state", "__pycache__")
+        )
+        (scratch / "params.yaml").write_text("paths:\n  features: data\n")
+        (scratch / "data").mkdir()
+        features.to_parquet(
+            scratch / "data" / "customer_features.parquet", index=False, coerce_timestamps="us"
+        )
+        store = open_store(repo)
+        started = time.perf_counter()
+        frame = historical_features(store, labels)
+        feast_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        point_in_time_join(labels, features)
+        pandas_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        materialize(store, features)
+        materialize_seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    figures = {
+        "rows": float(rows),
+        "historical_rows_returned": float(len(frame)),
+        "feast_historical_seconds": feast_seconds,
+        "pandas_merge_asof_seconds": pandas_seconds,
+        "feast_over_pandas": feast_seconds / pandas_seconds,
+        "materialize_seconds": materialize_seconds,
+    }
+    _print_figures(f"Feast on {rows:,} rows (DuckDB offline store)", figures)
     return figures

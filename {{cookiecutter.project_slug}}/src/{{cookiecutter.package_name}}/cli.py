@@ -85,16 +85,36 @@ def featurize(params: Path = PARAMS_OPTION) -> None:
 @app.command("training-set")
 @stage
 def training_set(params: Path = PARAMS_OPTION) -> None:
-    """Join labels with point-in-time-correct features."""
+    """Build the training set with Feast: labels joined point-in-time with features."""
+    from .feature_store import historical_features, open_store
     from .files import read_parquet, write_parquet
-    from .training_set import point_in_time_join
 
     p = _params(params)
     labels = read_parquet(p.paths.features / "labels.parquet", "featurize")
-    features = read_parquet(p.paths.features / "customer_features.parquet", "featurize")
-    frame = point_in_time_join(labels, features)
+    frame = historical_features(open_store(), labels)
     write_parquet(frame, p.paths.training_set)
-    log.info("training set: %d rows -> %s", len(frame), p.paths.training_set)
+    log.info(
+        "training set: %d rows (of %d labels) -> %s", len(frame), len(labels), p.paths.training_set
+    )
+
+
+@app.command()
+@stage
+def materialize(params: Path = PARAMS_OPTION) -> None:
+    """Push feature values newer than the last run into the Feast online store."""
+    from .feature_store import materialize as run_materialize
+    from .feature_store import open_store
+    from .files import read_parquet, write_json
+
+    p = _params(params)
+    features = read_parquet(p.paths.features / "customer_features.parquet", "featurize")
+    summary = run_materialize(open_store(), features)
+    write_json(summary, p.paths.reports / "materialize.json")
+    log.info(
+        "online store (%s) holds features until %s",
+        summary["online_store"],
+        summary["materialized_until"],
+    )
 
 
 @app.command()
@@ -219,6 +239,99 @@ def monitor(params: Path = PARAMS_OPTION) -> None:
     )
 
 
+@app.command()
+@stage
+def serve(
+    params: Path = PARAMS_OPTION,
+    host: str | None = typer.Option(None, help="Bind address (default: serving.host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default: serving.port)."),
+) -> None:
+    """HTTP prediction service: Feast online features + the MLflow champion model."""
+    import uvicorn
+
+    from . import tracking
+    from .feature_store import open_store
+    from .registry import ChampionModel, NoChampionError
+    from .serving import create_app
+
+    p = _params(params)
+    tracking.setup_mlflow(p.mlflow)
+    champion = ChampionModel(p.mlflow.registered_model, p.serving.refresh_seconds)
+    try:  # load before accepting requests, so the first ones are not slow
+        champion.get()
+    except NoChampionError as exc:
+        log.warning("%s; /predict answers 503 until one exists", exc)
+    app_ = create_app(open_store(), champion, p.paths.prediction_log)
+    uvicorn.run(app_, host=host or p.serving.host, port=port or p.serving.port, log_level="info")
+
+
+@app.command()
+@stage
+def score(
+    entities: Path = typer.Option(
+        ..., help="Parquet/CSV with customer_id (and optionally event_timestamp)."
+    ),
+    out: Path = typer.Option(
+        Path("data/predictions/batch_scores.parquet"), help="Where to write scores."
+    ),
+    at: str | None = typer.Option(
+        None,
+        help="Score as of this time (ISO); default: when the online store was last materialized.",
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Batch scoring: Feast historical features + the champion model, then the predictions gate."""
+    import pandas as pd
+
+    from . import tracking
+    from .feature_store import freshness, historical_features, open_store
+    from .files import write_parquet
+    from .gates import enforce
+    from .gates import validate as run_gate
+    from .registry import ChampionModel
+    from .serving import score_frame
+
+    p = _params(params)
+    if not entities.is_file():
+        raise ValueError(f"entities file {entities} not found")
+    frame = pd.read_csv(entities) if entities.suffix == ".csv" else pd.read_parquet(entities)
+    if "customer_id" not in frame.columns:
+        raise ValueError(f"{entities} has no customer_id column (columns: {list(frame.columns)})")
+    store = open_store()
+    if "event_timestamp" not in frame.columns:
+        frame["event_timestamp"] = pd.Timestamp(
+            at or freshness(store) or pd.Timestamp.now(tz="UTC")
+        )
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    tracking.setup_mlflow(p.mlflow)
+    model = ChampionModel(p.mlflow.registered_model).get()
+    features = historical_features(store, frame[["customer_id", "event_timestamp"]])
+    scores = score_frame(model.booster, features)
+    result = features[["customer_id", "event_timestamp"]].assign(
+        score=scores,
+        predicted=(scores >= model.threshold).astype("int64"),
+        model_version=model.version,
+    )
+    write_parquet(result, out)
+    missing = len(frame) - len(result)
+    log.info(
+        "scored %d customers with %s v%s -> %s (%d without features)",
+        len(result),
+        model.name,
+        model.version,
+        out,
+        missing,
+    )
+    enforce(
+        run_gate(
+            result,
+            p.paths.expectations / "predictions.json",
+            "predictions",
+            p.paths.gate_reports / "batch_scores",
+        )
+    )
+
+
 GATES = ("raw", "features", "predictions")
 
 
@@ -328,6 +441,67 @@ def bench_monitor(
     from .bench import bench_monitoring
 
     bench_monitoring(_params(params), rows, scenario)
+
+
+@bench_app.command("serve")
+@stage
+def bench_serve(
+    requests: int = typer.Option(1000, help="Single-entity requests to time."),
+    batch: int = typer.Option(100, help="Entities per request in the batch test."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """POST /predict latency p50/p99 over HTTP, against bare Feast + XGBoost calls."""
+    from .bench import bench_serving
+
+    bench_serving(_params(params), requests, batch)
+
+
+@bench_app.command("feast")
+@stage
+def bench_feast(
+    rows: int = typer.Option(1_000_000, help="Feature rows (and as many label rows)."),
+) -> None:
+    """Feast historical retrieval and materialization time, against pandas merge_asof."""
+    from .bench import bench_feature_store
+
+    bench_feature_store(rows)
+
+
+@app.command("ci-report")
+@stage
+def ci_report(
+    base: str = typer.Option(..., "--base", help="Git revision to compare with (origin/main)."),
+    out: Path = typer.Option(Path("reports/ci/report.md"), "--out", help="Markdown file to write."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also render both revisions' plots to this folder (index.html)."
+    ),
+) -> None:
+    """Metrics, params and changed plots against BASE as markdown (the CI pull-request comment)."""
+    from .ci_report import write_report
+
+    path = write_report(base, out, html)
+    plots = f"; plots: {html}/index.html" if html else ""
+    console.print(f"report against {base}: {path}{plots}")
+
+
+@app.command("publish-dags")
+@stage
+def publish_dags(
+    to: str = typer.Option(..., "--to", help="Destination, s3://<bucket>/<prefix>."),
+    source: Path = typer.Option(Path("dags"), "--source", help="Folder to publish."),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", help="S3-compatible endpoint (MinIO); empty for AWS."
+    ),
+    delete: bool = typer.Option(True, help="Delete remote files that are gone locally."),
+) -> None:
+    """Mirror dags/ to the S3 prefix Airflow reads DAGs from (credentials from the environment)."""
+    from .publish import s3_client, sync_folder
+
+    result = sync_folder(source, to, s3_client(endpoint_url), delete=delete)
+    console.print(
+        f"{to}: {len(result.uploaded)} uploaded, {len(result.deleted)} deleted, "
+        f"{len(result.unchanged)} unchanged"
+    )
 
 
 if __name__ == "__main__":

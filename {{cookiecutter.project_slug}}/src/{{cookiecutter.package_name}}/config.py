@@ -160,6 +160,12 @@ class MonitoringConfig(Strict):
     data_quality: MonitoringDataQualityConfig = MonitoringDataQualityConfig()
 
 
+class ServingConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    refresh_seconds: float = Field(30.0, ge=0)
+
+
 class MlflowConfig(Strict):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str
@@ -174,6 +180,7 @@ class Params(Strict):
     train: TrainConfig
     evaluate: EvaluateConfig
     monitoring: MonitoringConfig
+    serving: ServingConfig
     mlflow: MlflowConfig
 
 

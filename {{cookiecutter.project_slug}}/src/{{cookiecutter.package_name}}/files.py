@@ -31,7 +31,8 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write atomically: a crash mid-write never leaves a half file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
+    # Microsecond timestamps: what DuckDB (Feast's offline store) and Spark read natively.
+    frame.to_parquet(tmp, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
     tmp.replace(path)
 
 

@@ -99,7 +99,7 @@ def log_training(
 
     with mlflow.start_run(run_name="train") as run:
         mlflow.set_tags({**tags, "stage": "train", "device_used": meta.device})
-        mlflow.log_params(params)
+        mlflow.log_params({**params, "model.threshold": meta.threshold})
         mlflow.log_metrics({**meta.valid_metrics, "best_iteration": meta.best_iteration})
         signature = infer_signature(sample, booster.predict(xgb.DMatrix(sample)))
         mlflow.xgboost.log_model(
