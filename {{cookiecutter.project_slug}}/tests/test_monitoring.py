@@ -113,6 +113,11 @@ def check(
     return run
 
 
+def stamp(when: pd.Timestamp, i: int) -> str:
+    """ISO-8601 UTC, as `datetime.isoformat()` (the serving API) or with a `Z` suffix."""
+    return when.isoformat() if i % 2 else when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def log_lines(rows: pd.DataFrame, booster: Any, threshold: float) -> list[str]:
     """Prediction-log lines as the serving API writes them, one per raw row."""
     features = build_features(rows.reset_index(drop=True))
@@ -123,7 +128,7 @@ def log_lines(rows: pd.DataFrame, booster: Any, threshold: float) -> list[str]:
         lines.append(
             json.dumps(
                 {
-                    "timestamp": values["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "timestamp": stamp(values["event_timestamp"], i),
                     "request_id": f"req-{i}",
                     "customer_id": int(values["customer_id"]),
                     "model_name": "{{ cookiecutter.project_slug }}",
