@@ -60,6 +60,7 @@ src/{package}/files.py
 src/{package}/gates.py
 src/{package}/ingest.py
 src/{package}/logs.py
+src/{package}/monitoring.py
 src/{package}/publish.py
 src/{package}/py.typed
 src/{package}/registry.py
@@ -79,6 +80,7 @@ tests/test_evaluate.py
 tests/test_feature_store.py
 tests/test_features.py
 tests/test_gates.py
+tests/test_monitoring.py
 tests/test_pipeline_e2e.py
 tests/test_serving.py
 tests/test_publish.py
