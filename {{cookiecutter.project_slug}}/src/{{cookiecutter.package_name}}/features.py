@@ -51,7 +51,8 @@ FEATURE_COLUMNS: list[str] = [
 
 def build_features(raw: pd.DataFrame) -> pd.DataFrame:
     """Model features keyed by (customer_id, event_timestamp), in FEATURE_COLUMNS order."""
-    out = pd.DataFrame({ENTITY: raw[ENTITY].to_numpy(), TIMESTAMP: raw[TIMESTAMP].to_numpy()})
+    # Copy the key columns as they are: .to_numpy() on tz-aware timestamps builds slow objects.
+    out = raw[[ENTITY, TIMESTAMP]].reset_index(drop=True)
     for col in NUMERIC:
         out[col] = raw[col].astype("float64").to_numpy()
     out["usage_missing"] = out["usage_gb_30d"].isna().astype("float64")
