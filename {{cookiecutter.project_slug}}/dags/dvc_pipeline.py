@@ -312,8 +312,12 @@ def aws_env_from_connection(conn_id: str) -> dict[str, str]:
         from airflow.sdk import Connection
 
         conn = Connection.get(conn_id)
-    except Exception:
-        log.info("no Airflow connection %r: S3 credentials come from the environment", conn_id)
+    except Exception as exc:  # AirflowNotFoundException, or no Airflow at all
+        log.info(
+            "no Airflow connection %r (%s): S3 credentials come from the environment",
+            conn_id,
+            type(exc).__name__,
+        )
         return {}
     env = {}
     if conn.login:
@@ -363,9 +367,9 @@ def commit_run(project: Path, pipeline: Pipeline, message: str) -> str | None:
         return None
     paths = ["dvc.lock", "params.yaml"]
     paths += [p for s in pipeline.stages.values() for p in s.git_tracked]
-    paths += [p.relative_to(project).as_posix() for p in project.rglob(".gitignore")]
     existing = [p for p in dict.fromkeys(paths) if (project / p).exists()]
-    _git(project, "add", "--", *existing)
+    # and the .gitignore files DVC writes next to outputs (ignored ones are skipped)
+    _git(project, "add", "--", *existing, ":(glob)**/.gitignore")
     if _git(project, "diff", "--cached", "--quiet", check=False).returncode == 0:
         log.info("nothing changed: no commit")
         return None

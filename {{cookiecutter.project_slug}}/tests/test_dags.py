@@ -354,13 +354,17 @@ def test_commit_run_commits_the_lock_params_and_metrics_only(
         tmp_path / "repo",
         {"s": {"cmd": "s", "outs": ["out"], "metrics": [{"m.json": {"cache": False}}]}},
     )
+    (root / ".gitignore").write_text(".venv/\n")
+    (root / ".venv").mkdir()
+    (root / ".venv" / ".gitignore").write_text("*\n")  # as uv writes it: must not break git add
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "--quiet"], cwd=root, check=True)
     subprocess.run([*git, "add", "--all"], cwd=root, check=True)
     subprocess.run([*git, "commit", "--quiet", "-m", "init"], cwd=root, check=True)
     pipeline = dp.load_pipeline(root)
     assert dp.commit_run(root, pipeline, "nothing") is None
-    for name in ("dvc.lock", "m.json", "scratch.txt"):
+    for name in ("dvc.lock", "m.json", "scratch.txt", "data/.gitignore"):
+        (root / name).parent.mkdir(exist_ok=True)
         (root / name).write_text(name)
     commit = dp.commit_run(root, pipeline, "continuous_training: test")
     shown = subprocess.run(
@@ -370,4 +374,5 @@ def test_commit_run_commits_the_lock_params_and_metrics_only(
         text=True,
         check=True,
     ).stdout.split()
-    assert "dvc.lock" in shown and "m.json" in shown and "scratch.txt" not in shown
+    assert set(shown) >= {"dvc.lock", "m.json", "data/.gitignore"}
+    assert "scratch.txt" not in shown

@@ -21,6 +21,7 @@ ALL_STAGES = {
     "train",
     "evaluate",
     "validate_predictions",
+    "promote",
 }
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".cloudpickle"}
 
@@ -83,7 +84,7 @@ def test_second_repro_runs_nothing(project: Path) -> None:
 def test_changing_one_training_key_reruns_only_its_dependents(project: Path) -> None:
     edit_params(project, lambda p: p["train"].update({"learning_rate": 0.2}))
     changed = dvc(project, "repro")
-    assert stages_run(changed.stdout) == {"train", "evaluate", "validate_predictions"}, (
+    assert stages_run(changed.stdout) == {"train", "evaluate", "validate_predictions", "promote"}, (
         changed.stdout
     )
 
