@@ -5,10 +5,11 @@
   outputs it reads. The DAGs build their tasks from it, so dvc.yaml stays the
   one definition of the pipeline.
 - `run_in_project(args)` runs a command in the project checkout (the folder
-  above dags/) through the PROJECT's virtualenv, not Airflow's: `<venv>/bin`
-  goes first on PATH. The venv is the env var PROJECT_VENV, else the Airflow
-  Variable `project_venv`, else `<project>/.venv`. Output streams into the
-  task log; a failure raises `CommandFailed` with the last lines of output.
+  above dags/, or $PIPELINE_PROJECT_DIR) through the PROJECT's virtualenv, not
+  Airflow's: `<venv>/bin` goes first on PATH. The venv is the env var
+  PROJECT_VENV, else the Airflow Variable `project_venv`, else `<project>/.venv`.
+  Output streams into the task log; a failure raises `CommandFailed` with the
+  last lines of output.
 - `repro_stage`, `dvc_push`, `commit_run`, `set_param`: what the tasks do.
 
 Only the standard library and PyYAML are imported here (Airflow only lazily,
@@ -36,7 +37,9 @@ from typing import Any
 
 import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+# The checkout the tasks work in: the folder above dags/, unless PIPELINE_PROJECT_DIR
+# names another (e.g. when Airflow ships dags/ from elsewhere, such as a DAG bundle).
+PROJECT_DIR = Path(os.environ.get("PIPELINE_PROJECT_DIR") or Path(__file__).resolve().parents[1])
 VENV_ENV = "PROJECT_VENV"
 VENV_VARIABLE = "project_venv"
 TAIL_LINES = 40

@@ -169,7 +169,11 @@ class TcpProxy:
 def airflow_env(home: Path, dags: Path, **extra: str) -> dict[str, str]:
     """Environment for `airflow ...` on an embedded SQLite DB in `home`, examples off,
     stage commands through this test venv, no AWS credentials unless given."""
-    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "AWS_"))}
+    env = {
+        k: v
+        for k, v in pipeline_env().items()
+        if not k.startswith(("AIRFLOW", "AWS_", "PIPELINE_", "PROJECT_VENV"))
+    }
     env.update(
         {
             "AIRFLOW_HOME": str(home),

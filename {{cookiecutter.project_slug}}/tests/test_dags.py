@@ -84,7 +84,7 @@ LOAD_DAGS = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    env = {k: v for k, v in pipeline_env().items() if not k.startswith("AIRFLOW")}
+    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
     home = tmp_path_factory.mktemp("airflow_home")
     env.update(
         AIRFLOW_HOME=str(home),
