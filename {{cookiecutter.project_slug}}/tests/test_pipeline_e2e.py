@@ -26,6 +26,7 @@ ALL_STAGES = {
     "evaluate",
     "validate_predictions",
     "monitor",
+    "promote",
 }
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".cloudpickle"}
 
@@ -106,6 +107,7 @@ def test_changing_one_training_key_reruns_only_its_dependents(project: Path) -> 
         "evaluate",
         "validate_predictions",
         "monitor",
+        "promote",
     }, changed.stdout
 
 

@@ -241,6 +241,26 @@ def monitor(params: Path = PARAMS_OPTION) -> None:
 
 @app.command()
 @stage
+def promote(params: Path = PARAMS_OPTION) -> None:
+    """Register the model as `candidate`; make it `champion` only if it passes the promotion gate."""
+    from .promotion import promote as run_promotion
+
+    report = run_promotion(_params(params))
+    candidate = report["candidate"]
+    metric = report["primary_metric"]
+    console.print(
+        f"[bold]{report['decision']}[/]: version {candidate['version']} "
+        f"({metric} {candidate['metrics'][metric]:.4f} on the holdout "
+        f"{report['holdout']['start']}..{report['holdout']['end']}); "
+        f"champion is version {report['champion_after']}",
+        highlight=False,
+    )
+    for reason in report["reasons"]:
+        console.print(f"  - {reason}", highlight=False)
+
+
+@app.command()
+@stage
 def serve(
     params: Path = PARAMS_OPTION,
     host: str | None = typer.Option(None, help="Bind address (default: serving.host, 127.0.0.1)."),
@@ -329,6 +349,24 @@ def score(
             "predictions",
             p.paths.gate_reports / "batch_scores",
         )
+    )
+
+
+@app.command()
+@stage
+def rollback(
+    to: int | None = typer.Option(
+        None, "--to", help="Version to make champion (default: the one the champion replaced)."
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Move the `champion` alias back to a previous model version (one command, no retraining)."""
+    from .promotion import rollback as run_rollback
+
+    p = _params(params)
+    before, after = run_rollback(p, to)
+    console.print(
+        f"champion of {p.mlflow.registered_model!r}: version {before} -> {after}", highlight=False
     )
 
 

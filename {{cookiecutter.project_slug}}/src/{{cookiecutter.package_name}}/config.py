@@ -172,6 +172,32 @@ class MlflowConfig(Strict):
     registered_model: str
 
 
+# Holdout metrics the promotion gate can read; all of them are "higher is better".
+PromotionMetric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall"]
+
+
+class PromotionConfig(Strict):
+    """The champion/challenger gate (promotion.py), run on the latest holdout (test days)."""
+
+    primary_metric: PromotionMetric = "pr_auc"
+    # The candidate must beat the champion's primary metric by at least this much
+    # (absolute difference, both scored on the same holdout) to replace it.
+    min_improvement: float = Field(0.0, ge=0.0, le=1.0)
+    # Floors the candidate must reach on the whole holdout, champion or not.
+    absolute_minimums: dict[PromotionMetric, float] = Field(default_factory=dict)
+    # Floors every slice (evaluate.slice_column) with enough rows must reach.
+    slice_minimums: dict[PromotionMetric, float] = Field(default_factory=dict)
+    min_slice_rows: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _minimums_are_scores(self) -> PromotionConfig:
+        for section in ("absolute_minimums", "slice_minimums"):
+            for metric, floor in getattr(self, section).items():
+                if not 0.0 <= floor <= 1.0:
+                    raise ValueError(f"{section}.{metric} must be between 0 and 1 (got {floor})")
+        return self
+
+
 class Params(Strict):
     paths: PathsConfig
     data: DataConfig
@@ -181,6 +207,7 @@ class Params(Strict):
     evaluate: EvaluateConfig
     monitoring: MonitoringConfig
     serving: ServingConfig
+    promotion: PromotionConfig
     mlflow: MlflowConfig
 
 

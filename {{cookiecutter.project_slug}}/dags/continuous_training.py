@@ -1,0 +1,103 @@
+"""
+### Continuous training of {{ cookiecutter.project_name }}
+
+Runs the DVC pipeline of this project (`dvc.yaml`) for one data interval, then
+pushes its data to the DVC remote and commits the run's `dvc.lock`.
+
+1. **set_data_interval** writes the run's last complete day to `params.yaml`
+   (`data.end_date`): `ingest` lands the rolling window of daily batches ending
+   that day. A run (or a backfill) for date *D* trains on the window ending *D - 1*.
+2. **One task per DVC stage**, built from `dvc.yaml` when this file is parsed:
+   adding a stage there adds a task here. Each runs `dvc repro --single-item <stage>`
+   in the project checkout through the project's virtualenv, so it does exactly
+   what a local `dvc repro` does, and skips a stage whose inputs did not change.
+   A failed gate (`validate_*`) fails its task with the gate's message and stops
+   everything downstream: no model is trained or promoted from rejected data.
+   `promote` registers the model in MLflow and moves the `champion` alias only
+   if the promotion gate passes (reasons in `reports/promotion.json`).
+3. **dvc_push** sends data, features and models to the DVC default remote (S3).
+4. **commit_run** commits `dvc.lock`, `params.yaml` and the metrics to git, so
+   `git checkout <commit> && dvc pull` restores exactly this run.
+
+Schedule: daily at 00:00 UTC, or as soon as the asset `retrain_request` is updated
+(the monitoring DAG emits it when drift calls for retraining). One run at a time:
+DVC locks the checkout. Every task retries with exponential back-off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dvc_pipeline as dp
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, task
+
+OWNER = "{{ cookiecutter.author_name }}"
+RETRAIN_REQUEST = Asset("retrain_request")
+DVC_S3_CONNECTION = "dvc_s3"  # optional Airflow connection (aws) with the remote's credentials
+PIPELINE = dp.load_pipeline(dp.PROJECT_DIR)
+
+with DAG(
+    dag_id="continuous_training",
+    description="DVC pipeline from dvc.yaml, push to the DVC remote, champion gate in MLflow",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
+        assets=RETRAIN_REQUEST,
+    ),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,  # one DVC process per checkout: DVC locks the repository
+    dagrun_timeout=dt.timedelta(hours=6),
+    default_args=dp.default_args(OWNER),
+    tags=["{{ cookiecutter.project_slug }}", "continuous-training", "dvc", "mlflow"],
+    doc_md=__doc__,
+) as dag:
+
+    @task(
+        task_id="set_data_interval",
+        doc_md="Write the run's last complete day to `params.yaml: data.end_date` "
+        "(the day before the data interval ends) so `ingest` lands that window.",
+    )
+    def set_data_interval(data_interval_end=None, dag_run=None) -> str:
+        end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
+        changed = dp.set_param(
+            dp.PROJECT_DIR / "params.yaml", "data.end_date", end_date.isoformat()
+        )
+        print(f"data.end_date = {end_date} ({'changed' if changed else 'unchanged'})")
+        return end_date.isoformat()
+
+    @task(doc_md="Run one DVC stage (see the task's own docs).")
+    def repro(stage: str) -> None:
+        dp.repro_stage(stage)
+
+    @task(
+        task_id="dvc_push",
+        doc_md="`dvc push` to the DVC default remote (`.dvc/config`). Credentials come "
+        f"from the environment, or from the Airflow connection `{DVC_S3_CONNECTION}` if it exists.",
+    )
+    def dvc_push() -> None:
+        dp.dvc_push(dp.PROJECT_DIR, env=dp.aws_env_from_connection(DVC_S3_CONNECTION))
+
+    @task(
+        task_id="commit_run",
+        doc_md="Commit `dvc.lock`, `params.yaml` and metrics to git (after the push, "
+        "so a commit never points at data the remote lacks).",
+    )
+    def commit_run(end_date: str, run_id=None) -> str | None:
+        return dp.commit_run(
+            dp.PROJECT_DIR, PIPELINE, f"continuous_training: data.end_date={end_date} ({run_id})"
+        )
+
+    interval = set_data_interval()
+    stage_tasks = {
+        name: repro.override(task_id=name, doc_md=stage.doc_md())(name)
+        for name, stage in PIPELINE.stages.items()
+    }
+    for name, upstream in PIPELINE.upstream.items():
+        for up in upstream:
+            stage_tasks[up] >> stage_tasks[name]
+    for name in PIPELINE.roots:
+        interval >> stage_tasks[name]
+    push = dvc_push()
+    for name in PIPELINE.leaves:
+        stage_tasks[name] >> push
+    push >> commit_run(interval)

@@ -1,0 +1,362 @@
+"""Promotion gate: a new model becomes `champion` in the MLflow registry only when it earns it.
+
+The trained model is registered as a new version of `mlflow.registered_model`
+with the alias `candidate`. The candidate and the current champion are scored
+on the same latest holdout (the test days of the training set); the candidate
+takes the `champion` alias only if it
+
+- reaches `promotion.absolute_minimums` on the whole holdout,
+- reaches `promotion.slice_minimums` in every slice with enough rows, and
+- beats the champion's `promotion.primary_metric` by `promotion.min_improvement`
+  (the first model has no champion to beat: the minimums decide).
+
+Every decision, promoted or not, is written to reports/promotion.json and as
+tags on the registered version, with the lineage (git commit, DVC data hashes,
+feature service). `rollback` moves the alias back. The decision logic (`decide`)
+is a plain function over metrics; the registry calls live in `promote`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Params, PromotionConfig
+from .errors import PipelineError, StageInputError
+from .evaluate import SLICE_METRICS, classification_metrics
+from .features import FEATURE_SERVICE, LABEL, TIMESTAMP
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CANDIDATE = "candidate"
+REPORT_FILE = "promotion.json"
+MAX_TAG_LENGTH = 5000  # MLflow's limit on a tag value
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """A model's metrics on the holdout: overall and per slice."""
+
+    overall: dict[str, float]
+    slices: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule of the gate. `passed` is None when the rule could not apply (skipped)."""
+
+    name: str
+    passed: bool | None
+    value: float | None
+    required: float | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    checks: list[Check]
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.passed is False]
+
+
+def scorecard(
+    holdout: pd.DataFrame, scores: np.ndarray, threshold: float, slice_column: str
+) -> Scorecard:
+    """Metrics of `scores` on the holdout, overall and per value of `slice_column`."""
+    if len(holdout) != len(scores):
+        raise ValueError(f"{len(scores)} scores for {len(holdout)} holdout rows")
+    if slice_column not in holdout.columns:
+        raise StageInputError(
+            f"slice column {slice_column!r} (params.yaml: evaluate.slice_column) is not in the "
+            "training set: the promotion gate cannot check per-slice minimums"
+        )
+    y = holdout[LABEL].to_numpy()
+    slices = {
+        str(value): {
+            k: v
+            for k, v in classification_metrics(y[idx], scores[idx], threshold).items()
+            if k in SLICE_METRICS
+        }
+        for value, idx in holdout.groupby(slice_column, sort=True).indices.items()
+    }
+    return Scorecard(classification_metrics(y, scores, threshold), slices)
+
+
+def _floor_check(name: str, value: float, floor: float) -> Check:
+    if math.isnan(value):
+        return Check(name, False, None, floor, "not computable (one class only in the rows)")
+    verdict = ">=" if value >= floor else "<"
+    return Check(name, value >= floor, value, floor, f"{value:.4f} {verdict} {floor:.4f}")
+
+
+def decide(
+    candidate: Scorecard,
+    champion: Scorecard | None,
+    cfg: PromotionConfig,
+    no_champion: str = "no champion yet",
+) -> Decision:
+    """Apply the gate. Promote when no check failed; skipped checks do not count.
+
+    `no_champion` says why there is no champion scorecard (first model, or a
+    champion that cannot score the current features)."""
+    metric = cfg.primary_metric
+    for card, who in ((candidate, "candidate"), (champion, "champion")):
+        if card is not None and metric not in card.overall:
+            raise ValueError(f"the {who} scorecard has no {metric!r} (promotion.primary_metric)")
+    checks = [
+        _floor_check(f"minimum.{name}", candidate.overall.get(name, math.nan), floor)
+        for name, floor in sorted(cfg.absolute_minimums.items())
+    ]
+    for slice_name, values in sorted(candidate.slices.items()):
+        rows = int(values.get("rows", 0))
+        for name, floor in sorted(cfg.slice_minimums.items()):
+            check_name = f"slice.{slice_name}.{name}"
+            if rows < cfg.min_slice_rows:
+                detail = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
+                checks.append(Check(check_name, None, values.get(name), floor, detail))
+            else:
+                checks.append(_floor_check(check_name, values.get(name, math.nan), floor))
+    beats = f"beats_champion.{metric}"
+    if champion is None:
+        checks.append(
+            Check(beats, None, candidate.overall[metric], None, f"skipped: {no_champion}")
+        )
+    else:
+        ours, theirs = candidate.overall[metric], champion.overall[metric]
+        required = theirs + cfg.min_improvement
+        if math.isnan(ours) or math.isnan(theirs):
+            checks.append(Check(beats, False, None, None, "not computable (one class only)"))
+        else:
+            detail = (
+                f"candidate {ours:.4f} vs champion {theirs:.4f} + margin "
+                f"{cfg.min_improvement:.4f} = {required:.4f}"
+            )
+            checks.append(Check(beats, ours >= required, ours, required, detail))
+    failed = [c for c in checks if c.passed is False]
+    promote = not failed
+    if promote:
+        reasons = ["passed every check" + (f" ({no_champion})" if champion is None else "")]
+    else:
+        reasons = [f"{c.name}: {c.detail}" for c in failed]
+    return Decision(promote, checks, reasons)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _booster_scores(booster: Any, holdout: pd.DataFrame) -> np.ndarray:
+    import xgboost as xgb
+
+    from .features import FEATURE_COLUMNS
+
+    names = list(booster.feature_names or FEATURE_COLUMNS)
+    missing = [n for n in names if n not in holdout.columns]
+    if missing:
+        raise StageInputError(f"the holdout lacks features the model reads: {missing}")
+    matrix = xgb.DMatrix(holdout[names].to_numpy(dtype=np.float32), feature_names=names)
+    return booster.predict(matrix)
+
+
+def _alias_version(client: Any, name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _register(client: Any, name: str, run_id: str) -> Any:
+    """The registered version of the model logged by `run_id`; registers it once (idempotent)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if existing:
+        return max(existing, key=lambda v: int(v.version))
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise StageInputError(
+            f"MLflow run {run_id} (models/mlflow_run.json) is not in the tracking store "
+            f"{mlflow.get_tracking_uri()}: run `dvc repro train` against this store"
+        ) from exc
+    logged = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    uri = f"models:/{logged[0].model_id}" if logged else f"runs:/{run_id}/model"
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name, description="Promoted by the promotion gate; `champion` is served."
+        )
+    return mlflow.register_model(uri, name)
+
+
+def _tag_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_TAG_LENGTH else text[: MAX_TAG_LENGTH - 3] + "..."
+
+
+def _report(
+    decision: Decision,
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    holdout: dict[str, Any],
+    cfg: PromotionConfig,
+) -> dict[str, Any]:
+    return {
+        "decision": "promoted" if decision.promote else "rejected",
+        "promoted": int(decision.promote),
+        "reasons": decision.reasons,
+        "primary_metric": cfg.primary_metric,
+        "holdout": holdout,
+        "candidate": candidate,
+        "champion_before": champion,
+        "checks": [asdict(c) for c in decision.checks],
+    }
+
+
+def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
+    """Register the trained model, run the gate against the champion, move aliases, report."""
+    import mlflow
+
+    from . import tracking
+    from .files import read_json, read_parquet, write_json
+    from .split import time_split
+    from .train import load_model
+
+    cfg = p.promotion
+    name = p.mlflow.registered_model
+    booster, meta = load_model(p.paths.model_dir)
+    run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
+    holdout = time_split(read_parquet(p.paths.training_set, "training_set"), p.split).test
+    holdout_info = {
+        "rows": len(holdout),
+        "start": str(holdout[TIMESTAMP].min().date()),
+        "end": str(holdout[TIMESTAMP].max().date()),
+    }
+    slice_column = p.evaluate.slice_column
+    ours = scorecard(holdout, _booster_scores(booster, holdout), meta.threshold, slice_column)
+
+    tracking.setup_mlflow(p.mlflow, root)
+    client = mlflow.MlflowClient()
+    champion = _alias_version(client, name, CHAMPION)
+    version = _register(client, name, run_id)
+    theirs: Scorecard | None = None
+    champion_info: dict[str, Any] | None = None
+    no_champion = "no champion yet: the first model needs only the minimums"
+    if champion is not None and champion.version == version.version:
+        # Only the gate's params changed since this model was promoted: re-check, keep the alias.
+        no_champion = f"this model (version {version.version}) is already the champion"
+        champion = None
+    elif champion is not None:
+        threshold = float(champion.tags.get("threshold", 0.5))
+        champion_info = {"version": int(champion.version), "run_id": champion.run_id}
+        champion_booster = mlflow.xgboost.load_model(f"models:/{name}/{champion.version}")
+        try:
+            champion_scores = _booster_scores(champion_booster, holdout)
+        except StageInputError as exc:
+            no_champion = f"champion version {champion.version} cannot score this holdout ({exc})"
+            champion_info["error"] = str(exc)
+        else:
+            theirs = scorecard(holdout, champion_scores, threshold, slice_column)
+            champion_info.update(
+                {"threshold": threshold, "metrics": theirs.overall, "slices": theirs.slices}
+            )
+    decision = decide(ours, theirs, cfg, no_champion)
+    candidate_info = {
+        "version": int(version.version),
+        "run_id": run_id,
+        "threshold": meta.threshold,
+        "metrics": ours.overall,
+        "slices": ours.slices,
+    }
+    report = _report(decision, candidate_info, champion_info, holdout_info, cfg)
+
+    lineage = tracking.lineage_tags(root)
+    lineage.pop(f"dvc.{(p.paths.reports / REPORT_FILE).as_posix()}", None)  # the previous decision
+    tags = {
+        **lineage,
+        "feature_service": FEATURE_SERVICE,
+        "threshold": meta.threshold,
+        "holdout": f"{holdout_info['start']}..{holdout_info['end']} ({len(holdout)} rows)",
+        "data.end_date": p.data.end_date.isoformat(),
+        "promotion.decision": report["decision"],
+        "promotion.reasons": "; ".join(decision.reasons),
+        "promotion.compared_with": champion_info["version"] if champion_info else "none",
+        "promotion.decided_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **{
+            f"gate.{c.name}": ("skip" if c.passed is None else "pass" if c.passed else "fail")
+            + f": {c.detail}"
+            for c in decision.checks
+        },
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version.version, key, _tag_value(value))
+    client.set_registered_model_alias(name, CANDIDATE, version.version)
+    if decision.promote and champion is not None:
+        client.set_model_version_tag(name, version.version, "previous_champion", champion.version)
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+    after = _alias_version(client, name, CHAMPION)
+    report["champion_after"] = int(after.version) if after is not None else None
+    write_json(report, p.paths.reports / REPORT_FILE)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_artifact(str(p.paths.reports / REPORT_FILE), artifact_path="promotion")
+        mlflow.set_tag("promotion.decision", report["decision"])
+    log.info("%s version %s of %r: %s", report["decision"], version.version, name, decision.reasons)
+    return report
+
+
+def rollback(p: Params, to_version: int | None = None, root: Path = Path()) -> tuple[int, int]:
+    """Move `champion` to `to_version`, or to the version it replaced. Returns (from, to)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from . import tracking
+
+    name = p.mlflow.registered_model
+    tracking.setup_mlflow(p.mlflow, root)
+    client = mlflow.MlflowClient()
+    current = _alias_version(client, name, CHAMPION)
+    if current is None:
+        raise PipelineError(
+            f"{name!r} has no champion in {mlflow.get_tracking_uri()}: nothing to roll back"
+        )
+    if to_version is None:
+        previous = current.tags.get("previous_champion")
+        if not previous:
+            raise PipelineError(
+                f"champion version {current.version} of {name!r} records no previous champion: "
+                "pass --to VERSION (see the versions in the MLflow UI)"
+            )
+        to_version = int(previous)
+    try:
+        target = client.get_model_version(name, str(to_version))
+    except MlflowException as exc:
+        raise PipelineError(f"{name!r} has no version {to_version}") from exc
+    if target.version == current.version:
+        raise PipelineError(f"version {to_version} of {name!r} is already the champion")
+    client.set_registered_model_alias(name, CHAMPION, target.version)
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    client.set_model_version_tag(name, target.version, "rollback.from", current.version)
+    client.set_model_version_tag(name, target.version, "rollback.at", when)
+    client.set_model_version_tag(name, current.version, "rolled_back.at", when)
+    log.info("champion of %r: version %s -> %s", name, current.version, target.version)
+    return int(current.version), int(target.version)

@@ -1,0 +1,346 @@
+"""The continuous-training DAG end to end, under Airflow, against an S3 remote.
+
+A copy of this project pushes to a bucket on `moto_server` (a real S3 protocol
+endpoint on 127.0.0.1), reached through a proxy the test can take down. Three
+`airflow dags test` runs, one per data interval:
+
+1. the first interval: every stage runs, the first model becomes champion, data
+   is pushed and the run committed;
+2. the next interval, with the S3 endpoint down when the push starts: the push
+   fails with a clear message, the endpoint returns, the task's retry succeeds;
+   then a fresh clone + `dvc pull` restores every output;
+3. an interval whose batch fails the raw gate: the run fails, nothing changes.
+
+And a smoke test: the Airflow API server lists the DAGs with no import errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE
+
+from airflow_helpers import (
+    AWS_TEST_CREDENTIALS,
+    BIN,
+    TcpProxy,
+    airflow,
+    airflow_env,
+    bucket_keys,
+    create_bucket,
+    dags_test,
+    free_port,
+    moto_server,
+    stop,
+    wait_for,
+)
+from pipeline_helpers import copy_project, dvc, edit_params, run
+from pipeline_helpers import env as pipeline_env
+
+pytestmark = pytest.mark.e2e
+DAG_ID = "continuous_training"
+MODEL = "{{ cookiecutter.project_slug }}"
+BUCKET = "ct-e2e"
+# A run for date D ingests the window ending D - 1 (the last complete day).
+FIRST, SECOND, REJECTED = "2026-04-02", "2026-04-03", "2026-04-04"
+PUSH_FAILED = "Pushing to the DVC remote"
+
+
+@dataclass
+class Snapshot:
+    head: str
+    champion: str | None
+    keys: set[str]
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    seconds: float
+    before: Snapshot
+    after: Snapshot
+
+    def ran(self, stage: str) -> bool:
+        return f"Running stage '{stage}'" in self.output
+
+
+@dataclass
+class Scenario:
+    project: Path
+    first: Run
+    second: Run
+    push_failures: int
+    rejected: Run
+    outputs: dict[str, str]  # md5 of the DVC outputs after the second run
+    pulled: dict[str, str]  # ... and in a fresh clone after `dvc pull`
+
+
+@dataclass
+class Remote:
+    moto: str
+    proxy: TcpProxy
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        create_bucket(url, BUCKET)
+        proxy = TcpProxy(int(url.rsplit(":", 1)[1]))
+        proxy.up()
+        try:
+            yield Remote(url, proxy)
+        finally:
+            proxy.down()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, remote: Remote) -> Path:
+    """A git + DVC copy of this project whose default DVC remote is the test bucket."""
+    project = copy_project(tmp_path_factory.mktemp("ct") / "project")
+    dvc(project, "remote", "modify", "s3", "url", f"s3://{BUCKET}/{MODEL}")
+    dvc(project, "remote", "modify", "s3", "endpointurl", remote.proxy.url)
+    dvc(project, "remote", "default", "s3")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    run([*git, "commit", "--quiet", "--all", "-m", "DVC remote: S3 on moto_server"], project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, project: Path) -> Path:
+    home = tmp_path_factory.mktemp("airflow_home")
+    done = airflow(["db", "migrate"], airflow_env(home, project / "dags"), project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return home
+
+
+def champion(project: Path) -> str | None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    try:
+        return str(client.get_model_version_by_alias(MODEL, "champion").version)
+    except MlflowException:
+        return None
+
+
+def snapshot(project: Path, remote: Remote) -> Snapshot:
+    head = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
+    return Snapshot(head, champion(project), bucket_keys(remote.moto, BUCKET))
+
+
+def dvc_outputs(project: Path) -> dict[str, str]:
+    """md5 of every file under the cached outputs recorded in dvc.lock."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    hashes = {}
+    for stage in lock["stages"].values():
+        for out in stage.get("outs", []):
+            root = project / out["path"]
+            files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+            for path in files:
+                hashes[path.relative_to(project).as_posix()] = hashlib.md5(
+                    path.read_bytes()
+                ).hexdigest()
+    return hashes
+
+
+@pytest.fixture(scope="module")
+def scenario(
+    tmp_path_factory: pytest.TempPathFactory, project: Path, remote: Remote, airflow_home: Path
+) -> Scenario:
+    # S3 credentials reach the push task only through an Airflow connection.
+    connection = {
+        "conn_type": "aws",
+        "login": AWS_TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "password": AWS_TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "extra": {"region_name": AWS_TEST_CREDENTIALS["AWS_DEFAULT_REGION"]},
+    }
+    env = airflow_env(
+        airflow_home,
+        project / "dags",
+        AIRFLOW_CONN_DVC_S3=json.dumps(connection),
+        PIPELINE_TASK_RETRIES="1",
+        PIPELINE_RETRY_DELAY_SECONDS="3",
+    )
+
+    def dag_run(day: str, on_line=None, **extra: str) -> Run:
+        before = snapshot(project, remote)
+        code, output, seconds = dags_test(DAG_ID, day, {**env, **extra}, project, on_line)
+        return Run(code, output, seconds, before, snapshot(project, remote))
+
+    first = dag_run(FIRST)
+    if first.returncode != 0:
+        pytest.fail(f"the first DAG run failed:\n{first.output[-6000:]}")
+
+    failures = 0
+
+    def endpoint_returns_after_the_first_failure(line: str) -> None:
+        nonlocal failures
+        if PUSH_FAILED in line:
+            failures += 1
+            remote.proxy.up()  # before the retry delay (3 s) runs out
+
+    remote.proxy.down()
+    second = dag_run(SECOND, endpoint_returns_after_the_first_failure)
+    remote.proxy.up()
+
+    clone = tmp_path_factory.mktemp("clone") / "project"
+    run(["git", "clone", "--quiet", str(project), str(clone)], project)
+    pulled = subprocess.run(
+        ["dvc", "pull"],
+        cwd=clone,
+        env={**pipeline_env(), **AWS_TEST_CREDENTIALS},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    outputs, pulled_outputs = dvc_outputs(project), dvc_outputs(clone)
+
+    edit_params(project, lambda p: p["data"].update({"rows_per_day": 20}))  # a short delivery
+    rejected = dag_run(REJECTED, PIPELINE_TASK_RETRIES="0")
+    return Scenario(project, first, second, failures, rejected, outputs, pulled_outputs)
+
+
+def stage_names(project: Path) -> list[str]:
+    return list(yaml.safe_load((project / "dvc.yaml").read_text())["stages"])
+
+
+def version_tags(project: Path, version: str) -> dict[str, str]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    return client.get_model_version(MODEL, version).tags
+
+
+def committed_report(project: Path, commit: str) -> dict:
+    shown = run(["git", "show", f"{commit}:reports/promotion.json"], project).stdout
+    return json.loads(shown)
+
+
+def test_first_run_runs_every_stage_pushes_and_commits(scenario: Scenario, capsys) -> None:
+    first, project = scenario.first, scenario.project
+    with capsys.disabled():
+        print(
+            f"\n[continuous_training] full run {first.seconds:.0f} s, next interval "
+            f"(push retried) {scenario.second.seconds:.0f} s, rejected batch "
+            f"{scenario.rejected.seconds:.0f} s"
+        )
+    assert [s for s in stage_names(project) if not first.ran(s)] == []
+    assert first.before.keys == set() and first.after.keys, "the run pushed to the bucket"
+    assert first.after.head != first.before.head
+    message = run(["git", "log", "-1", "--format=%s", first.after.head], project).stdout
+    assert "data.end_date=2026-04-01" in message
+    committed = run(["git", "show", f"{first.after.head}:params.yaml"], project).stdout
+    assert yaml.safe_load(committed)["data"]["end_date"] == "2026-04-01"
+    assert "S3 credentials from the Airflow connection 'dvc_s3'" in first.output
+
+
+def test_first_model_becomes_champion_with_lineage_tags(scenario: Scenario) -> None:
+    first, project = scenario.first, scenario.project
+    assert (first.before.champion, first.after.champion) == (None, "1")
+    report = committed_report(project, first.after.head)
+    assert report["decision"] == "promoted"
+    assert report["champion_before"] is None
+    tags = version_tags(project, "1")
+    assert tags["feature_service"] == FEATURE_SERVICE
+    assert tags["git_commit"] == first.before.head  # the commit the run started from
+    assert tags["dvc.data/training/training_set.parquet"]
+    assert tags["data.end_date"] == "2026-04-01"
+    assert tags["promotion.decision"] == "promoted"
+    assert any(key.startswith("gate.minimum.") for key in tags)
+
+
+def test_next_interval_trains_on_new_data_and_the_gate_decides_again(scenario: Scenario) -> None:
+    second, project = scenario.second, scenario.project
+    assert second.returncode == 0, second.output[-6000:]
+    for stage in ("ingest", "train", "promote"):
+        assert second.ran(stage), stage
+    report = committed_report(project, second.after.head)
+    assert report["candidate"]["version"] == 2
+    assert report["holdout"]["end"] == "2026-04-02"  # the new batch is the latest holdout
+    assert report["champion_before"]["version"] == 1
+    beats = next(c for c in report["checks"] if c["name"].startswith("beats_champion."))
+    assert beats["passed"] is not None, "the candidate was compared with the champion"
+    expected = "2" if report["decision"] == "promoted" else "1"
+    assert second.after.champion == expected == str(report["champion_after"])
+    assert version_tags(project, "2")["data.end_date"] == "2026-04-02"
+
+
+def test_push_fails_clearly_while_s3_is_down_then_the_retry_succeeds(scenario: Scenario) -> None:
+    second = scenario.second
+    assert scenario.push_failures >= 1, "the push must have failed while the endpoint was down"
+    assert "Could not connect to the endpoint URL" in second.output
+    assert f"Pushing to the DVC remote 's3' (s3://{BUCKET}/{MODEL}" in second.output
+    assert second.returncode == 0, "the retry pushed once the endpoint was back"
+    assert second.after.keys > second.before.keys
+    assert second.after.head != second.before.head, "the run was committed after the push"
+
+
+def test_a_fresh_clone_pulls_identical_outputs(scenario: Scenario) -> None:
+    assert any(path.startswith("models/") for path in scenario.outputs)
+    assert any(path.startswith("data/raw/") for path in scenario.outputs)
+    assert scenario.pulled == scenario.outputs
+
+
+def test_a_batch_failing_its_gate_fails_the_run_and_changes_nothing(scenario: Scenario) -> None:
+    rejected = scenario.rejected
+    assert rejected.returncode != 0
+    assert "gate 'raw' FAILED" in rejected.output
+    assert rejected.ran("ingest") and rejected.ran("validate_raw")
+    assert not rejected.ran("featurize") and not rejected.ran("train")
+    assert rejected.after.champion == rejected.before.champion
+    assert rejected.after.keys == rejected.before.keys, "nothing half-made was pushed"
+    assert rejected.after.head == rejected.before.head, "nothing was committed"
+
+
+def test_api_server_lists_the_dags_without_import_errors(
+    project: Path, airflow_home: Path, tmp_path: Path
+) -> None:
+    import httpx
+
+    env = airflow_env(airflow_home, project / "dags")
+    done = airflow(["dags", "reserialize"], env, project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    port = free_port()
+    log = (tmp_path / "api-server.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/api/v2/monitor/health", timeout=120, proc=server)
+        passwords = airflow_home / "simple_auth_manager_passwords.json.generated"
+        password = json.loads(passwords.read_text())["admin"]
+        token = httpx.post(
+            f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=30
+        )
+        assert token.status_code in (200, 201), token.text
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        dags = httpx.get(f"{base}/api/v2/dags", headers=headers, timeout=30).json()
+        listed = {d["dag_id"]: d for d in dags["dags"]}
+        assert DAG_ID in listed
+        assert {t["name"] for t in listed[DAG_ID]["tags"]} >= {"continuous-training", "dvc"}
+        errors = httpx.get(f"{base}/api/v2/importErrors", headers=headers, timeout=30).json()
+        assert errors["total_entries"] == 0, errors
+        tasks = httpx.get(f"{base}/api/v2/dags/{DAG_ID}/tasks", headers=headers, timeout=30)
+        task_ids = {t["task_id"] for t in tasks.json()["tasks"]}
+        assert set(stage_names(project)) <= task_ids
+    finally:
+        stop(server)
+        log.close()

@@ -1,0 +1,378 @@
+"""DAG integrity (the files in dags/ as Airflow loads them) and the shared dags/dvc_pipeline.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import PROJECT_ROOT
+from pipeline_helpers import env as pipeline_env
+
+DAGS = PROJECT_ROOT / "dags"
+STAGE_TASK_EXTRAS = {"set_data_interval", "dvc_push", "commit_run"}
+HEAVY = (
+    "pandas",
+    "numpy",
+    "xgboost",
+    "mlflow",
+    "sklearn",
+    "great_expectations",
+    "feast",
+    "evidently",
+    "dvc",
+)
+
+# Runs in a fresh interpreter, as Airflow's DAG processor would: the bundle folder on
+# sys.path, examples off, a throw-away AIRFLOW_HOME.
+LOAD_DAGS = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+
+    dags = Path(sys.argv[1])
+    started = time.perf_counter()
+    from airflow.dag_processing.dagbag import BundleDagBag
+    imported = time.perf_counter()
+    bag = BundleDagBag(dag_folder=dags, bundle_path=dags)
+    parsed = time.perf_counter()
+    print(json.dumps({
+        "airflow_import_s": imported - started,
+        "parse_s": parsed - imported,
+        "files": {Path(s.file).name: s.duration.total_seconds() for s in bag.dagbag_stats},
+        "import_errors": {str(k): v for k, v in bag.import_errors.items()},
+        "heavy_modules": sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2:]),
+        "dags": {
+            dag_id: {
+                "tags": sorted(dag.tags),
+                "doc_md": bool(dag.doc_md),
+                "max_active_runs": dag.max_active_runs,
+                "catchup": dag.catchup,
+                "timetable": type(dag.timetable).__name__,
+                "assets": [
+                    a.name
+                    for a in getattr(dag.timetable.asset_condition, "objects", [dag.timetable.asset_condition])
+                ] if hasattr(dag.timetable, "asset_condition") else [],
+                "inner": type(getattr(dag.timetable, "timetable", None)).__name__,
+                "tasks": {
+                    t.task_id: {
+                        "upstream": sorted(t.upstream_task_ids),
+                        "owner": t.owner,
+                        "retries": t.retries,
+                        "backoff": t.retry_exponential_backoff,
+                        "doc_md": bool(t.doc_md),
+                    }
+                    for t in dag.tasks
+                },
+            }
+            for dag_id, dag in bag.dags.items()
+        },
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
+    home = tmp_path_factory.mktemp("airflow_home")
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_DAGS, str(DAGS), *HEAVY],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def dvc_graph() -> tuple[list[str], set[tuple[str, str]]]:
+    """Stages and (upstream, downstream) edges of dvc.yaml, as DVC itself sees them."""
+    from dvc.repo import Repo
+    from dvc.stage import PipelineStage
+
+    with Repo(str(PROJECT_ROOT), uninitialized=True) as repo:
+        stages = [s.name for s in repo.index.stages if isinstance(s, PipelineStage)]
+        edges = {(up.addressing, down.addressing) for down, up in repo.index.graph.edges}
+    return stages, edges
+
+
+def test_dag_files_import_without_errors(loaded: dict[str, Any], capsys) -> None:
+    with capsys.disabled():
+        files = ", ".join(
+            f"{name} {seconds * 1000:.0f} ms" for name, seconds in loaded["files"].items()
+        )
+        print(
+            f"\n[DAG parse] airflow import {loaded['airflow_import_s']:.1f} s; "
+            f"DagBag fill {loaded['parse_s'] * 1000:.0f} ms; per file: {files}"
+        )
+    assert loaded["import_errors"] == {}
+    assert "continuous_training" in loaded["dags"]
+    assert "dvc_pipeline.py" not in loaded["files"], ".airflowignore keeps helpers out"
+
+
+def test_no_heavy_library_is_imported_when_parsing(loaded: dict[str, Any]) -> None:
+    assert loaded["heavy_modules"] == []
+
+
+def test_every_dag_has_tags_docs_and_every_task_an_owner_retries_and_docs(
+    loaded: dict[str, Any],
+) -> None:
+    for dag_id, dag in loaded["dags"].items():
+        assert dag["tags"], dag_id
+        assert dag["doc_md"], dag_id
+        for task_id, task in dag["tasks"].items():
+            where = f"{dag_id}.{task_id}"
+            assert task["owner"] and task["owner"] != "airflow", where
+            assert task["retries"] >= 1, where
+            assert task["backoff"] > 1, f"{where}: exponential back-off"
+            assert task["doc_md"], where
+
+
+def test_stage_tasks_are_the_dvc_yaml_stages_with_its_edges(
+    loaded: dict[str, Any], dvc_graph: tuple[list[str], set[tuple[str, str]]]
+) -> None:
+    stages, edges = dvc_graph
+    tasks = loaded["dags"]["continuous_training"]["tasks"]
+    assert set(tasks) == set(stages) | STAGE_TASK_EXTRAS
+    dag_edges = {
+        (up, task_id)
+        for task_id, task in tasks.items()
+        if task_id in stages
+        for up in task["upstream"]
+        if up in stages
+    }
+    assert dag_edges == edges
+    roots = {s for s in stages if not any(down == s for _, down in edges)}
+    for root in roots:
+        assert tasks[root]["upstream"] == ["set_data_interval"]
+    assert set(tasks["dvc_push"]["upstream"]) <= set(stages)
+    assert "dvc_push" in tasks["commit_run"]["upstream"]
+
+
+def test_continuous_training_schedule_and_concurrency(loaded: dict[str, Any]) -> None:
+    dag = loaded["dags"]["continuous_training"]
+    assert dag["max_active_runs"] == 1, "DVC locks the checkout: one run at a time"
+    assert dag["timetable"] == "AssetOrTimeSchedule"
+    assert dag["inner"] == "CronTriggerTimetable"
+    assert dag["assets"] == ["retrain_request"]
+    assert dag["catchup"] is False
+
+
+# --------------------------------------------------------------------------- dvc_pipeline
+
+
+@pytest.fixture(scope="module")
+def dp() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dvc_pipeline", DAGS / "dvc_pipeline.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["dvc_pipeline"] = module  # as when a DAG file imports it
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_load_pipeline_reads_this_projects_dvc_yaml(dp: ModuleType) -> None:
+    pipeline = dp.load_pipeline(PROJECT_ROOT)
+    assert list(pipeline.stages) == list(
+        yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    )
+    assert pipeline.roots == ["ingest"]
+    promote = pipeline.stages["promote"]
+    assert "reports/promotion.json" in promote.git_tracked
+    assert "dvc repro --single-item promote" in promote.doc_md()
+
+
+def write_dvc_yaml(
+    root: Path, stages: dict[str, Any], params: dict[str, Any] | None = None
+) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params or {"paths": {"data": "data/clean"}}))
+    return root
+
+
+def test_edges_follow_paths_inside_outputs_and_interpolated_params(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    root = write_dvc_yaml(
+        tmp_path,
+        {
+            "get": {"cmd": "get", "outs": ["${paths.data}"]},
+            "one_file": {"cmd": "a", "deps": ["data/clean/part-1.csv"], "outs": ["a.txt"]},
+            "report": {
+                "cmd": "r",
+                "deps": ["a.txt", "src/unrelated.py"],
+                "metrics": [{"m.json": {"cache": False}}],
+            },
+            "alone": {"cmd": "x", "deps": ["other/"]},
+        },
+    )
+    pipeline = dp.load_pipeline(root)
+    assert pipeline.upstream == {
+        "get": (),
+        "one_file": ("get",),
+        "report": ("one_file",),
+        "alone": (),
+    }
+    assert pipeline.roots == ["get", "alone"]
+    assert pipeline.leaves == ["report", "alone"]
+    assert pipeline.stages["report"].git_tracked == ("m.json",)
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ({"a": {"cmd": "a", "deps": ["${paths.nope}"]}}, r"\$\{paths.nope\} is not defined"),
+        ({"a": {"foreach": [1, 2], "do": {"cmd": "a"}}}, "foreach/matrix"),
+        (
+            {
+                "a": {"cmd": "a", "deps": ["b.txt"], "outs": ["a.txt"]},
+                "b": {"cmd": "b", "deps": ["a.txt"], "outs": ["b.txt"]},
+            },
+            "cycle",
+        ),
+    ],
+)
+def test_a_pipeline_the_dag_cannot_build_is_refused_clearly(
+    dp: ModuleType, tmp_path: Path, stages: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        dp.load_pipeline(write_dvc_yaml(tmp_path, stages))
+
+
+def test_set_param_keeps_comments_and_layout(dp: ModuleType, tmp_path: Path) -> None:
+    original = (PROJECT_ROOT / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(original)
+    assert dp.set_param(path, "data.end_date", "2027-01-15") is True
+    edited = path.read_text()
+    changed = [
+        (a, b) for a, b in zip(original.splitlines(), edited.splitlines(), strict=True) if a != b
+    ]
+    assert len(changed) == 1 and "# last daily batch" in changed[0][1]
+    assert yaml.safe_load(edited)["data"]["end_date"] == "2027-01-15"
+    assert dp.set_param(path, "data.end_date", "2027-01-15") is False
+    # a nested key of the same name elsewhere is not touched
+    assert yaml.safe_load(edited)["data"]["drift"]["start_date"] is None
+    with pytest.raises(KeyError, match=r"data\.nope"):
+        dp.set_param(path, "data.nope", "x")
+
+
+def test_set_param_on_a_file_written_by_pyyaml(dp: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        yaml.safe_dump({"data": {"end_date": "2026-01-01", "drift": {"end_date": "x"}}, "z": 1})
+    )
+    dp.set_param(path, "data.drift.end_date", "2026-02-02")
+    assert yaml.safe_load(path.read_text()) == {
+        "data": {"end_date": "2026-01-01", "drift": {"end_date": "2026-02-02"}},
+        "z": 1,
+    }
+
+
+def test_batch_end_date_is_the_last_complete_day(dp: ModuleType) -> None:
+    utc = dt.UTC
+    midnight = dt.datetime(2026, 4, 2, tzinfo=utc)
+    assert dp.batch_end_date(midnight, None) == dt.date(2026, 4, 1)  # daily run [04-01, 04-02)
+    asset_run = dt.datetime(2026, 4, 5, 10, 30, tzinfo=utc)
+    assert dp.batch_end_date(None, asset_run) == dt.date(2026, 4, 4)  # no interval: day before
+    east = dt.datetime(2026, 4, 2, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert dp.batch_end_date(east, None) == dt.date(2026, 3, 31)  # 23:00 UTC on 04-01
+    with pytest.raises(ValueError, match="neither"):
+        dp.batch_end_date(None, None)
+
+
+def fake_venv(root: Path, script: str) -> Path:
+    bin_dir = root / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    dvc = bin_dir / "dvc"
+    dvc.write_text(f"#!/bin/sh\n{script}\n")
+    dvc.chmod(0o755)
+    return root / "venv"
+
+
+def test_run_in_project_uses_the_project_venv_and_streams_output(
+    dp: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venv = fake_venv(tmp_path, 'echo "cwd=$(pwd) venv=$VIRTUAL_ENV args=$*"; echo "$PATH"')
+    monkeypatch.setenv("PROJECT_VENV", str(venv))
+    monkeypatch.setenv("PYTHONPATH", "/airflow/site-packages")
+    assert dp.project_venv(tmp_path) == venv
+    out = dp.run_in_project(["dvc", "repro", "--single-item", "train"], project=tmp_path)
+    first, path = out.splitlines()
+    assert first == f"cwd={tmp_path} venv={venv} args=repro --single-item train"
+    assert path.split(os.pathsep)[0] == str(venv / "bin")
+
+
+def test_a_failing_command_raises_with_the_end_of_its_output(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    venv = fake_venv(
+        tmp_path, 'for i in $(seq 1 100); do echo "line $i"; done; echo "gate FAILED" >&2; exit 3'
+    )
+    with pytest.raises(dp.CommandFailed, match="exited with 3") as failed:
+        dp.run_in_project(["dvc", "repro"], project=tmp_path, venv=venv, hint="Stage failed.")
+    message = str(failed.value)
+    assert "Stage failed." in message and "gate FAILED" in message
+    assert "line 100" in message and "line 1\n" not in message  # only the tail
+
+
+def test_a_missing_project_venv_is_explained(dp: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="PROJECT_VENV"):
+        dp.run_in_project(["dvc", "status"], project=tmp_path, venv=tmp_path / "nowhere")
+
+
+def test_remote_description_names_the_default_remote(dp: ModuleType) -> None:
+    assert dp.remote_description(PROJECT_ROOT) == "'local' (../.dvc-storage)"
+    assert dp.remote_description(PROJECT_ROOT, "s3").startswith("'s3' (s3://")
+
+
+def test_commit_run_commits_the_lock_params_and_metrics_only(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    root = write_dvc_yaml(
+        tmp_path / "repo",
+        {"s": {"cmd": "s", "outs": ["out"], "metrics": [{"m.json": {"cache": False}}]}},
+    )
+    (root / ".gitignore").write_text(".venv/\n")
+    (root / ".venv").mkdir()
+    (root / ".venv" / ".gitignore").write_text("*\n")  # as uv writes it: must not break git add
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "--quiet"], cwd=root, check=True)
+    subprocess.run([*git, "add", "--all"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "init"], cwd=root, check=True)
+    pipeline = dp.load_pipeline(root)
+    assert dp.commit_run(root, pipeline, "nothing") is None
+    for name in ("dvc.lock", "m.json", "scratch.txt", "data/.gitignore"):
+        (root / name).parent.mkdir(exist_ok=True)
+        (root / name).write_text(name)
+    commit = dp.commit_run(root, pipeline, "continuous_training: test")
+    shown = subprocess.run(
+        ["git", "show", "--name-only", "--format=%s", commit],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert set(shown) >= {"dvc.lock", "m.json", "data/.gitignore"}
+    assert "scratch.txt" not in shown
