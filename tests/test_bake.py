@@ -30,7 +30,10 @@ EXPECTED_FILES = """
 Dockerfile
 Makefile
 README.md
+dags/.airflowignore
 dags/README.md
+dags/continuous_training.py
+dags/dvc_pipeline.py
 data/README.md
 docker-compose.yml
 dvc.yaml
@@ -62,6 +65,7 @@ src/{package}/ingest.py
 src/{package}/logs.py
 src/{package}/monitoring.py
 src/{package}/publish.py
+src/{package}/promotion.py
 src/{package}/py.typed
 src/{package}/registry.py
 src/{package}/serving.py
@@ -70,11 +74,14 @@ src/{package}/suite_bootstrap.py
 src/{package}/tracking.py
 src/{package}/train.py
 src/{package}/training_set.py
+tests/airflow_helpers.py
 tests/conftest.py
 tests/pipeline_helpers.py
 tests/test_ci_report.py
 tests/test_cli.py
 tests/test_config.py
+tests/test_continuous_training_e2e.py
+tests/test_dags.py
 tests/test_datagen.py
 tests/test_evaluate.py
 tests/test_feature_store.py
@@ -82,6 +89,7 @@ tests/test_features.py
 tests/test_gates.py
 tests/test_monitoring.py
 tests/test_pipeline_e2e.py
+tests/test_promotion.py
 tests/test_serving.py
 tests/test_publish.py
 tests/test_split.py
