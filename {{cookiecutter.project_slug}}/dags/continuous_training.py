@@ -6,7 +6,8 @@ pushes its data to the DVC remote and commits the run's `dvc.lock`.
 
 1. **set_data_interval** writes the run's last complete day to `params.yaml`
    (`data.end_date`): `ingest` lands the rolling window of daily batches ending
-   that day. A run (or a backfill) for date *D* trains on the window ending *D - 1*.
+   that day: the daily run at 00:00 on day *D* (interval *D - 1* .. *D*) trains on
+   the window ending *D - 1*. Backfills of past intervals work the same way.
 2. **One task per DVC stage**, built from `dvc.yaml` when this file is parsed:
    adding a stage there adds a task here. Each runs `dvc repro --single-item <stage>`
    in the project checkout through the project's virtualenv, so it does exactly
@@ -32,7 +33,7 @@ import dvc_pipeline as dp
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 OWNER = "{{ cookiecutter.author_name }}"
-RETRAIN_REQUEST = Asset("retrain_request")
+RETRAIN_REQUEST = Asset(dp.RETRAIN_REQUEST)
 DVC_S3_CONNECTION = "dvc_s3"  # optional Airflow connection (aws) with the remote's credentials
 PIPELINE = dp.load_pipeline(dp.PROJECT_DIR)
 

@@ -40,6 +40,9 @@ import yaml
 # The checkout the tasks work in: the folder above dags/, unless PIPELINE_PROJECT_DIR
 # names another (e.g. when Airflow ships dags/ from elsewhere, such as a DAG bundle).
 PROJECT_DIR = Path(os.environ.get("PIPELINE_PROJECT_DIR") or Path(__file__).resolve().parents[1])
+# The Airflow asset a DAG updates (outlets=[Asset(RETRAIN_REQUEST)]) to ask for retraining:
+# continuous_training is scheduled on it (or daily, whichever comes first).
+RETRAIN_REQUEST = "retrain_request"
 VENV_ENV = "PROJECT_VENV"
 VENV_VARIABLE = "project_venv"
 TAIL_LINES = 40

@@ -45,7 +45,7 @@ from airflow_helpers import (
 from pipeline_helpers import copy_project, dvc, edit_params, run
 from pipeline_helpers import env as pipeline_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 DAG_ID = "continuous_training"
 MODEL = "{{ cookiecutter.project_slug }}"
 BUCKET = "ct-e2e"
