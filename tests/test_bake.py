@@ -33,6 +33,7 @@ README.md
 dags/.airflowignore
 dags/README.md
 dags/continuous_training.py
+dags/drift_monitoring.py
 dags/dvc_pipeline.py
 data/README.md
 docker-compose.yml
@@ -88,6 +89,7 @@ tests/test_feature_store.py
 tests/test_features.py
 tests/test_gates.py
 tests/test_monitoring.py
+tests/test_monitoring_dag.py
 tests/test_pipeline_e2e.py
 tests/test_promotion.py
 tests/test_serving.py

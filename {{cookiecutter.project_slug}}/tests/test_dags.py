@@ -62,7 +62,7 @@ LOAD_DAGS = textwrap.dedent(
                 "assets": [
                     a.name
                     for a in getattr(dag.timetable.asset_condition, "objects", [dag.timetable.asset_condition])
-                ] if hasattr(dag.timetable, "asset_condition") else [],
+                ] if getattr(dag.timetable, "asset_condition", None) is not None else [],
                 "inner": type(getattr(dag.timetable, "timetable", None)).__name__,
                 "tasks": {
                     t.task_id: {

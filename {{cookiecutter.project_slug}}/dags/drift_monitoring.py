@@ -1,0 +1,86 @@
+"""
+### Drift monitoring of {{ cookiecutter.project_name }}
+
+Every day, checks the newest data against what the champion model was trained on,
+and asks for retraining when it has drifted.
+
+1. **set_data_interval** writes the run's last complete day to `params.yaml`
+   (`data.end_date`), as the training DAG does.
+2. **ingest_and_validate** lands that window of daily batches and runs the raw
+   gate (`dvc repro --single-item ingest validate_raw`): bad data stops here.
+3. **monitor** runs the Evidently checks (`python -m {{ cookiecutter.package_name }} monitor`):
+   data drift per feature and its share, prediction drift, data quality and, where
+   labels have arrived, model quality. Reports: `reports/monitoring/index.html`;
+   verdict and reasons: `reports/monitoring/summary.json`.
+4. **drift_found** goes on only when the verdict says `retrain` (and logs why);
+   otherwise the run ends here, green, with nothing retrained.
+5. **request_retraining** updates the asset `retrain_request`, with the reasons
+   attached: the `continuous_training` DAG is scheduled on it and starts a run,
+   whose promotion gate then decides whether the new model replaces the champion.
+
+Both DAGs run DVC in the same checkout; each runs one run at a time, and if
+their DVC tasks ever overlap, DVC's repository lock fails the later one, which
+then retries with back-off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dvc_pipeline as dp
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, task
+
+OWNER = "{{ cookiecutter.author_name }}"
+RETRAIN_REQUEST = Asset(dp.RETRAIN_REQUEST)
+SUMMARY = "reports/monitoring/summary.json"
+
+with DAG(
+    dag_id="drift_monitoring",
+    description="Evidently drift and quality checks; emits retrain_request when retraining is due",
+    schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,  # one DVC process per checkout
+    dagrun_timeout=dt.timedelta(hours=2),
+    default_args=dp.default_args(OWNER),
+    tags=["{{ cookiecutter.project_slug }}", "monitoring", "evidently", "drift"],
+    doc_md=__doc__,
+) as dag:
+
+    @task(doc_md="Write the run's last complete day to `params.yaml: data.end_date`.")
+    def set_data_interval(data_interval_end=None, dag_run=None) -> str:
+        end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
+        dp.set_param(dp.PROJECT_DIR / "params.yaml", "data.end_date", end_date.isoformat())
+        return end_date.isoformat()
+
+    @task(doc_md="`dvc repro --single-item ingest validate_raw`: the new batches, gated.")
+    def ingest_and_validate(end_date: str) -> None:
+        dp.run_in_project(["dvc", "repro", "--single-item", "ingest", "validate_raw"])
+
+    @task(doc_md="Evidently checks against the training reference; writes the verdict.")
+    def monitor() -> dict:
+        dp.run_in_project(["python", "-m", "{{ cookiecutter.package_name }}", "monitor"])
+        summary = json.loads((dp.PROJECT_DIR / SUMMARY).read_text())
+        return {"retrain": bool(summary["retrain"]), "reasons": list(summary.get("reasons", []))}
+
+    @task.short_circuit(doc_md="Go on only when the verdict is `retrain`.")
+    def drift_found(verdict: dict) -> bool:
+        if verdict["retrain"]:
+            print("retraining is due: " + "; ".join(verdict["reasons"]))
+        else:
+            print("no drift past the thresholds: nothing to retrain")
+        return verdict["retrain"]
+
+    @task(
+        outlets=[RETRAIN_REQUEST],
+        doc_md="Update the asset `retrain_request` (reasons attached): starts `continuous_training`.",
+    )
+    def request_retraining(verdict: dict, outlet_events=None) -> None:
+        outlet_events[RETRAIN_REQUEST].extra = {"reasons": verdict["reasons"]}
+        print("retrain_request updated: " + "; ".join(verdict["reasons"]))
+
+    end_date = set_data_interval()
+    checked = monitor()
+    ingest_and_validate(end_date) >> checked
+    drift_found(checked) >> request_retraining(checked)

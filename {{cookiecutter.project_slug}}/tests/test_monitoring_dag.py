@@ -1,0 +1,91 @@
+"""The drift-monitoring DAG under `airflow dags test`: drift updates the
+`retrain_request` asset (which schedules continuous_training); no drift does not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from airflow_helpers import BIN, airflow, airflow_env, dags_test
+from pipeline_helpers import copy_project, dvc, edit_params
+
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
+DAY = "2026-04-02"  # the run monitors the window ending 2026-04-01
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("monitoring-dag") / "project")
+    # Small test data: judge drift, not the absolute quality of a 60-round model.
+    edit_params(
+        project,
+        lambda p: p["monitoring"]["quality"].update(
+            {"min_roc_auc": 0.5, "min_precision": 0.0, "min_recall": 0.0, "max_roc_auc_drop": None}
+        ),
+    )
+    dvc(project, "repro")  # the model and training set the monitor compares against
+    return project
+
+
+@pytest.fixture
+def home(tmp_path: Path, project: Path) -> Path:
+    done = airflow(["db", "migrate"], airflow_env(tmp_path, project / "dags"), project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tmp_path
+
+
+def retrain_events(home: Path, project: Path) -> list[dict]:
+    """The asset events recorded for retrain_request in this Airflow home."""
+    script = (
+        "import json\n"
+        "from sqlalchemy import select\n"
+        "from airflow.models.asset import AssetEvent, AssetModel\n"
+        "from airflow.utils.session import create_session\n"
+        "with create_session() as s:\n"
+        "    rows = s.execute(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)"
+        ".where(AssetModel.name == 'retrain_request')).all()\n"
+        "print(json.dumps([r[0] for r in rows]))\n"
+    )
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", script],
+        env=airflow_env(home, project / "dags"),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summary(project: Path) -> dict:
+    return json.loads((project / "reports/monitoring/summary.json").read_text())
+
+
+def test_no_drift_means_no_retraining(project: Path, home: Path) -> None:
+    code, output, _ = dags_test(
+        "drift_monitoring", DAY, airflow_env(home, project / "dags"), project
+    )
+    assert code == 0, output[-6000:]
+    assert summary(project)["retrain"] is False, summary(project)["reasons"]
+    assert "nothing to retrain" in output
+    assert retrain_events(home, project) == []
+
+
+def test_drift_requests_retraining_with_its_reasons(project: Path, home: Path) -> None:
+    edit_params(
+        project, lambda p: p["data"]["drift"].update({"start_date": "2026-03-26", "covariate": 0.8})
+    )
+    code, output, _ = dags_test(
+        "drift_monitoring", DAY, airflow_env(home, project / "dags"), project
+    )
+    assert code == 0, output[-6000:]
+    verdict = summary(project)
+    assert verdict["retrain"] is True
+    events = retrain_events(home, project)
+    assert len(events) == 1
+    assert events[0]["reasons"] == verdict["reasons"]
+    assert any("drift" in reason for reason in events[0]["reasons"])
