@@ -34,7 +34,13 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".cloudpickle"}
 @pytest.fixture(scope="module")
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "type: redis" in (PROJECT_ROOT / "features" / "feature_store.yaml").read_text():
-        os.environ["FEAST_REDIS_CONNECTION"] = request.getfixturevalue("redis_server")
+        import redis
+
+        address = request.getfixturevalue("redis_server")
+        host, port = address.split(":")
+        # Other tests materialize into the same Feast project on this server: start clean.
+        redis.Redis(host=host, port=int(port)).flushall()
+        os.environ["FEAST_REDIS_CONNECTION"] = address
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     first = dvc(project, "repro")
     assert stages_run(first.stdout) == ALL_STAGES, first.stdout
