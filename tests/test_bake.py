@@ -52,6 +52,7 @@ scripts/test-services.sh
 src/{package}/__init__.py
 src/{package}/__main__.py
 src/{package}/bench.py
+src/{package}/bench_pipeline.py
 src/{package}/ci_report.py
 src/{package}/cli.py
 src/{package}/config.py
@@ -69,6 +70,7 @@ src/{package}/publish.py
 src/{package}/promotion.py
 src/{package}/py.typed
 src/{package}/registry.py
+src/{package}/scratch.py
 src/{package}/serving.py
 src/{package}/split.py
 src/{package}/suite_bootstrap.py
@@ -78,6 +80,7 @@ src/{package}/training_set.py
 tests/airflow_helpers.py
 tests/conftest.py
 tests/pipeline_helpers.py
+tests/test_bench.py
 tests/test_ci_report.py
 tests/test_cli.py
 tests/test_config.py

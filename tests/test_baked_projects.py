@@ -15,9 +15,10 @@ def test_baked_project_lints_clean(set_up: dict[str, Path], name: str) -> None:
     run(["make", "lint"], set_up[name])
 
 
-# The Airflow end-to-end runs (two real DAG runs, ~5 min) exercise code that does not
-# vary between variants; they run on the default bake, the custom bake runs the rest.
-PYTEST_ARGS = {"default": "", "custom": '-m "not airflow"'}
+# The Airflow end-to-end runs (two real DAG runs, ~5 min) and the benchmark's end-to-end
+# run exercise code that does not vary between variants; they run on the default bake,
+# the custom bake runs the rest.
+PYTEST_ARGS = {"default": "", "custom": '-m "not airflow and not bench"'}
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

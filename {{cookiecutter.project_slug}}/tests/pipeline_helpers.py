@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from {{ cookiecutter.package_name }} import scratch
+from {{ cookiecutter.package_name }}.scratch import edit_params as edit_params  # re-exported for the tests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# State that belongs to this checkout, never to a copy.
-LOCAL_STATE = (
-    ".venv",
-    ".git",
-    "data",
-    "models",
-    "reports",
-    "mlflow.db",
-    "mlartifacts",
-    ".dvc-storage",
-    "dvc.lock",
-    "airflow",
-    "cache",
-    "tmp",
-    "dvc_plots",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    "*.egg-info",
-)
 SMALL_DATA = {"window_days": 20, "rows_per_day": 300, "n_customers": 2000}
 
 
@@ -53,29 +32,15 @@ def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     return done
 
 
-def edit_params(project: Path, mutate: Callable[[dict[str, Any]], None]) -> None:
-    path = project / "params.yaml"
-    data = yaml.safe_load(path.read_text())
-    mutate(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
 def copy_project(dest: Path, small: bool = True) -> Path:
     """A fresh git + DVC checkout of this project's files, with small data by default."""
-    shutil.copytree(PROJECT_ROOT, dest, ignore=shutil.ignore_patterns(*LOCAL_STATE))
-    if small:
 
-        def shrink(p: dict[str, Any]) -> None:
-            p["data"].update(SMALL_DATA)
-            p["split"].update({"valid_days": 3, "test_days": 3})
-            p["train"].update({"num_boost_round": 60, "nthread": 2})
+    def shrink(p: dict[str, Any]) -> None:
+        p["data"].update(SMALL_DATA)
+        p["split"].update({"valid_days": 3, "test_days": 3})
+        p["train"].update({"num_boost_round": 60, "nthread": 2})
 
-        edit_params(dest, shrink)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    run([*git, "init", "--quiet", "--initial-branch=main"], dest)
-    run([*git, "add", "--all"], dest)
-    run([*git, "commit", "--quiet", "--no-verify", "-m", "copy"], dest)
-    return dest
+    return scratch.copy_project(PROJECT_ROOT, dest, shrink if small else None)
 
 
 def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -14,9 +14,9 @@ from {{ cookiecutter.package_name }}.config import MlflowConfig
 from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_labels
 from {{ cookiecutter.package_name }}.registry import CHAMPION, ChampionModel
-from {{ cookiecutter.package_name }}.serving import create_app, score_frame
+from {{ cookiecutter.package_name }}.serving import create_app
 from {{ cookiecutter.package_name }}.split import time_split
-from {{ cookiecutter.package_name }}.train import train_model
+from {{ cookiecutter.package_name }}.train import predict_proba, train_model
 from {{ cookiecutter.package_name }}.training_set import point_in_time_join
 
 from conftest import make_feast_repo
@@ -81,7 +81,7 @@ def test_same_prediction_through_batch_path_and_http(setup, tiny_features) -> No
     )
     model = ChampionModel(MODEL).get()
     batch_scores = dict(
-        zip(offline["customer_id"], score_frame(model.booster, offline), strict=True)
+        zip(offline["customer_id"], predict_proba(model.booster, offline), strict=True)
     )
     served = setup["http"].post("/predict", json={"customer_ids": ids}).json()["predictions"]
     for p in served:

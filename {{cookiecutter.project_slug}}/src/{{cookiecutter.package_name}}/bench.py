@@ -61,8 +61,6 @@ def _bare_check(frame: pd.DataFrame, expectation: dict[str, Any], values: dict[s
 
 
 def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) -> dict[str, float]:
-    import json
-
     from .config import DataConfig
     from .gates import load_suite_json, raw_gate_parameters, validate
 
@@ -92,13 +90,7 @@ def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) ->
         "bare_pandas_seconds": bare,
         "gx_over_bare": report.seconds / bare,
     }
-    table = Table(title=f"raw gate on {len(frame):,} rows ({report.evaluated} expectations)")
-    for column in ("measure", "value"):
-        table.add_column(column)
-    for key, value in figures.items():
-        table.add_row(key, f"{value:,.3f}")
-    console.print(table)
-    console.print(json.dumps(figures))
+    print_figures(f"raw gate on {len(frame):,} rows ({report.evaluated} expectations)", figures)
     return figures
 
 
@@ -136,8 +128,6 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
     drift injected, and runs the checks twice: every row (sample_rows=0) and sampled
     (monitoring.sample_rows). The verdicts must agree for sampling to be safe.
     """
-    import json
-
     from .features import LABEL, build_features
     from .monitoring import build_monitor_data, run_checks
     from .split import time_split
@@ -225,7 +215,7 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
             str(f["same_drifted_features"]),
         )
     console.print(table)
-    console.print(json.dumps(figures, default=str))
+    return figures
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -233,16 +223,13 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def _print_figures(title: str, figures: dict[str, float]) -> None:
-    import json
-
+def print_figures(title: str, figures: dict[str, Any]) -> None:
     table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in figures.items():
-        table.add_row(key, f"{value:,.3f}")
+        table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else str(value))
     console.print(table)
-    console.print(json.dumps(figures))
 
 
 def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]:
@@ -256,7 +243,8 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
     from . import tracking
     from .feature_store import online_features, open_store
     from .registry import ChampionModel
-    from .serving import create_app, score_frame
+    from .serving import create_app
+    from .train import predict_proba
 
     tracking.setup_mlflow(params.mlflow)
     store = open_store()
@@ -273,7 +261,7 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
     for customer in picks:
         started = time.perf_counter()
         known, _ = online_features(store, [customer])
-        score_frame(model.booster, known)
+        predict_proba(model.booster, known)
         bare.append(time.perf_counter() - started)
 
     with socket.socket() as sock:
@@ -316,7 +304,7 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
         "p99_ratio_http_over_bare": _percentiles(http)["p99_ms"] / _percentiles(bare)["p99_ms"],
         f"batch_{batch}_entities_per_second": batches * batch / batch_seconds,
     }
-    _print_figures(f"POST /predict ({store.config.online_store.type} online store)", figures)
+    print_figures(f"POST /predict ({store.config.online_store.type} online store)", figures)
     return figures
 
 
@@ -361,5 +349,5 @@ def bench_feature_store(rows: int) -> dict[str, float]:
         "feast_over_pandas": feast_seconds / pandas_seconds,
         "materialize_seconds": materialize_seconds,
     }
-    _print_figures(f"Feast on {rows:,} rows (DuckDB offline store)", figures)
+    print_figures(f"Feast on {rows:,} rows (DuckDB offline store)", figures)
     return figures

@@ -8,7 +8,9 @@ stays quick and each stage pays only for what it needs.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -18,7 +20,7 @@ import typer
 
 from .config import Params, load_params
 from .errors import PipelineError
-from .logs import console, setup_logging
+from .logs import STAGE_METRICS_ENV, console, record_stage_metrics, setup_logging
 
 app = typer.Typer(
     help="{{ cookiecutter.project_name }}: pipeline stages and tools.",
@@ -33,16 +35,27 @@ PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Path to para
 
 
 def stage(func: F) -> F:
-    """Turn known failures into a one-paragraph message and exit code 1 (no traceback)."""
+    """Turn known failures into a one-paragraph message and exit code 1 (no traceback).
+
+    With STAGE_METRICS_FILE set (the benchmark sets it), each command also appends
+    its start-up time, work time and peak memory to that file as one JSON line.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         setup_logging()
+        started = time.time()  # wall clock: compared with the process start time
+        ok = False
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            ok = True
+            return result
         except (PipelineError, ValueError) as exc:
             console.print(f"[bold red]{func.__name__} failed:[/] {exc}", highlight=False)
             sys.exit(1)
+        finally:
+            if os.environ.get(STAGE_METRICS_ENV):
+                record_stage_metrics(Path(os.environ[STAGE_METRICS_ENV]), started, ok)
 
     return wrapper  # type: ignore[return-value]
 
@@ -122,14 +135,20 @@ def materialize(params: Path = PARAMS_OPTION) -> None:
 def train(params: Path = PARAMS_OPTION) -> None:
     """Train the XGBoost model, save it (UBJSON) and track the run in MLflow."""
     from . import tracking
-    from .features import FEATURE_COLUMNS
+    from .features import FEATURE_COLUMNS, LABEL, TIMESTAMP
     from .files import read_parquet, write_json
     from .split import time_split
     from .train import save_model, train_model
 
     p = _params(params)
-    frame = read_parquet(p.paths.training_set, "training_set")
+    frame = read_parquet(
+        p.paths.training_set,
+        "training_set",
+        columns=[TIMESTAMP, LABEL, *FEATURE_COLUMNS],
+        float32=FEATURE_COLUMNS,
+    )
     splits = time_split(frame, p.split)
+    del frame  # the splits hold the rows now: peak memory stays near the training matrix
     booster, meta = train_model(splits, p.train)
     save_model(booster, meta, p.paths.model_dir)
     tracking.setup_mlflow(p.mlflow)
@@ -309,7 +328,7 @@ def score(
     from .gates import enforce
     from .gates import validate as run_gate
     from .registry import ChampionModel
-    from .serving import score_frame
+    from .train import predict_proba
 
     p = _params(params)
     if not entities.is_file():
@@ -326,7 +345,7 @@ def score(
     tracking.setup_mlflow(p.mlflow)
     model = ChampionModel(p.mlflow.registered_model).get()
     features = historical_features(store, frame[["customer_id", "event_timestamp"]])
-    scores = score_frame(model.booster, features)
+    scores = predict_proba(model.booster, features)
     result = features[["customer_id", "event_timestamp"]].assign(
         score=scores,
         predicted=(scores >= model.threshold).astype("int64"),
@@ -481,17 +500,74 @@ def bench_monitor(
     bench_monitoring(_params(params), rows, scenario)
 
 
+BENCH_JSON_OPTION = typer.Option(None, "--json", help="Also write the figures to this JSON file.")
+
+
+def _write_figures(figures: Any, path: Path | None) -> None:
+    if path:
+        from .files import write_json
+
+        write_json(figures, path)
+
+
 @bench_app.command("serve")
 @stage
 def bench_serve(
     requests: int = typer.Option(1000, help="Single-entity requests to time."),
     batch: int = typer.Option(100, help="Entities per request in the batch test."),
     params: Path = PARAMS_OPTION,
+    json_out: Path | None = BENCH_JSON_OPTION,
 ) -> None:
     """POST /predict latency p50/p99 over HTTP, against bare Feast + XGBoost calls."""
     from .bench import bench_serving
 
-    bench_serving(_params(params), requests, batch)
+    _write_figures(bench_serving(_params(params), requests, batch), json_out)
+
+
+@bench_app.command("bare")
+@stage
+def bench_bare(
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    params: Path = PARAMS_OPTION,
+    json_out: Path | None = BENCH_JSON_OPTION,
+) -> None:
+    """The floor the pipeline is measured against: read the raw batches, build the matrix,
+    xgboost.train with the train.* parameters, predict the test days; in one process."""
+    from .bench import print_figures
+    from .bench_pipeline import bare_training
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"unknown device {device!r}; choose cpu or cuda")
+    figures = bare_training(_params(params), device)
+    print_figures(f"bare training on {figures['rows']:,} raw rows", figures)
+    _write_figures(figures, json_out)
+
+
+@bench_app.command("pipeline")
+@stage
+def bench_pipeline(
+    sizes: str = typer.Option(
+        "100000,1000000,5000000", help="Comma-separated raw row counts to run the pipeline at."
+    ),
+    component_rows: int = typer.Option(
+        1_000_000, help="Rows for the gate, Feast and monitoring measurements."
+    ),
+    out: Path = typer.Option(Path("reports/bench/bench.json"), help="JSON file to write."),
+    keep: bool = typer.Option(False, help="Keep the scratch projects (their path is printed)."),
+    serve_requests: int = typer.Option(1000, help="Single-entity POST /predict requests to time."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """`make bench`: the whole pipeline at several sizes against the bare work, the fixed
+    and marginal cost fit, and the gate, Feast, Evidently and serving figures."""
+    from .bench_pipeline import run_benchmark
+
+    try:
+        rows = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"--sizes must be comma-separated integers, got {sizes!r}"
+        ) from None
+    run_benchmark(Path.cwd(), _params(params), rows, component_rows, out, keep, serve_requests)
 
 
 @bench_app.command("feast")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,26 @@ def require(path: Path, produced_by: str) -> Path:
     return path
 
 
-def read_parquet(path: Path, produced_by: str) -> pd.DataFrame:
-    return pd.read_parquet(require(path, produced_by))
+def read_parquet(
+    path: Path,
+    produced_by: str,
+    columns: Sequence[str] | None = None,
+    float32: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read a stage output (only `columns`, if given). Columns in `float32` are cast in
+    Arrow, before pandas sees them, so no float64 copy of a large matrix is ever made."""
+    if not float32:
+        return pd.read_parquet(require(path, produced_by), columns=columns)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(require(path, produced_by), columns=columns)
+    wanted = set(float32)
+    schema = pa.schema([f.with_type(pa.float32()) if f.name in wanted else f for f in table.schema])
+    frame = table.cast(schema).to_pandas(self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()  # hand the decoding buffers back now
+    return frame
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

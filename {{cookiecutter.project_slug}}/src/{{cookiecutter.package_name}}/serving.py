@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .features import ENTITY, FEATURE_COLUMNS, FEATURE_SERVICE
 from .registry import ChampionModel, NoChampionError
+from .train import predict_proba
 
 MAX_BATCH = 1000
 
@@ -57,15 +58,6 @@ class PredictionLog:
             handle.write(lines)
 
 
-def score_frame(booster: Any, features: Any) -> np.ndarray:
-    import xgboost as xgb
-
-    matrix = xgb.DMatrix(
-        features[FEATURE_COLUMNS].to_numpy(np.float32), feature_names=FEATURE_COLUMNS
-    )
-    return booster.predict(matrix)
-
-
 def create_app(store: Any, champion: ChampionModel, log_path: Path) -> FastAPI:
     from .feature_store import freshness, online_features
 
@@ -82,7 +74,7 @@ def create_app(store: Any, champion: ChampionModel, log_path: Path) -> FastAPI:
     def predict(request: PredictRequest) -> PredictResponse:
         model = model_or_503()
         known, unknown = online_features(store, request.customer_ids)
-        scores = score_frame(model.booster, known) if len(known) else np.array([])
+        scores = predict_proba(model.booster, known) if len(known) else np.array([])
         by_id: dict[int, Prediction] = {
             i: Prediction(
                 customer_id=i,

@@ -1,0 +1,436 @@
+"""The pipeline benchmark behind `make bench`: the whole `dvc repro` at several data
+sizes against the bare work it wraps, measured in the same run.
+
+For each size a scratch copy of this project runs the real pipeline (every stage
+records its start-up, work time and peak memory through STAGE_METRICS_FILE), then a
+no-op `dvc repro`, then the bare floor in one fresh process: read the raw parquet,
+build the feature matrix, `xgboost.train` with the same parameters and early
+stopping, predict the test days. Both are fitted as `fixed + marginal x rows`; the
+ratios, not the seconds, are what to compare across machines. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from .config import DataConfig, Params
+from .logs import STAGE_METRICS_ENV, console
+from .scratch import copy_project
+
+CLI = [sys.executable, "-m", __package__]
+# Targets from the performance issue; shown next to the figures, never asserted.
+TARGETS = {
+    "marginal_ratio": 1.5,  # pipeline seconds per row / bare seconds per row
+    "fixed_overhead_seconds": 30.0,  # pipeline fixed part minus the bare fixed part
+    "linearity": 1.3,  # seconds per row (fixed part removed) at the largest / at 1M rows
+    "noop_repro_seconds": 3.0,
+    "dag_parse_extra_seconds": 0.1,
+    "train_memory_ratio": 3.0,  # peak memory added by training / training matrix bytes
+    "monitor_seconds_1m": 5.0,
+}
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    rows: int
+    pipeline_seconds: float
+    noop_seconds: float
+    stages: list[dict[str, Any]]
+    bare: dict[str, Any]
+
+    @property
+    def bare_seconds(self) -> float:
+        return float(self.bare["process_seconds"])
+
+
+def _run(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update({"NO_PROGRESS": "1", **(extra_env or {})})
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise RuntimeError(f"{' '.join(args)} failed in {cwd} (exit {done.returncode}):\n{tail}")
+    return done.stdout
+
+
+def size_params(rows: int, data: DataConfig) -> dict[str, int]:
+    """data.* for about `rows` raw rows over data.window_days: more customers, each seen as
+    often as in params.yaml, so per-customer history (Feast's join work) keeps its shape."""
+    per_day = max(rows // data.window_days, 100)
+    return {
+        "rows_per_day": per_day,
+        "n_customers": max(per_day, round(per_day * data.n_customers / data.rows_per_day)),
+    }
+
+
+def bench_size(project: Path, scratch: Path, rows: int, data: DataConfig) -> SizeResult:
+    """Full `dvc repro`, a no-op `dvc repro` and the bare floor at one size."""
+    sized = size_params(rows, data)
+
+    def resize(p: dict[str, Any]) -> None:
+        p["data"].update(sized)
+        raw_gate = p["gates"]["raw"]
+        raw_gate["max_rows_per_day"] = max(raw_gate["max_rows_per_day"], 2 * sized["rows_per_day"])
+
+    copy = copy_project(project, scratch / f"rows-{rows}", resize)
+    metrics_file = scratch / f"stages-{rows}.jsonl"
+    dvc = [sys.executable, "-m", "dvc"]
+    started = time.perf_counter()
+    _run([*dvc, "repro"], copy, {STAGE_METRICS_ENV: str(metrics_file)})
+    pipeline_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    _run([*dvc, "repro"], copy)
+    noop_seconds = time.perf_counter() - started
+    stages = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+    bare_json = scratch / f"bare-{rows}.json"
+    started = time.perf_counter()
+    _run([*CLI, "bench", "bare", "--json", str(bare_json)], copy)
+    process_seconds = time.perf_counter() - started
+    bare = {**json.loads(bare_json.read_text()), "process_seconds": process_seconds}
+    return SizeResult(rows, pipeline_seconds, noop_seconds, stages, bare)
+
+
+class PeakRss:
+    """Samples this process's resident memory in a thread: the peak within a block."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self.start_bytes = self.peak_bytes = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
+
+
+def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
+    """The floor: the same data and XGBoost parameters, no DVC, gates, Feast or MLflow."""
+    import xgboost as xgb
+
+    from .features import FEATURE_COLUMNS, LABEL, build_features
+    from .ingest import read_raw
+    from .split import time_split
+    from .train import feature_matrix, xgb_params
+
+    cfg = params.train
+    clock = time.perf_counter()
+    raw = read_raw(params.paths.raw)
+    read_s = time.perf_counter() - clock
+    clock = time.perf_counter()
+    frame = build_features(raw).assign(**{LABEL: raw[LABEL].to_numpy()})
+    splits = time_split(frame, params.split)
+    x_train, y_train = feature_matrix(splits.train), splits.train[LABEL].to_numpy()
+    x_valid, y_valid = feature_matrix(splits.valid), splits.valid[LABEL].to_numpy()
+    features_s = time.perf_counter() - clock
+    positives = int(y_train.sum())
+    spw = (
+        (len(y_train) - positives) / positives
+        if cfg.scale_pos_weight == "auto"
+        else float(cfg.scale_pos_weight)
+    )
+    with PeakRss() as memory:
+        clock = time.perf_counter()
+        dtrain = xgb.QuantileDMatrix(x_train, y_train, max_bin=cfg.max_bin)
+        dvalid = xgb.QuantileDMatrix(x_valid, y_valid, ref=dtrain)
+        matrix_s = time.perf_counter() - clock
+        clock = time.perf_counter()
+        booster = xgb.train(
+            xgb_params(cfg, device, spw),
+            dtrain,
+            num_boost_round=cfg.num_boost_round,
+            evals=[(dvalid, "valid")],
+            early_stopping_rounds=cfg.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        train_s = time.perf_counter() - clock
+    clock = time.perf_counter()
+    booster.predict(xgb.DMatrix(feature_matrix(splits.test)))
+    predict_s = time.perf_counter() - clock
+    rounds = booster.num_boosted_rounds()
+    matrix_bytes = x_train.nbytes + x_valid.nbytes
+    return {
+        "device": device,
+        "rows": len(raw),
+        "train_rows": len(x_train),
+        "features": len(FEATURE_COLUMNS),
+        "rounds": rounds,
+        "read_seconds": read_s,
+        "features_seconds": features_s,
+        "matrix_seconds": matrix_s,
+        "train_seconds": train_s,
+        "predict_seconds": predict_s,
+        "work_seconds": read_s + features_s + matrix_s + train_s + predict_s,
+        "train_row_rounds_per_second": len(x_train) * rounds / train_s,
+        "matrix_mb": matrix_bytes / 2**20,
+        "train_peak_added_mb": (memory.peak_bytes - memory.start_bytes) / 2**20,
+        "train_memory_ratio": (memory.peak_bytes - memory.start_bytes) / matrix_bytes,
+    }
+
+
+DAG_PARSE_SCRIPT = """
+import json, sys, time, runpy, tempfile, pathlib
+import airflow.sdk  # imported before timing: the DAG processor has it loaded already
+dags = pathlib.Path(sys.argv[1]).resolve()
+sys.path.insert(0, str(dags))
+empty = pathlib.Path(tempfile.mkdtemp()) / "empty_dag.py"
+empty.write_text("from airflow.sdk import DAG\\nwith DAG('empty', schedule=None):\\n    pass\\n")
+def parse(path):
+    started = time.perf_counter()
+    runpy.run_path(str(path))
+    return time.perf_counter() - started
+out = {"empty_first": parse(empty)}
+files = sorted(p for p in dags.glob("*.py") if "DAG" in p.read_text())
+for f in files:
+    out[f.name + "_first"] = parse(f)
+out["empty_best"] = min(parse(empty) for _ in range(5))
+for f in files:
+    out[f.name + "_best"] = min(parse(f) for _ in range(5))
+print(json.dumps(out))
+"""
+
+
+def dag_parse(project: Path) -> dict[str, float]:
+    """Seconds to parse each DAG file against an empty DAG, in one interpreter."""
+    try:
+        import airflow  # noqa: F401
+    except ImportError:
+        return {"skipped": 1.0}  # Airflow is an optional extra of this project
+    out = _run([sys.executable, "-c", DAG_PARSE_SCRIPT, str(project / "dags")], project)
+    figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+def fit(rows: list[int], seconds: list[float]) -> tuple[float, float]:
+    """Least-squares `seconds = fixed + marginal * rows`; marginal in seconds per million."""
+    if len(set(rows)) < 2:  # one size cannot tell fixed from marginal cost
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.array(rows, dtype=float) / 1e6, np.array(seconds), 1)
+    return float(intercept), float(slope)
+
+
+def summarise(results: list[SizeResult]) -> dict[str, Any]:
+    rows = [r.rows for r in results]
+    fixed, marginal = fit(rows, [r.pipeline_seconds for r in results])
+    bare_fixed, bare_marginal = fit(rows, [r.bare_seconds for r in results])
+    per_million = {
+        r.rows: (r.pipeline_seconds - fixed) / r.rows * 1e6
+        for r in results
+        if r.rows >= 1_000_000 and np.isfinite(fixed)
+    }
+    big = sorted(per_million)
+    return {
+        "pipeline_fixed_seconds": fixed,
+        "pipeline_marginal_seconds_per_million": marginal,
+        "bare_fixed_seconds": bare_fixed,
+        "bare_marginal_seconds_per_million": bare_marginal,
+        "marginal_ratio": marginal / bare_marginal,
+        "fixed_overhead_seconds": fixed - bare_fixed,
+        "pipeline_seconds_per_million_fixed_removed": per_million,
+        "linearity": per_million[max(big)] / per_million[min(big)] if len(big) > 1 else None,
+        "noop_repro_seconds": max(r.noop_seconds for r in results),
+        "train_memory_ratio": max(r.bare["train_memory_ratio"] for r in results),
+    }
+
+
+def _target_cell(name: str, value: float | None) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    limit = TARGETS[name]
+    mark = "[green]within[/]" if value <= limit else "[red]over[/]"
+    return f"{value:,.2f} ({mark} {limit:g})"
+
+
+def print_results(results: list[SizeResult], summary: dict[str, Any]) -> None:
+    sizes = Table(title="dvc repro against the bare work (same data, same XGBoost parameters)")
+    for column in (
+        "rows",
+        "pipeline s",
+        "bare s",
+        "pipeline / bare",
+        "pipeline s per M rows",
+        "bare s per M rows",
+        "no-op repro s",
+    ):
+        sizes.add_column(column, justify="right")
+    for r in results:
+        sizes.add_row(
+            f"{r.rows:,}",
+            f"{r.pipeline_seconds:,.1f}",
+            f"{r.bare_seconds:,.1f}",
+            f"{r.pipeline_seconds / r.bare_seconds:,.2f}",
+            f"{r.pipeline_seconds / r.rows * 1e6:,.1f}",
+            f"{r.bare_seconds / r.rows * 1e6:,.1f}",
+            f"{r.noop_seconds:,.2f}",
+        )
+    console.print(sizes)
+
+    stages = Table(title="per stage: start-up (interpreter + CLI), work, peak memory")
+    stages.add_column("stage")
+    for r in results:
+        stages.add_column(f"{r.rows:,} rows: start + work s", justify="right")
+        stages.add_column("peak MB", justify="right")
+    names = [s["command"] for s in results[0].stages]
+    for name in names:
+        cells = []
+        for r in results:
+            s = next((s for s in r.stages if s["command"] == name), None)
+            cells += (
+                [
+                    f"{s['startup_seconds']:.1f} + {s['work_seconds']:.1f}",
+                    f"{s['peak_rss_mb']:,.0f}",
+                ]
+                if s
+                else ["-", "-"]
+            )
+        stages.add_row(name, *cells)
+    dvc_cells = []
+    for r in results:
+        inside = sum(s["total_seconds"] for s in r.stages)
+        dvc_cells += [f"{r.pipeline_seconds - inside:.1f}", ""]
+    stages.add_row("DVC itself (outside the stages)", *dvc_cells)
+    console.print(stages)
+
+    fit_table = Table(title="fit: seconds = fixed + marginal x rows (targets are goals, not tests)")
+    fit_table.add_column("measure")
+    fit_table.add_column("value", justify="right")
+    fit_table.add_row("pipeline fixed s", f"{summary['pipeline_fixed_seconds']:,.1f}")
+    fit_table.add_row("bare fixed s", f"{summary['bare_fixed_seconds']:,.1f}")
+    fit_table.add_row(
+        "pipeline marginal s per M rows", f"{summary['pipeline_marginal_seconds_per_million']:,.1f}"
+    )
+    fit_table.add_row(
+        "bare marginal s per M rows", f"{summary['bare_marginal_seconds_per_million']:,.1f}"
+    )
+    for name in (
+        "marginal_ratio",
+        "fixed_overhead_seconds",
+        "linearity",
+        "noop_repro_seconds",
+        "train_memory_ratio",
+    ):
+        fit_table.add_row(name.replace("_", " "), _target_cell(name, summary[name]))
+    console.print(fit_table)
+
+    bare = Table(title="bare XGBoost training (hist) per size")
+    for column in ("rows", "device", "rounds", "matrix s", "train s", "row-rounds/s", "memory"):
+        bare.add_column(column, justify="right")
+    for r in results:
+        b = r.bare
+        bare.add_row(
+            f"{b['train_rows']:,}",
+            b["device"],
+            str(b["rounds"]),
+            f"{b['matrix_seconds']:.2f}",
+            f"{b['train_seconds']:.2f}",
+            f"{b['train_row_rounds_per_second']:,.0f}",
+            f"+{b['train_peak_added_mb']:,.0f} MB for a {b['matrix_mb']:,.0f} MB matrix",
+        )
+    console.print(bare)
+
+
+def run_benchmark(
+    project: Path,
+    params: Params,
+    sizes: list[int],
+    component_rows: int,
+    out: Path,
+    keep: bool = False,
+    serve_requests: int = 1000,
+) -> dict[str, Any]:
+    """Every measurement of `make bench`; prints tables and writes `out` (JSON)."""
+    from . import bench
+
+    if not sizes or min(sizes) < 10_000:
+        raise ValueError(f"sizes must be 10,000 rows or more each; got {sizes}")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-"))
+    report: dict[str, Any] = {"sizes": sorted(sizes), "component_rows": component_rows}
+    try:
+        results = []
+        for rows in sorted(sizes):
+            console.print(f"[bold]pipeline at {rows:,} rows[/] (scratch copy in {scratch})")
+            results.append(bench_size(project, scratch, rows, params.data))
+        report["pipeline"] = [r.__dict__ for r in results]
+        report["summary"] = summarise(results)
+        print_results(results, report["summary"])
+
+        from .train import cuda_usable
+
+        smallest = scratch / f"rows-{min(sizes)}"
+        largest = scratch / f"rows-{max(sizes)}"
+        if cuda_usable():
+            cuda_json = scratch / "bare-cuda.json"
+            _run([*CLI, "bench", "bare", "--device", "cuda", "--json", str(cuda_json)], largest)
+            report["bare_cuda"] = json.loads(cuda_json.read_text())
+        else:
+            report["bare_cuda"] = "no usable CUDA device here: GPU training not measured"
+            console.print(report["bare_cuda"])
+
+        parse = dag_parse(project)
+        report["dag_parse"] = parse
+        if "skipped" not in parse:
+            extra = max(v for k, v in parse.items() if k.endswith("_first") and "empty" not in k)
+            extra -= parse["empty_first"]
+            report["summary"]["dag_parse_extra_seconds"] = extra
+            bench.print_figures("DAG file parse, seconds (after `import airflow.sdk`)", parse)
+            console.print(
+                f"DAG parse over an empty DAG: {_target_cell('dag_parse_extra_seconds', extra)}"
+            )
+
+        report["raw_gate"] = bench.bench_raw_gate(params, component_rows)
+        report["feast"] = bench.bench_feature_store(component_rows)
+        monitoring = bench.bench_monitoring(params, component_rows, list(bench.DRIFT_SCENARIOS))
+        report["monitoring"] = monitoring
+        worst = max(m["sampled_prepare_seconds"] + m["sampled_report_seconds"] for m in monitoring)
+        report["summary"]["monitor_seconds_1m"] = worst
+        console.print(
+            f"drift monitoring on {component_rows:,} current rows (sampled): "
+            f"{_target_cell('monitor_seconds_1m', worst)}; same verdicts as the full computation: "
+            f"{all(m['verdicts_match'] and m['same_failed_checks'] for m in monitoring)}"
+        )
+        serve_json = scratch / "serve.json"
+        _run(
+            [*CLI, "bench", "serve", "--requests", str(serve_requests), "--json", str(serve_json)],
+            smallest,
+        )
+        report["serving"] = json.loads(serve_json.read_text())
+        console.print(
+            f"POST /predict (scratch project at {min(sizes):,} rows): "
+            f"p50 {report['serving']['http_p50_ms']:.1f} ms, "
+            f"p99 {report['serving']['http_p99_ms']:.1f} ms"
+        )
+    finally:
+        if keep:
+            console.print(f"scratch projects kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+    console.print(f"[bold]written:[/] {out}")
+    return report

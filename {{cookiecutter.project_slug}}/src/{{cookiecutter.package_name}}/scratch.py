@@ -1,0 +1,62 @@
+"""Throw-away copies of this project: the benchmark and the end-to-end tests run the
+real pipeline in them, never in the user's checkout."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# State that belongs to one checkout, never to a copy.
+LOCAL_STATE = (
+    ".venv",
+    ".git",
+    "data",
+    "models",
+    "reports",
+    "logs",
+    "state",  # features/state: the Feast registry and SQLite online store
+    "mlflow.db",
+    "mlartifacts",
+    ".dvc-storage",
+    "dvc.lock",
+    "airflow",
+    "cache",
+    "tmp",
+    "dvc_plots",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    "*.egg-info",
+)
+
+
+def edit_params(project: Path, mutate: Callable[[dict[str, Any]], None]) -> None:
+    """Change params.yaml of `project` in place (comments are not kept)."""
+    path = project / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    mutate(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def copy_project(
+    source: Path, dest: Path, mutate_params: Callable[[dict[str, Any]], None] | None = None
+) -> Path:
+    """A fresh git + DVC checkout of `source`'s files (no data, models or local state),
+    with params.yaml changed by `mutate_params` before the first commit."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*LOCAL_STATE))
+    if mutate_params:
+        edit_params(dest, mutate_params)
+    git = ["git", "-c", "user.name=scratch", "-c", "user.email=scratch@example.com"]
+    for args in (
+        ["init", "--quiet", "--initial-branch=main"],
+        ["add", "--all"],
+        ["commit", "--quiet", "--no-verify", "-m", "copy"],
+    ):
+        subprocess.run([*git, *args], cwd=dest, check=True, capture_output=True, text=True)
+    return dest
