@@ -54,6 +54,13 @@ def test_training_is_deterministic_on_cpu(splits, train_config) -> None:
     )
 
 
+def test_max_bin_other_than_the_default_trains(splits, train_config) -> None:
+    # train and valid matrices must share max_bin (XGBoost rejects a mismatch)
+    booster, meta = train_model(splits, train_config.model_copy(update={"max_bin": 32}))
+    assert meta.xgb_params["max_bin"] == 32
+    assert booster.num_boosted_rounds() == meta.best_iteration + 1
+
+
 def test_single_class_training_data_is_rejected(splits, train_config) -> None:
     one_class = Splits(splits.train.assign(churned=0), splits.valid, splits.test)
     with pytest.raises(ValueError, match="single class"):

@@ -135,6 +135,7 @@ def train_model(splits: Splits, cfg: TrainConfig) -> tuple[xgb.Booster, ModelMet
         feature_matrix(splits.valid),
         splits.valid[LABEL].to_numpy(),
         feature_names=FEATURE_COLUMNS,
+        max_bin=cfg.max_bin,
         ref=dtrain,
     )
     log.info(
