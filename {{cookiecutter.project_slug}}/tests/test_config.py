@@ -47,6 +47,33 @@ def test_unknown_device_is_rejected(tmp_path: Path) -> None:
         load_params(path)
 
 
+def test_shipped_params_train_locally(project_params) -> None:
+    assert project_params.train.engine == "local"
+    assert project_params.dask.scheduler_address is None  # dask engine: a LocalCluster per run
+
+
+def test_unknown_engine_is_rejected(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: d["train"].update({"engine": "spark"}))
+    with pytest.raises(ConfigError, match=r"train\.engine"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("n_workers", 0), ("threads_per_worker", "many"), ("memory_limit", "lots"), ("partitions", 0)],
+)
+def test_bad_dask_cluster_value_is_rejected_with_its_key(tmp_path: Path, key, value) -> None:
+    path = write_params(tmp_path, lambda d: d["dask"].update({key: value}))
+    with pytest.raises(ConfigError, match=rf"dask\.{key}"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("value", ["auto", "4GiB", "512 MB", 0, 4_000_000_000])
+def test_dask_memory_limit_accepts_sizes(tmp_path: Path, value) -> None:
+    path = write_params(tmp_path, lambda d: d["dask"].update({"memory_limit": value}))
+    assert load_params(path).dask.memory_limit == value
+
+
 def test_more_rows_than_customers_is_rejected(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda d: d["data"].update({"rows_per_day": 10**6}))
     with pytest.raises(ConfigError, match="cannot exceed n_customers"):

@@ -7,11 +7,19 @@ never reads params.yaml itself. Unknown or mistyped keys fail loudly here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -76,6 +84,7 @@ class SplitConfig(Strict):
 
 
 class TrainConfig(Strict):
+    engine: Literal["local", "dask"] = "local"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_boost_round: int = Field(ge=1)
     early_stopping_rounds: int = Field(ge=1)
@@ -90,6 +99,32 @@ class TrainConfig(Strict):
     threshold: Literal["auto"] | float = "auto"
     seed: int = 42
     nthread: int = Field(0, ge=0)
+
+
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([kmgtp]i?)?b", re.IGNORECASE)
+
+
+class DaskConfig(Strict):
+    """The Dask cluster `train.engine: dask` trains on (dask_engine.py)."""
+
+    # None: start a LocalCluster in this process for the run; else a running scheduler
+    scheduler_address: str | None = None
+    # The rest shape the LocalCluster only (a running cluster keeps its own workers).
+    n_workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    # Per worker: "auto" (system memory / n_workers), 0 (no limit), bytes or a size like "4GiB"
+    memory_limit: str | int = "auto"
+    # Partitions each split is cut into on the cluster; None: one per worker
+    partitions: int | None = Field(None, ge=1)
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and value >= 0:
+            return value
+        if isinstance(value, str) and (value == "auto" or _MEMORY_SIZE.fullmatch(value)):
+            return value
+        raise ValueError("expected auto, 0 (no limit), a number of bytes or a size like 4GiB")
 
 
 class EvaluateConfig(Strict):
@@ -204,6 +239,7 @@ class Params(Strict):
     gates: GatesConfig
     split: SplitConfig
     train: TrainConfig
+    dask: DaskConfig
     evaluate: EvaluateConfig
     monitoring: MonitoringConfig
     serving: ServingConfig
