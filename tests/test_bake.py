@@ -56,6 +56,7 @@ src/{package}/bench_pipeline.py
 src/{package}/ci_report.py
 src/{package}/cli.py
 src/{package}/config.py
+src/{package}/dask_engine.py
 src/{package}/datagen.py
 src/{package}/errors.py
 src/{package}/evaluate.py
@@ -99,6 +100,7 @@ tests/test_serving.py
 tests/test_publish.py
 tests/test_split.py
 tests/test_train.py
+tests/test_train_dask.py
 tests/test_training_set.py
 """
 TOP_LEVEL = {

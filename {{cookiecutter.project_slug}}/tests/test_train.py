@@ -61,6 +61,11 @@ def test_max_bin_other_than_the_default_trains(splits, train_config) -> None:
     assert booster.num_boosted_rounds() == meta.best_iteration + 1
 
 
+def test_local_engine_records_itself(splits, train_config) -> None:
+    _, meta = train_model(splits, train_config)
+    assert (meta.engine, meta.workers) == ("local", 1)
+
+
 def test_single_class_training_data_is_rejected(splits, train_config) -> None:
     one_class = Splits(splits.train.assign(churned=0), splits.valid, splits.test)
     with pytest.raises(ValueError, match="single class"):

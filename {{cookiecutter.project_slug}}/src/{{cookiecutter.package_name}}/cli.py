@@ -149,11 +149,16 @@ def train(params: Path = PARAMS_OPTION) -> None:
     )
     splits = time_split(frame, p.split)
     del frame  # the splits hold the rows now: peak memory stays near the training matrix
-    booster, meta = train_model(splits, p.train)
+    booster, meta = train_model(splits, p.train, p.dask)
     save_model(booster, meta, p.paths.model_dir)
     tracking.setup_mlflow(p.mlflow)
     run_params = {
         **tracking.flatten("train", p.train.model_dump(mode="json")),
+        **(
+            tracking.flatten("dask", p.dask.model_dump(mode="json"))
+            if p.train.engine == "dask"
+            else {}
+        ),
         **tracking.flatten("split", p.split.model_dump(mode="json")),
         **tracking.flatten("data", p.data.model_dump(mode="json")),
     }

@@ -13,3 +13,7 @@ class ConfigError(PipelineError):
 
 class StageInputError(PipelineError):
     """A stage's input is missing or unusable."""
+
+
+class ClusterError(PipelineError):
+    """The Dask cluster of `train.engine: dask` cannot be reached or started."""

@@ -98,7 +98,15 @@ def log_training(
     from mlflow.models import infer_signature
 
     with mlflow.start_run(run_name="train") as run:
-        mlflow.set_tags({**tags, "stage": "train", "device_used": meta.device})
+        mlflow.set_tags(
+            {
+                **tags,
+                "stage": "train",
+                "device_used": meta.device,
+                "engine": meta.engine,
+                "workers": str(meta.workers),
+            }
+        )
         mlflow.log_params({**params, "model.threshold": meta.threshold})
         mlflow.log_metrics({**meta.valid_metrics, "best_iteration": meta.best_iteration})
         signature = infer_signature(sample, booster.predict(xgb.DMatrix(sample)))

@@ -1,5 +1,9 @@
 """Train stage: XGBoost (hist) with early stopping, class-imbalance weighting and
-device selection; the model is saved in XGBoost's UBJSON format (never pickle)."""
+device selection; the model is saved in XGBoost's UBJSON format (never pickle).
+
+`train.engine` picks where the boosting runs: `local` (this process) or `dask`
+(xgboost.dask on a Dask cluster, dask_engine.py). Both train with the same
+parameters and return a plain Booster, so everything after training is shared."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from .config import TrainConfig
+from .config import DaskConfig, TrainConfig
 from .features import FEATURE_COLUMNS, LABEL
 from .files import read_json, require, write_json
 from .logs import progress
@@ -36,6 +40,8 @@ class ModelMeta:
     xgb_params: dict[str, Any]
     valid_metrics: dict[str, float]
     split_summary: dict[str, dict[str, float]] = field(default_factory=dict)
+    engine: str = "local"  # train.engine that trained the model: local | dask
+    workers: int = 1  # Dask workers that trained it (1: the local engine)
 
 
 def cuda_usable() -> bool:
@@ -114,8 +120,23 @@ def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
 
 
-def train_model(splits: Splits, cfg: TrainConfig) -> tuple[xgb.Booster, ModelMeta]:
-    """Fit on the train split, early-stop on the valid split."""
+@dataclass
+class Fit:
+    """What a training engine hands back to `train_model`."""
+
+    booster: xgb.Booster  # every round; best_iteration set by early stopping
+    device: str  # the device XGBoost trained on
+    params: dict[str, Any]  # the xgb_params it trained with
+    evals_result: dict[str, dict[str, list[float]]]  # {"valid": {metric: [per round]}}
+    valid_scores: np.ndarray  # scores of the valid split at the best iteration
+    workers: int = 1  # Dask workers that trained (1: the local engine)
+
+
+def train_model(
+    splits: Splits, cfg: TrainConfig, dask_cfg: DaskConfig | None = None
+) -> tuple[xgb.Booster, ModelMeta]:
+    """Fit on the train split, early-stop on the valid split, with `cfg.engine`:
+    `local` (this process) or `dask` (xgboost.dask on the cluster `dask_cfg` describes)."""
     for name, part in (("train", splits.train), ("valid", splits.valid)):
         if part[LABEL].nunique() < 2:
             raise ValueError(f"the {name} split holds a single class: cannot train a classifier")
@@ -126,10 +147,54 @@ def train_model(splits: Splits, cfg: TrainConfig) -> tuple[xgb.Booster, ModelMet
         if cfg.scale_pos_weight == "auto"
         else float(cfg.scale_pos_weight)
     )
+    log.info(
+        "training on %d rows (%.1f%% positive), validating on %d rows (engine: %s)",
+        len(y_train),
+        100 * positives / len(y_train),
+        len(splits.valid),
+        cfg.engine,
+    )
+    if cfg.engine == "dask":
+        from .dask_engine import train_on_dask  # only this engine imports dask.distributed
+
+        fit = train_on_dask(splits, cfg, dask_cfg or DaskConfig(), spw)
+    else:
+        fit = _train_local(splits, cfg, spw)
+    best = int(fit.booster.best_iteration)
+    y_valid = splits.valid[LABEL].to_numpy()
+    threshold = (
+        best_f1_threshold(y_valid, fit.valid_scores)
+        if cfg.threshold == "auto"
+        else float(cfg.threshold)
+    )
+    valid_metrics = {f"valid_{k}": float(v[best]) for k, v in fit.evals_result["valid"].items()}
+    log.info("best iteration %d; %s; threshold %.3f", best, valid_metrics, threshold)
+    # Keep only the trees up to the best iteration so every consumer predicts alike.
+    booster = fit.booster[: best + 1]
+    meta = ModelMeta(
+        feature_names=list(FEATURE_COLUMNS),
+        device=fit.device,
+        best_iteration=best,
+        threshold=threshold,
+        scale_pos_weight=spw,
+        xgb_params=fit.params,
+        valid_metrics=valid_metrics,
+        split_summary=splits.summary(),
+        engine=cfg.engine,
+        workers=fit.workers,
+    )
+    return booster, meta
+
+
+def _train_local(splits: Splits, cfg: TrainConfig, scale_pos_weight: float) -> Fit:
+    """The `local` engine: XGBoost in this process, on the whole train split in memory."""
     device = resolve_device(cfg.device)
-    params = xgb_params(cfg, device, spw)
+    params = xgb_params(cfg, device, scale_pos_weight)
     dtrain = xgb.QuantileDMatrix(
-        feature_matrix(splits.train), y_train, feature_names=FEATURE_COLUMNS, max_bin=cfg.max_bin
+        feature_matrix(splits.train),
+        splits.train[LABEL].to_numpy(),
+        feature_names=FEATURE_COLUMNS,
+        max_bin=cfg.max_bin,
     )
     dvalid = xgb.QuantileDMatrix(
         feature_matrix(splits.valid),
@@ -137,12 +202,6 @@ def train_model(splits: Splits, cfg: TrainConfig) -> tuple[xgb.Booster, ModelMet
         feature_names=FEATURE_COLUMNS,
         max_bin=cfg.max_bin,
         ref=dtrain,
-    )
-    log.info(
-        "training on %d rows (%.1f%% positive), validating on %d rows",
-        len(y_train),
-        100 * positives / len(y_train),
-        len(splits.valid),
     )
     evals_result: dict = {}
     booster = xgb.train(
@@ -157,27 +216,7 @@ def train_model(splits: Splits, cfg: TrainConfig) -> tuple[xgb.Booster, ModelMet
     )
     best = int(booster.best_iteration)
     valid_scores = booster.predict(dvalid, iteration_range=(0, best + 1))
-    y_valid = splits.valid[LABEL].to_numpy()
-    threshold = (
-        best_f1_threshold(y_valid, valid_scores)
-        if cfg.threshold == "auto"
-        else float(cfg.threshold)
-    )
-    valid_metrics = {f"valid_{k}": float(v[best]) for k, v in evals_result["valid"].items()}
-    log.info("best iteration %d; %s; threshold %.3f", best, valid_metrics, threshold)
-    # Keep only the trees up to the best iteration so every consumer predicts alike.
-    booster = booster[: best + 1]
-    meta = ModelMeta(
-        feature_names=list(FEATURE_COLUMNS),
-        device=device,
-        best_iteration=best,
-        threshold=threshold,
-        scale_pos_weight=spw,
-        xgb_params=params,
-        valid_metrics=valid_metrics,
-        split_summary=splits.summary(),
-    )
-    return booster, meta
+    return Fit(booster, device, params, evals_result, valid_scores)
 
 
 def save_model(booster: xgb.Booster, meta: ModelMeta, model_dir: Path) -> Path:
