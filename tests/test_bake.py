@@ -91,6 +91,7 @@ tests/test_datagen.py
 tests/test_evaluate.py
 tests/test_feature_store.py
 tests/test_features.py
+tests/test_files.py
 tests/test_gates.py
 tests/test_monitoring.py
 tests/test_monitoring_dag.py

@@ -143,7 +143,9 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
     ref_raw = _days(ref_start, ref_days, ref_days * 1500, data.n_customers, data.seed)
     frame = build_features(ref_raw).assign(**{LABEL: ref_raw[LABEL].to_numpy()})
     splits = time_split(frame, params.split)
-    cfg_train = params.train.model_copy(update={"num_boost_round": 150, "device": "cpu"})
+    cfg_train = params.train.model_copy(
+        update={"num_boost_round": 150, "device": "cpu", "engine": "local"}
+    )
     booster, meta = train_model(splits, cfg_train)
     test_scores = predict_proba(booster, splits.test)
     test_predictions = pd.DataFrame({LABEL: splits.test[LABEL], "score": test_scores})

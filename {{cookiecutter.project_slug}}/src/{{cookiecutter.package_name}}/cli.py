@@ -78,19 +78,26 @@ def ingest(params: Path = PARAMS_OPTION) -> None:
 @stage
 def featurize(params: Path = PARAMS_OPTION) -> None:
     """Build model features and label events from the raw batches."""
-    from .features import build_features, build_labels
-    from .files import write_parquet
-    from .ingest import read_raw
+    import pandas as pd
+
+    from .features import FEATURE_COLUMNS, build_features, build_labels
+    from .files import ParquetStream
+    from .ingest import raw_batch_files
 
     p = _params(params)
-    raw = read_raw(p.paths.raw)
-    features = build_features(raw)
-    write_parquet(features, p.paths.features / "customer_features.parquet")
-    write_parquet(build_labels(raw, p.evaluate.slice_column), p.paths.features / "labels.parquet")
+    # One daily batch at a time: memory stays at one day's rows, whatever the window.
+    with (
+        ParquetStream(p.paths.features / "customer_features.parquet") as features,
+        ParquetStream(p.paths.features / "labels.parquet") as labels,
+    ):
+        for path in raw_batch_files(p.paths.raw):
+            raw = pd.read_parquet(path)
+            features.write(build_features(raw))
+            labels.write(build_labels(raw, p.evaluate.slice_column))
     log.info(
         "wrote %d feature rows x %d features to %s",
-        len(features),
-        features.shape[1] - 2,
+        features.rows,
+        len(FEATURE_COLUMNS),
         p.paths.features,
     )
 

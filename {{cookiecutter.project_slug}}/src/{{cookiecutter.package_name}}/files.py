@@ -55,6 +55,44 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
+class ParquetStream:
+    """Write a parquet file piece by piece (one daily batch at a time), atomically:
+    the file appears at `path` only when the block exits without an error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.tmp")
+        self._writer: Any = None
+        self.rows = 0
+
+    def __enter__(self) -> ParquetStream:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self._tmp,
+                table.schema,
+                coerce_timestamps="us",
+                allow_truncated_timestamps=True,
+            )
+        self._writer.write_table(table.cast(self._writer.schema))
+        self.rows += len(frame)
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if exc_type is None and self._writer is not None:
+            self._tmp.replace(self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
 def write_json(data: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -63,12 +63,17 @@ def ingest(cfg: DataConfig, raw_dir: Path) -> list[Path]:
     return written
 
 
-def read_raw(raw_dir: Path) -> pd.DataFrame:
-    """All daily batches in `raw_dir` as one frame."""
+def raw_batch_files(raw_dir: Path) -> list[Path]:
+    """The daily batch files in `raw_dir`, oldest first."""
     files = sorted(raw_dir.glob("batch_*.parquet"))
     if not files:
         raise StageInputError(
             f"no batch_*.parquet files in {raw_dir}: they are produced by the 'ingest' stage. "
             "Run `dvc repro ingest` (or `dvc pull`)."
         )
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return files
+
+
+def read_raw(raw_dir: Path) -> pd.DataFrame:
+    """All daily batches in `raw_dir` as one frame."""
+    return pd.concat([pd.read_parquet(f) for f in raw_batch_files(raw_dir)], ignore_index=True)
