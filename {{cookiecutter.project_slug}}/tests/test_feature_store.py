@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, online_features, open_store
+from {{ cookiecutter.package_name }}.feature_store import (
+    freshness,
+    historical_features,
+    materialize,
+    online_features,
+    open_store,
+)
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_labels
 from {{ cookiecutter.package_name }}.training_set import point_in_time_join
 
@@ -84,6 +90,36 @@ def test_materialization_is_incremental(store, tiny_features) -> None:
     materialize(store, tiny_features)
     again = materialize(store, tiny_features)
     assert again["rows_in_window"] == 0  # nothing newer than the last run
+
+
+def test_small_chunks_write_every_customers_newest_values(tmp_path: Path, tiny_features) -> None:
+    store = open_store(make_feast_repo(tmp_path, tiny_features, "sqlite"))
+    summary = materialize(store, tiny_features, chunk_rows=7)
+    newest = (
+        tiny_features.sort_values("event_timestamp", kind="stable")
+        .drop_duplicates("customer_id", keep="last")
+        .set_index("customer_id")
+    )
+    assert summary["customers_written"] == len(newest)
+    assert pd.Timestamp(freshness(store)) == pd.Timestamp(summary["materialized_until"])
+    online, unknown = online_features(store, newest.index.tolist())
+    assert unknown == []
+    online = online.set_index("customer_id").loc[newest.index]
+    for column in FEATURE_COLUMNS:
+        np.testing.assert_allclose(online[column], newest[column], atol=TOLERANCE, err_msg=column)
+
+
+def test_a_newer_value_replaces_the_online_one(tmp_path: Path, tiny_features) -> None:
+    store = open_store(make_feast_repo(tmp_path, tiny_features, "sqlite"))
+    materialize(store, tiny_features)
+    later = tiny_features.tail(1).copy()
+    customer = int(later["customer_id"].iloc[0])
+    later["event_timestamp"] = tiny_features["event_timestamp"].max() + pd.Timedelta(hours=1)
+    later["monthly_charges"] = 123.25
+    summary = materialize(store, pd.concat([tiny_features, later], ignore_index=True))
+    assert summary["customers_written"] == 1
+    online, _ = online_features(store, [customer])
+    assert online["monthly_charges"][0] == pytest.approx(123.25)
 
 
 def test_unknown_entities_are_reported_not_invented(store, tiny_features) -> None:
