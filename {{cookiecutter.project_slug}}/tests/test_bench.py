@@ -63,6 +63,14 @@ def test_fit_separates_fixed_from_marginal_cost() -> None:
     assert marginal == pytest.approx(12)
 
 
+def test_fixed_part_from_the_smallest_sizes_marginal_from_the_largest() -> None:
+    rows = [100_000, 1_000_000, 5_000_000]
+    # growing faster than linear: seconds = 20 + 10 m + 2 m^2 (m: millions of rows)
+    fixed, marginal = fit(rows, [20 + 10 * n / 1e6 + 2 * (n / 1e6) ** 2 for n in rows])
+    assert fixed == pytest.approx(19.8)
+    assert marginal == pytest.approx(22.0)
+
+
 def test_one_size_cannot_be_fitted() -> None:
     fixed, marginal = fit([100_000], [30.0])
     assert math.isnan(fixed) and math.isnan(marginal)
