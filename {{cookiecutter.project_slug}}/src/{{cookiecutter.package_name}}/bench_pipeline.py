@@ -137,7 +137,7 @@ def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
     from .features import FEATURE_COLUMNS, LABEL, build_features
     from .ingest import read_raw
     from .split import time_split
-    from .train import feature_matrix, xgb_params
+    from .train import feature_matrix, scale_pos_weight, xgb_params
 
     cfg = params.train
     clock = time.perf_counter()
@@ -149,12 +149,7 @@ def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
     x_train, y_train = feature_matrix(splits.train), splits.train[LABEL].to_numpy()
     x_valid, y_valid = feature_matrix(splits.valid), splits.valid[LABEL].to_numpy()
     features_s = time.perf_counter() - clock
-    positives = int(y_train.sum())
-    spw = (
-        (len(y_train) - positives) / positives
-        if cfg.scale_pos_weight == "auto"
-        else float(cfg.scale_pos_weight)
-    )
+    spw = scale_pos_weight(y_train, cfg)
     with PeakRss() as memory:
         clock = time.perf_counter()
         dtrain = xgb.QuantileDMatrix(x_train, y_train, max_bin=cfg.max_bin)

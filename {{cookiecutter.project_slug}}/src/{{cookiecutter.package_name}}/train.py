@@ -75,6 +75,14 @@ def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
     return frame[FEATURE_COLUMNS].to_numpy(dtype=np.float32)
 
 
+def scale_pos_weight(y_train: np.ndarray, cfg: TrainConfig) -> float:
+    """train.scale_pos_weight, where `auto` is negatives / positives of the train split."""
+    if cfg.scale_pos_weight != "auto":
+        return float(cfg.scale_pos_weight)
+    positives = int(y_train.sum())
+    return (len(y_train) - positives) / positives
+
+
 def xgb_params(cfg: TrainConfig, device: str, scale_pos_weight: float) -> dict[str, Any]:
     return {
         "objective": "binary:logistic",
@@ -142,11 +150,7 @@ def train_model(
             raise ValueError(f"the {name} split holds a single class: cannot train a classifier")
     y_train = splits.train[LABEL].to_numpy()
     positives = int(y_train.sum())
-    spw = (
-        (len(y_train) - positives) / positives
-        if cfg.scale_pos_weight == "auto"
-        else float(cfg.scale_pos_weight)
-    )
+    spw = scale_pos_weight(y_train, cfg)
     log.info(
         "training on %d rows (%.1f%% positive), validating on %d rows (engine: %s)",
         len(y_train),
