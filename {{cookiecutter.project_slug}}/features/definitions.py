@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.features import ENTITY, FEATURE_COLUMNS, FE
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The feature parquet written by the `featurize` stage (params.yaml: paths.features).
 _paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["paths"]
-FEATURES_PARQUET = PROJECT_ROOT / _paths["features"] / "customer_features.parquet"
+FEATURES_PARQUET = PROJECT_ROOT / _paths["features"] / "features.parquet"
 
 customer = Entity(
     name="customer",

@@ -12,8 +12,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import DataConfig, Params, SplitConfig, TrainConfig, load_params
-from {{ cookiecutter.package_name }}.ingest import batch_days, fetch_batch
+from {{ cookiecutter.package_name }}.config import (
+    IngestConfig,
+    Params,
+    SplitConfig,
+    SyntheticConfig,
+    TrainConfig,
+    Window,
+    load_params,
+)
+from {{ cookiecutter.package_name }}.stages.ingest import fetch_batch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,16 +32,23 @@ def project_params() -> Params:
 
 
 @pytest.fixture(scope="session")
-def tiny_data_config() -> DataConfig:
-    return DataConfig(
-        end_date=dt.date(2026, 3, 31), window_days=24, rows_per_day=400, n_customers=3000, seed=7
-    )
+def tiny_window() -> Window:
+    return Window(end_date=dt.date(2026, 3, 31), days=24)
 
 
 @pytest.fixture(scope="session")
-def tiny_raw(tiny_data_config: DataConfig) -> pd.DataFrame:
-    days = batch_days(tiny_data_config)
-    return pd.concat([fetch_batch(day, tiny_data_config) for day in days], ignore_index=True)
+def tiny_ingest() -> IngestConfig:
+    return IngestConfig(synthetic=SyntheticConfig(rows_per_day=400, n_customers=3000, seed=7))
+
+
+def batches(window: Window, cfg: IngestConfig) -> pd.DataFrame:
+    """The window's daily batches from the ingest stage's source, as one frame."""
+    return pd.concat([fetch_batch(day, cfg) for day in window.dates()], ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tiny_window: Window, tiny_ingest: IngestConfig) -> pd.DataFrame:
+    return batches(tiny_window, tiny_ingest)
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +118,7 @@ def make_feast_repo(
     (root / "params.yaml").write_text("paths:\n  features: data\n")
     (root / "data").mkdir()
     features_frame.to_parquet(
-        root / "data" / "customer_features.parquet", index=False, coerce_timestamps="us"
+        root / "data" / "features.parquet", index=False, coerce_timestamps="us"
     )
     online_block = {
         "sqlite": "  type: sqlite\n  path: state/online_store.db\n",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,8 +24,17 @@ def env() -> dict[str, str]:
     return out
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, check=False)
+def run(
+    args: list[str], cwd: Path, check: bool = True, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        env={**env(), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if check and done.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
@@ -43,8 +53,46 @@ def copy_project(dest: Path, small: bool = True) -> Path:
     return scratch.copy_project(PROJECT_ROOT, dest, shrink if small else None)
 
 
-def dvc(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "dvc", *args], project, check=check)
+def dvc(
+    project: Path, *args: str, check: bool = True, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "dvc", *args], project, check=check, extra_env=extra_env)
+
+
+MODULE_RECORDER = Path(__file__).resolve().parent / "e2e" / "module_recorder"
+
+
+def module_recording_env(record: Path) -> dict[str, str]:
+    """Environment under which every stage process records the package modules it imported
+    (tests/e2e/module_recorder/sitecustomize.py) into `record`."""
+    return {
+        "PYTHONPATH": str(MODULE_RECORDER),
+        "RECORD_MODULES_FILE": str(record),
+        "RECORD_MODULES_PACKAGE": "{{ cookiecutter.package_name }}",
+    }
+
+
+def stage_modules(record: Path, project: Path) -> dict[str, set[str]]:
+    """Per dvc.yaml stage: the package files its process imported, relative to the project."""
+    import yaml
+
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    by_args = {tuple(body["cmd"].split()[3:]): name for name, body in stages.items()}
+    found: dict[str, set[str]] = {}
+    for line in record.read_text().splitlines():
+        entry = json.loads(line)
+        argv = entry["argv"]
+        if not argv or not argv[0].endswith("{{ cookiecutter.package_name }}/__main__.py"):
+            continue  # dvc itself, git hooks, ...
+        stage = by_args.get(tuple(argv[1:]))
+        assert stage, f"a process ran {argv[1:]}, which is no dvc.yaml stage's command"
+        files = set()
+        for module in entry["modules"]:
+            path = Path(module)
+            root = PROJECT_ROOT if path.is_relative_to(PROJECT_ROOT) else project
+            files.add(path.relative_to(root).as_posix())
+        found[stage] = found.get(stage, set()) | files
+    return found
 
 
 def stages_run(output: str) -> set[str]:

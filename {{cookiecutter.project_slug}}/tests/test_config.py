@@ -15,12 +15,14 @@ def write_params(tmp_path: Path, mutate) -> Path:
     mutate(data)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data))
+    (tmp_path / "interval.yaml").write_text((PROJECT_ROOT / "interval.yaml").read_text())
     return path
 
 
 def test_shipped_params_are_valid(project_params) -> None:
     assert project_params.train.device in {"auto", "cpu", "cuda"}
-    assert project_params.data.start_date < project_params.data.end_date
+    assert project_params.window.start_date < project_params.window.end_date
+    assert len(project_params.window.dates()) == project_params.data.window_days
 
 
 def test_unknown_key_is_rejected_with_its_name(tmp_path: Path) -> None:
@@ -36,8 +38,10 @@ def test_mistyped_value_is_rejected_with_its_key(tmp_path: Path) -> None:
 
 
 def test_out_of_range_value_is_rejected(tmp_path: Path) -> None:
-    path = write_params(tmp_path, lambda d: d["data"]["drift"].update({"covariate": 3}))
-    with pytest.raises(ConfigError, match=r"data\.drift\.covariate"):
+    path = write_params(
+        tmp_path, lambda d: d["ingest"]["synthetic"]["drift"].update({"covariate": 3})
+    )
+    with pytest.raises(ConfigError, match=r"ingest\.synthetic\.drift\.covariate"):
         load_params(path)
 
 
@@ -49,7 +53,9 @@ def test_unknown_device_is_rejected(tmp_path: Path) -> None:
 
 def test_shipped_params_train_locally(project_params) -> None:
     assert project_params.train.engine == "local"
-    assert project_params.dask.scheduler_address is None  # dask engine: a LocalCluster per run
+    assert (
+        project_params.train.dask.scheduler_address is None
+    )  # dask engine: a LocalCluster per run
 
 
 def test_unknown_engine_is_rejected(tmp_path: Path) -> None:
@@ -63,19 +69,21 @@ def test_unknown_engine_is_rejected(tmp_path: Path) -> None:
     [("n_workers", 0), ("threads_per_worker", "many"), ("memory_limit", "lots"), ("partitions", 0)],
 )
 def test_bad_dask_cluster_value_is_rejected_with_its_key(tmp_path: Path, key, value) -> None:
-    path = write_params(tmp_path, lambda d: d["dask"].update({key: value}))
-    with pytest.raises(ConfigError, match=rf"dask\.{key}"):
+    path = write_params(tmp_path, lambda d: d["train"]["dask"].update({key: value}))
+    with pytest.raises(ConfigError, match=rf"train\.dask\.{key}"):
         load_params(path)
 
 
 @pytest.mark.parametrize("value", ["auto", "4GiB", "512 MB", 0, 4_000_000_000])
 def test_dask_memory_limit_accepts_sizes(tmp_path: Path, value) -> None:
-    path = write_params(tmp_path, lambda d: d["dask"].update({"memory_limit": value}))
-    assert load_params(path).dask.memory_limit == value
+    path = write_params(tmp_path, lambda d: d["train"]["dask"].update({"memory_limit": value}))
+    assert load_params(path).train.dask.memory_limit == value
 
 
 def test_more_rows_than_customers_is_rejected(tmp_path: Path) -> None:
-    path = write_params(tmp_path, lambda d: d["data"].update({"rows_per_day": 10**6}))
+    path = write_params(
+        tmp_path, lambda d: d["ingest"]["synthetic"].update({"rows_per_day": 10**6})
+    )
     with pytest.raises(ConfigError, match="cannot exceed n_customers"):
         load_params(path)
 
@@ -83,3 +91,32 @@ def test_more_rows_than_customers_is_rejected(tmp_path: Path) -> None:
 def test_missing_file_is_explained(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_missing_interval_file_names_it(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: None)
+    (tmp_path / "interval.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"interval\.yaml not found.*end_date"):
+        load_params(path)
+
+
+def test_bad_interval_names_the_file_and_key(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: None)
+    (tmp_path / "interval.yaml").write_text('end_date: "2026-02-30"\n')
+    with pytest.raises(ConfigError, match=r"interval\.yaml is invalid:\n  - end_date"):
+        load_params(path)
+
+
+def test_interval_in_params_yaml_is_refused(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: d.update({"interval": {"end_date": "2026-03-01"}}))
+    with pytest.raises(ConfigError, match="belongs in"):
+        load_params(path)
+
+
+def test_each_section_is_named_after_the_stage_that_reads_it() -> None:
+    """Every params.yaml section is a dvc.yaml stage, a shared section, or not a stage input."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    stages = set(yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"])
+    shared = {"paths", "data", "split"}  # read by several stages
+    not_stage_inputs = {"serving", "mlflow"}
+    assert set(params) - stages - shared - not_stage_inputs == set()

@@ -28,8 +28,9 @@ from {{ cookiecutter.package_name }} import dask_engine
 from {{ cookiecutter.package_name }}.config import DaskConfig, TrainConfig
 from {{ cookiecutter.package_name }}.errors import ClusterError, PipelineError
 from {{ cookiecutter.package_name }}.features import LABEL, build_features, build_labels
+from {{ cookiecutter.package_name }}.model import MODEL_FILE, load_model, predict_proba, save_model
 from {{ cookiecutter.package_name }}.split import Splits, time_split
-from {{ cookiecutter.package_name }}.train import MODEL_FILE, load_model, predict_proba, save_model, train_model
+from {{ cookiecutter.package_name }}.training import train_model
 from {{ cookiecutter.package_name }}.training_set import point_in_time_join
 
 from conftest import free_port
@@ -212,7 +213,7 @@ import {{ cookiecutter.package_name }}.cli
 from {{ cookiecutter.package_name }}.config import TrainConfig
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, LABEL
 from {{ cookiecutter.package_name }}.split import Splits
-from {{ cookiecutter.package_name }}.train import train_model
+from {{ cookiecutter.package_name }}.training import train_model
 
 rng = np.random.default_rng(0)
 def part(n):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import DataConfig, RawGateConfig
+from {{ cookiecutter.package_name }}.config import ValidateRawConfig, Window
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_features
 from {{ cookiecutter.package_name }}.gates import GateFailed, GateReport, enforce, raw_gate_parameters, validate
@@ -20,12 +20,12 @@ from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite
 from conftest import PROJECT_ROOT
 
 SUITES = PROJECT_ROOT / "expectations"
-RAW_GATE = RawGateConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
+RAW_GATE = ValidateRawConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
 
 
 @pytest.fixture(scope="module")
-def raw_parameters(tiny_data_config: DataConfig) -> dict:
-    return raw_gate_parameters(tiny_data_config, RAW_GATE)
+def raw_parameters(tiny_window: Window) -> dict:
+    return raw_gate_parameters(tiny_window, RAW_GATE)
 
 
 def run_raw(frame: pd.DataFrame, params: dict, tmp_path: Path) -> GateReport:
@@ -245,7 +245,7 @@ def test_bootstrapped_suite_passes_its_sample_and_fails_a_corrupted_copy(
 
 
 def test_bootstrap_refuses_an_empty_sample() -> None:
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(StageInputError, match="empty"):
         profile_suite(pd.DataFrame({"a": []}), "x")
 
 
@@ -258,10 +258,10 @@ def test_unreadable_suite_is_a_clear_error(tiny_raw: pd.DataFrame, tmp_path: Pat
         validate(tiny_raw, tmp_path / "missing.json", "raw", tmp_path)
 
 
-def test_raw_parameters_follow_the_window(tiny_data_config: DataConfig) -> None:
+def test_raw_parameters_follow_the_window(tiny_window: Window) -> None:
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    values = raw_gate_parameters(tiny_data_config, RAW_GATE, now=now)
-    assert values["window_start"].date() == tiny_data_config.start_date
-    assert values["window_end"].date() == tiny_data_config.end_date
-    assert values["min_rows"] == 100 * tiny_data_config.window_days
+    values = raw_gate_parameters(tiny_window, RAW_GATE, now=now)
+    assert values["window_start"].date() == tiny_window.start_date
+    assert values["window_end"].date() == tiny_window.end_date
+    assert values["min_rows"] == 100 * tiny_window.days
     assert values["now"] == now

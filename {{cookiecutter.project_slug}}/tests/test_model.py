@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
-from {{ cookiecutter.package_name }}.split import Splits, time_split
-from {{ cookiecutter.package_name }}.train import (
+from {{ cookiecutter.package_name }}.model import (
     MODEL_FILE,
     load_model,
     predict_proba,
     resolve_device,
     save_model,
-    train_model,
 )
+from {{ cookiecutter.package_name }}.split import Splits, time_split
+from {{ cookiecutter.package_name }}.training import train_model
 from {{ cookiecutter.package_name }}.training_set import point_in_time_join
 
 
@@ -73,7 +73,7 @@ def test_single_class_training_data_is_rejected(splits, train_config) -> None:
 
 
 def test_device_resolution_falls_back_to_cpu_without_a_gpu(monkeypatch, caplog) -> None:
-    import {{ cookiecutter.package_name }}.train as train_module
+    import {{ cookiecutter.package_name }}.model as train_module
 
     assert resolve_device("cpu") == "cpu"
     monkeypatch.setattr(train_module, "cuda_usable", lambda: False)
@@ -88,7 +88,7 @@ def test_cuda_probe_matches_this_machine() -> None:
     # On a machine without a GPU the probe must say so (and training stays on CPU).
     import shutil
 
-    from {{ cookiecutter.package_name }}.train import cuda_usable
+    from {{ cookiecutter.package_name }}.model import cuda_usable
 
     if shutil.which("nvidia-smi") is None:
         assert cuda_usable() is False

@@ -11,8 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline_helpers import PROJECT_ROOT, copy_project, dvc, edit_params, env, run, stages_run
+from pipeline_helpers import (
+    PROJECT_ROOT,
+    copy_project,
+    dvc,
+    edit_params,
+    env,
+    module_recording_env,
+    run,
+    stage_modules,
+    stages_run,
+)
 
 pytestmark = pytest.mark.e2e
 ALL_STAGES = {
@@ -42,9 +53,46 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         redis.Redis(host=host, port=int(port)).flushall()
         os.environ["FEAST_REDIS_CONNECTION"] = address
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
-    first = dvc(project, "repro")
+    # Every stage process records the package modules it imports (see the deps test).
+    first = dvc(project, "repro", extra_env=module_recording_env(project.parent / "modules.jsonl"))
     assert stages_run(first.stdout) == ALL_STAGES, first.stdout
     return project
+
+
+def test_each_stage_declares_every_package_module_it_imports(project: Path) -> None:
+    """Editing any module a stage runs must re-run that stage: DVC only knows its deps."""
+    imported = stage_modules(project.parent / "modules.jsonl", project)
+    assert set(imported) == ALL_STAGES
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    missing = {
+        name: sorted(files - {str(d) for d in stages[name]["deps"]})
+        for name, files in imported.items()
+    }
+    assert {name: files for name, files in missing.items() if files} == {}, (
+        "stage deps in dvc.yaml lack package modules the stage imports"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("stages/evaluate.py", {"evaluate"}),
+        ("model.py", {"train", "evaluate", "monitor", "promote"}),
+        ("cli.py", ALL_STAGES),
+    ],
+)
+def test_editing_a_module_changes_exactly_the_stages_that_import_it(
+    project: Path, module: str, expected: set[str]
+) -> None:
+    path = project / "src" / "{{ cookiecutter.package_name }}" / module
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# edited\n")
+        status = json.loads(dvc(project, "status", "--json").stdout)
+        assert set(status) == expected
+    finally:
+        path.write_bytes(original)
+    assert json.loads(dvc(project, "status", "--json").stdout) == {}
 
 
 def test_metrics_beat_the_baseline(project: Path) -> None:
@@ -182,7 +230,7 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
     from conftest import free_port
 
     version = ensure_champion(project)
-    features = pd.read_parquet(project / "data/features/customer_features.parquet")
+    features = pd.read_parquet(project / "data/features/features.parquet")
     ids = [int(i) for i in features["customer_id"].drop_duplicates().head(5)]
     port = free_port()
     package = "{{ cookiecutter.package_name }}"

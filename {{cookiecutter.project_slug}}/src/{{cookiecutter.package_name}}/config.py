@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -40,6 +40,43 @@ class PathsConfig(Strict):
     prediction_log: Path
     monitoring: Path
 
+    @property
+    def feature_table(self) -> Path:
+        """The model features of every raw row (featurize's output)."""
+        return self.features / "features.parquet"
+
+    @property
+    def label_table(self) -> Path:
+        """The label events with their slice column (featurize's output)."""
+        return self.features / "labels.parquet"
+
+
+class DataConfig(Strict):
+    """params.yaml `data`: shared by the stages that read the window of daily batches."""
+
+    window_days: int = Field(ge=1, le=3660)  # the rolling window ends at interval.yaml end_date
+    slice_column: str = "segment"  # metrics, labels and promotion minimums per value of this
+
+
+class IntervalConfig(Strict):
+    """interval.yaml: the run's data interval. The Airflow DAGs write it for each run."""
+
+    end_date: dt.date  # the last daily batch of the window (inclusive)
+
+
+class Window(Strict):
+    """The daily batches a run covers: `days` days ending at `end_date`."""
+
+    end_date: dt.date
+    days: int = Field(ge=1)
+
+    @property
+    def start_date(self) -> dt.date:
+        return self.end_date - dt.timedelta(days=self.days - 1)
+
+    def dates(self) -> list[dt.date]:
+        return [self.start_date + dt.timedelta(days=i) for i in range(self.days)]
+
 
 class DriftConfig(Strict):
     start_date: dt.date | None = None
@@ -47,16 +84,16 @@ class DriftConfig(Strict):
     concept: float = Field(0.0, ge=0.0, le=1.0)
 
 
-class DataConfig(Strict):
-    end_date: dt.date
-    window_days: int = Field(ge=1, le=3660)
+class SyntheticConfig(Strict):
+    """The demo's data generator (datagen.py), behind ingest's fetch_batch."""
+
     rows_per_day: int = Field(ge=10)
     n_customers: int = Field(ge=10)
     seed: int = 42
     drift: DriftConfig = DriftConfig()
 
     @model_validator(mode="after")
-    def _enough_customers(self) -> DataConfig:
+    def _enough_customers(self) -> SyntheticConfig:
         if self.rows_per_day > self.n_customers:
             raise ValueError(
                 f"rows_per_day ({self.rows_per_day}) cannot exceed n_customers "
@@ -64,41 +101,24 @@ class DataConfig(Strict):
             )
         return self
 
-    @property
-    def start_date(self) -> dt.date:
-        return self.end_date - dt.timedelta(days=self.window_days - 1)
+
+class IngestConfig(Strict):
+    synthetic: SyntheticConfig
 
 
-class RawGateConfig(Strict):
+class ValidateRawConfig(Strict):
     min_rows_per_day: int = Field(ge=0)
     max_rows_per_day: int = Field(ge=1)
 
 
-class GatesConfig(Strict):
-    raw: RawGateConfig
+class MaterializeConfig(Strict):
+    # Entities written to the online store per call: bounds the stage's memory.
+    chunk_rows: int = Field(50_000, ge=1)
 
 
 class SplitConfig(Strict):
     valid_days: int = Field(ge=1)
     test_days: int = Field(ge=1)
-
-
-class TrainConfig(Strict):
-    engine: Literal["local", "dask"] = "local"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_boost_round: int = Field(ge=1)
-    early_stopping_rounds: int = Field(ge=1)
-    learning_rate: float = Field(gt=0, le=1)
-    max_depth: int = Field(ge=1, le=32)
-    min_child_weight: float = Field(ge=0)
-    subsample: float = Field(gt=0, le=1)
-    colsample_bytree: float = Field(gt=0, le=1)
-    reg_lambda: float = Field(ge=0)
-    max_bin: int = Field(ge=2)
-    scale_pos_weight: Literal["auto"] | float = "auto"
-    threshold: Literal["auto"] | float = "auto"
-    seed: int = 42
-    nthread: int = Field(0, ge=0)
 
 
 _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([kmgtp]i?)?b", re.IGNORECASE)
@@ -127,8 +147,26 @@ class DaskConfig(Strict):
         raise ValueError("expected auto, 0 (no limit), a number of bytes or a size like 4GiB")
 
 
+class TrainConfig(Strict):
+    engine: Literal["local", "dask"] = "local"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_boost_round: int = Field(ge=1)
+    early_stopping_rounds: int = Field(ge=1)
+    learning_rate: float = Field(gt=0, le=1)
+    max_depth: int = Field(ge=1, le=32)
+    min_child_weight: float = Field(ge=0)
+    subsample: float = Field(gt=0, le=1)
+    colsample_bytree: float = Field(gt=0, le=1)
+    reg_lambda: float = Field(ge=0)
+    max_bin: int = Field(ge=2)
+    scale_pos_weight: Literal["auto"] | float = "auto"
+    threshold: Literal["auto"] | float = "auto"
+    seed: int = 42
+    nthread: int = Field(0, ge=0)
+    dask: DaskConfig = DaskConfig()  # the cluster of engine: dask
+
+
 class EvaluateConfig(Strict):
-    slice_column: str = "segment"
     plot_points: int = Field(200, ge=10)
 
 
@@ -220,7 +258,7 @@ class PromotionConfig(Strict):
     min_improvement: float = Field(0.0, ge=0.0, le=1.0)
     # Floors the candidate must reach on the whole holdout, champion or not.
     absolute_minimums: dict[PromotionMetric, float] = Field(default_factory=dict)
-    # Floors every slice (evaluate.slice_column) with enough rows must reach.
+    # Floors every slice (data.slice_column) with enough rows must reach.
     slice_minimums: dict[PromotionMetric, float] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
 
@@ -236,33 +274,64 @@ class PromotionConfig(Strict):
 class Params(Strict):
     paths: PathsConfig
     data: DataConfig
-    gates: GatesConfig
+    interval: IntervalConfig  # from interval.yaml, not params.yaml
+    ingest: IngestConfig
+    validate_raw: ValidateRawConfig
     split: SplitConfig
+    materialize: MaterializeConfig = MaterializeConfig()
     train: TrainConfig
-    dask: DaskConfig
     evaluate: EvaluateConfig
     monitoring: MonitoringConfig
     serving: ServingConfig
     promotion: PromotionConfig
     mlflow: MlflowConfig
 
+    @property
+    def window(self) -> Window:
+        return Window(end_date=self.interval.end_date, days=self.data.window_days)
 
-def load_params(path: Path = Path("params.yaml")) -> Params:
-    """Read and validate params.yaml, with messages that name the bad key."""
+
+INTERVAL_FILE = "interval.yaml"
+
+
+def _read_yaml(path: Path, hint: str) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"{path} not found: run commands from the project root")
+        raise ConfigError(f"{path} not found: {hint}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys, not {type(raw).__name__}")
+    return raw
+
+
+def _invalid(path: Path, exc: ValidationError, prefix: tuple[str, ...] = ()) -> ConfigError:
+    lines = [f"{path} is invalid:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"][len(prefix) :])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}' (typo? see the documented keys in {path})")
+        else:
+            lines.append(f"  - {key}: {error['msg']} (got {error.get('input')!r})")
+    return ConfigError("\n".join(lines))
+
+
+def load_params(path: Path = Path("params.yaml"), interval: Path | None = None) -> Params:
+    """Read and validate params.yaml and the run's interval.yaml (beside it unless given),
+    with messages that name the file and the bad key."""
+    raw = _read_yaml(path, "run commands from the project root")
+    interval = interval or path.parent / INTERVAL_FILE
+    if "interval" in raw:
+        raise ConfigError(f"{path}: the run's interval belongs in {interval}, not params.yaml")
+    window = _read_yaml(
+        interval, 'it holds the run\'s end_date (the DAGs write it), e.g. end_date: "2026-03-31"'
+    )
+    try:
+        raw["interval"] = IntervalConfig.model_validate(window)
+    except ValidationError as exc:
+        raise _invalid(interval, exc) from None
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{path} is invalid:"]
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            if error["type"] == "extra_forbidden":
-                lines.append(f"  - unknown key '{key}' (typo? see the documented keys in {path})")
-            else:
-                lines.append(f"  - {key}: {error['msg']} (got {error.get('input')!r})")
-        raise ConfigError("\n".join(lines)) from None
+        raise _invalid(path, exc) from None

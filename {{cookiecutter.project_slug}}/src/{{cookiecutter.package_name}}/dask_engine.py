@@ -31,7 +31,7 @@ from .config import DaskConfig, TrainConfig
 from .errors import ClusterError
 from .features import FEATURE_COLUMNS, LABEL
 from .split import Splits
-from .train import Fit, cuda_usable, feature_matrix, xgb_params
+from .model import Fit, cuda_usable, feature_matrix, xgb_params
 
 if TYPE_CHECKING:
     from distributed import Client

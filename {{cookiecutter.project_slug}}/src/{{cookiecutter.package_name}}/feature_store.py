@@ -71,12 +71,7 @@ def historical_features(store: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-MATERIALIZE_CHUNK_ROWS = 50_000
-
-
-def materialize(
-    store: Any, features: pd.DataFrame, chunk_rows: int = MATERIALIZE_CHUNK_ROWS
-) -> dict[str, Any]:
+def materialize(store: Any, features: pd.DataFrame, chunk_rows: int = 50_000) -> dict[str, Any]:
     """Load feature values newer than the last materialization into the online store.
 
     Like `feast materialize`, but in bounded memory: the online store keeps one value

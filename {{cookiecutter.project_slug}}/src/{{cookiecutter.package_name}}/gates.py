@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import DataConfig, RawGateConfig
+from .config import ValidateRawConfig, Window
 from .errors import PipelineError, StageInputError
 from .files import write_json
 
@@ -230,15 +230,15 @@ def enforce(report: GateReport) -> None:
 
 
 def raw_gate_parameters(
-    data: DataConfig, gate: RawGateConfig, now: dt.datetime | None = None
+    window: Window, gate: ValidateRawConfig, now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """The run-time values the raw suite refers to as {"$PARAMETER": ...}."""
-    start = dt.datetime.combine(data.start_date, dt.time.min, tzinfo=dt.UTC)
-    end = dt.datetime.combine(data.end_date, dt.time.max, tzinfo=dt.UTC)
+    start = dt.datetime.combine(window.start_date, dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(window.end_date, dt.time.max, tzinfo=dt.UTC)
     return {
         "window_start": start,
         "window_end": end,
         "now": now or dt.datetime.now(dt.UTC),
-        "min_rows": data.window_days * gate.min_rows_per_day,
-        "max_rows": data.window_days * gate.max_rows_per_day,
+        "min_rows": window.days * gate.min_rows_per_day,
+        "max_rows": window.days * gate.max_rows_per_day,
     }

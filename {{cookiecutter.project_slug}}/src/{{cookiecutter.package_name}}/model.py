@@ -1,9 +1,9 @@
-"""Train stage: XGBoost (hist) with early stopping, class-imbalance weighting and
-device selection; the model is saved in XGBoost's UBJSON format (never pickle).
+"""The XGBoost model: parameters, device selection, the local training engine,
+UBJSON save/load (never pickle) and scoring.
 
-`train.engine` picks where the boosting runs: `local` (this process) or `dask`
-(xgboost.dask on a Dask cluster, dask_engine.py). Both train with the same
-parameters and return a plain Booster, so everything after training is shared."""
+Both engines (`train_local` here, `dask_engine.train_on_dask`) train with the
+same parameters and return a plain Booster, so everything after training is
+shared; `training.train_model` picks the engine."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from .config import DaskConfig, TrainConfig
+from .config import TrainConfig
 from .features import FEATURE_COLUMNS, LABEL
 from .files import read_json, require, write_json
 from .logs import progress
@@ -130,7 +130,7 @@ def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 @dataclass
 class Fit:
-    """What a training engine hands back to `train_model`."""
+    """What a training engine hands back to `training.train_model`."""
 
     booster: xgb.Booster  # every round; best_iteration set by early stopping
     device: str  # the device XGBoost trained on
@@ -140,57 +140,7 @@ class Fit:
     workers: int = 1  # Dask workers that trained (1: the local engine)
 
 
-def train_model(
-    splits: Splits, cfg: TrainConfig, dask_cfg: DaskConfig | None = None
-) -> tuple[xgb.Booster, ModelMeta]:
-    """Fit on the train split, early-stop on the valid split, with `cfg.engine`:
-    `local` (this process) or `dask` (xgboost.dask on the cluster `dask_cfg` describes)."""
-    for name, part in (("train", splits.train), ("valid", splits.valid)):
-        if part[LABEL].nunique() < 2:
-            raise ValueError(f"the {name} split holds a single class: cannot train a classifier")
-    y_train = splits.train[LABEL].to_numpy()
-    positives = int(y_train.sum())
-    spw = scale_pos_weight(y_train, cfg)
-    log.info(
-        "training on %d rows (%.1f%% positive), validating on %d rows (engine: %s)",
-        len(y_train),
-        100 * positives / len(y_train),
-        len(splits.valid),
-        cfg.engine,
-    )
-    if cfg.engine == "dask":
-        from .dask_engine import train_on_dask  # only this engine imports dask.distributed
-
-        fit = train_on_dask(splits, cfg, dask_cfg or DaskConfig(), spw)
-    else:
-        fit = _train_local(splits, cfg, spw)
-    best = int(fit.booster.best_iteration)
-    y_valid = splits.valid[LABEL].to_numpy()
-    threshold = (
-        best_f1_threshold(y_valid, fit.valid_scores)
-        if cfg.threshold == "auto"
-        else float(cfg.threshold)
-    )
-    valid_metrics = {f"valid_{k}": float(v[best]) for k, v in fit.evals_result["valid"].items()}
-    log.info("best iteration %d; %s; threshold %.3f", best, valid_metrics, threshold)
-    # Keep only the trees up to the best iteration so every consumer predicts alike.
-    booster = fit.booster[: best + 1]
-    meta = ModelMeta(
-        feature_names=list(FEATURE_COLUMNS),
-        device=fit.device,
-        best_iteration=best,
-        threshold=threshold,
-        scale_pos_weight=spw,
-        xgb_params=fit.params,
-        valid_metrics=valid_metrics,
-        split_summary=splits.summary(),
-        engine=cfg.engine,
-        workers=fit.workers,
-    )
-    return booster, meta
-
-
-def _train_local(splits: Splits, cfg: TrainConfig, scale_pos_weight: float) -> Fit:
+def train_local(splits: Splits, cfg: TrainConfig, scale_pos_weight: float) -> Fit:
     """The `local` engine: XGBoost in this process, on the whole train split in memory."""
     device = resolve_device(cfg.device)
     params = xgb_params(cfg, device, scale_pos_weight)

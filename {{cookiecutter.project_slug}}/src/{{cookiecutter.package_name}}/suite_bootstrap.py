@@ -9,11 +9,15 @@ or delete them by hand, then point a gate at the file.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
+
+from .errors import StageInputError
+from .files import write_json
 
 MAX_CATEGORIES = 25  # string columns with at most this many values get a value set
 RANGE_MARGIN = 0.1  # numeric ranges are widened by this share of the observed span
@@ -36,10 +40,10 @@ def _number(value: Any) -> float | int:
 def profile_suite(sample: pd.DataFrame, name: str, keys: list[str] | None = None) -> dict[str, Any]:
     """A starting suite that the sample passes, in GX's suite JSON format."""
     if sample.empty:
-        raise ValueError("the sample is empty: profile a file with rows")
+        raise StageInputError("the sample is empty: profile a file with rows")
     missing_keys = [k for k in keys or [] if k not in sample.columns]
     if missing_keys:
-        raise ValueError(f"key columns {missing_keys} are not in the sample")
+        raise StageInputError(f"key columns {missing_keys} are not in the sample")
     expectations = [
         _expect(
             "expect_table_columns_to_match_set", column_set=list(sample.columns), exact_match=True
@@ -124,3 +128,21 @@ def profile_suite(sample: pd.DataFrame, name: str, keys: list[str] | None = None
         "meta": {"notes": f"Bootstrapped from a sample of {len(sample)} rows; review and tighten."},
         "expectations": expectations,
     }
+
+
+def write_suite(
+    sample_path: Path, name: str, keys: list[str], target: Path, force: bool = False
+) -> dict[str, Any]:
+    """Profile the sample file (parquet or CSV) and write the suite to `target`."""
+    if not sample_path.is_file():
+        raise StageInputError(
+            f"sample {sample_path} not found: give a parquet or CSV file of your data"
+        )
+    if target.exists() and not force:
+        raise StageInputError(
+            f"{target} exists; pass --force to overwrite it or --out to write elsewhere"
+        )
+    read = pd.read_csv if sample_path.suffix == ".csv" else pd.read_parquet
+    suite = profile_suite(read(sample_path), name, keys)
+    write_json(suite, target)
+    return suite

@@ -1,0 +1,48 @@
+"""Stage `evaluate`: score the held-out test days; metrics, curves, per-slice metrics and
+the predictions the next gate checks."""
+
+from __future__ import annotations
+
+from .. import tracking
+from ..config import EvaluateConfig, MlflowConfig, PathsConfig, SplitConfig
+from ..files import read_json, read_parquet, write_parquet
+from ..logs import console
+from ..metrics import Evaluation, evaluate, write_reports
+from ..model import load_model, predict_proba
+from ..split import time_split
+
+
+def run(
+    paths: PathsConfig,
+    split: SplitConfig,
+    cfg: EvaluateConfig,
+    slice_column: str,
+    mlflow: MlflowConfig,
+) -> Evaluation:
+    """Write reports/ (metrics, plots, slices) and the test predictions; log them to MLflow."""
+    booster, meta = load_model(paths.model_dir)
+    splits = time_split(read_parquet(paths.training_set, "training_set"), split)
+    scores = predict_proba(booster, splits.test)
+    result = evaluate(
+        splits.test,
+        scores,
+        threshold=meta.threshold,
+        train_positive_rate=meta.split_summary["train"]["positive_rate"],
+        importance=booster.get_score(importance_type="gain"),
+        slice_column=slice_column,
+        plot_points=cfg.plot_points,
+    )
+    written = write_reports(result, paths.reports)
+    predictions = splits.test.drop(columns=meta.feature_names).assign(
+        score=scores, predicted=(scores >= meta.threshold).astype("int64")
+    )
+    write_parquet(predictions, paths.predictions)
+    tracking.setup_mlflow(mlflow)
+    run_id = read_json(paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
+    tracking.log_evaluation(run_id, result.metrics, list(written.values()), tracking.lineage_tags())
+    metrics = result.metrics
+    console.print(
+        f"test ROC AUC {metrics['roc_auc']:.4f}  PR AUC {metrics['pr_auc']:.4f}  "
+        f"F1 {metrics['f1']:.4f} (baseline PR AUC {metrics['baseline']['pr_auc']:.4f})"
+    )
+    return result

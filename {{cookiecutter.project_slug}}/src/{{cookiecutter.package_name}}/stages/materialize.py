@@ -1,0 +1,25 @@
+"""Stage `materialize`: the newest feature values into the Feast online store, for serving."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..config import PathsConfig
+from ..feature_store import materialize, open_store
+from ..files import read_parquet, write_json
+
+log = logging.getLogger(__name__)
+
+
+def run(paths: PathsConfig, chunk_rows: int) -> dict[str, Any]:
+    """Load what is newer than the last run; write and return the summary."""
+    features = read_parquet(paths.feature_table, "featurize")
+    summary = materialize(open_store(), features, chunk_rows)
+    write_json(summary, paths.reports / "materialize.json")
+    log.info(
+        "online store (%s) holds features until %s",
+        summary["online_store"],
+        summary["materialized_until"],
+    )
+    return summary

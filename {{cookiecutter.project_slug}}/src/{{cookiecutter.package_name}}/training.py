@@ -1,0 +1,68 @@
+"""Training: fit the model on the train split with the engine `train.engine` names,
+early-stop on the valid split, pick the threshold, describe the result.
+
+`local` trains in this process (model.train_local); `dask` on a Dask cluster
+(dask_engine.train_on_dask, imported only then: dask.distributed is heavy)."""
+
+from __future__ import annotations
+
+import logging
+
+import xgboost as xgb
+
+from .config import DaskConfig, TrainConfig
+from .features import FEATURE_COLUMNS, LABEL
+from .model import ModelMeta, best_f1_threshold, scale_pos_weight, train_local
+from .split import Splits
+
+log = logging.getLogger(__name__)
+
+
+def train_model(
+    splits: Splits, cfg: TrainConfig, dask_cfg: DaskConfig | None = None
+) -> tuple[xgb.Booster, ModelMeta]:
+    """Fit on the train split, early-stop on the valid split, with `cfg.engine`: `local`
+    (this process) or `dask` (xgboost.dask on the cluster `dask_cfg`, default cfg.dask)."""
+    for name, part in (("train", splits.train), ("valid", splits.valid)):
+        if part[LABEL].nunique() < 2:
+            raise ValueError(f"the {name} split holds a single class: cannot train a classifier")
+    y_train = splits.train[LABEL].to_numpy()
+    positives = int(y_train.sum())
+    spw = scale_pos_weight(y_train, cfg)
+    log.info(
+        "training on %d rows (%.1f%% positive), validating on %d rows (engine: %s)",
+        len(y_train),
+        100 * positives / len(y_train),
+        len(splits.valid),
+        cfg.engine,
+    )
+    if cfg.engine == "dask":
+        from .dask_engine import train_on_dask  # only this engine imports dask.distributed
+
+        fit = train_on_dask(splits, cfg, dask_cfg or cfg.dask, spw)
+    else:
+        fit = train_local(splits, cfg, spw)
+    best = int(fit.booster.best_iteration)
+    y_valid = splits.valid[LABEL].to_numpy()
+    threshold = (
+        best_f1_threshold(y_valid, fit.valid_scores)
+        if cfg.threshold == "auto"
+        else float(cfg.threshold)
+    )
+    valid_metrics = {f"valid_{k}": float(v[best]) for k, v in fit.evals_result["valid"].items()}
+    log.info("best iteration %d; %s; threshold %.3f", best, valid_metrics, threshold)
+    # Keep only the trees up to the best iteration so every consumer predicts alike.
+    booster = fit.booster[: best + 1]
+    meta = ModelMeta(
+        feature_names=list(FEATURE_COLUMNS),
+        device=fit.device,
+        best_iteration=best,
+        threshold=threshold,
+        scale_pos_weight=spw,
+        xgb_params=fit.params,
+        valid_metrics=valid_metrics,
+        split_summary=splits.summary(),
+        engine=cfg.engine,
+        workers=fit.workers,
+    )
+    return booster, meta
