@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.gates import validate
 
+from conftest import PROJECT_ROOT
+
 runner = CliRunner()
 
 
@@ -50,6 +52,22 @@ def test_unknown_gate_is_refused() -> None:
 def test_bad_params_file_fails_with_the_key_name(tmp_path: Path) -> None:
     bad = tmp_path / "params.yaml"
     bad.write_text("data: {}\n")
+    (tmp_path / "interval.yaml").write_text('end_date: "2026-03-31"\n')
     done = runner.invoke(app, ["ingest", "--params", str(bad)])
     assert done.exit_code == 1
     assert "params.yaml is invalid" in done.output
+    assert "Traceback" not in done.output
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
+    """Only the project's own errors become one paragraph; anything else is a bug to see."""
+    from {{ cookiecutter.package_name }}.stages import ingest
+
+    def broken(*args: object) -> None:
+        raise ValueError("a bug, not a user error")
+
+    monkeypatch.setattr(ingest, "run", broken)
+    done = runner.invoke(app, ["ingest", "--params", str(PROJECT_ROOT / "params.yaml")])
+    assert done.exit_code != 0
+    assert isinstance(done.exception, ValueError)
+    assert done.exception.__traceback__ is not None

@@ -30,15 +30,15 @@ import xgboost as xgb
 from .config import DaskConfig, TrainConfig
 from .errors import ClusterError
 from .features import FEATURE_COLUMNS, LABEL
-from .split import Splits
 from .model import Fit, cuda_usable, feature_matrix, xgb_params
+from .split import Splits
 
 if TYPE_CHECKING:
     from distributed import Client
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0  # seconds to reach dask.scheduler_address before giving up
+CONNECT_TIMEOUT = 10.0  # seconds to reach train.dask.scheduler_address before giving up
 
 
 def local_cluster_device(requested: str) -> str:
@@ -83,10 +83,10 @@ def _connect(address: str) -> Client:
     from distributed import Client
     from distributed.comm import connect, get_address_host_port
 
-    where = f"the Dask scheduler at {address} (params.yaml: dask.scheduler_address)"
+    where = f"the Dask scheduler at {address} (params.yaml: train.dask.scheduler_address)"
     hint = (
         "Start the scheduler or fix the address (the scheduler's port, 8786 by default, "
-        "not its dashboard's); with dask.scheduler_address: null the train stage starts "
+        "not its dashboard's); with train.dask.scheduler_address: null the train stage starts "
         "a local cluster itself."
     )
     # A plain TCP connection first: refused or unknown hosts fail at once, where the
@@ -121,7 +121,7 @@ def _connect(address: str) -> Client:
         else:
             reason = str(exc) if isinstance(exc, OSError) else type(exc).__name__
         raise ClusterError(
-            f"{address} (params.yaml: dask.scheduler_address) does not answer as a Dask "
+            f"{address} (params.yaml: train.dask.scheduler_address) does not answer as a Dask "
             f"scheduler: {reason}. {hint}"
         ) from None
 
@@ -177,6 +177,17 @@ def _to_cluster(client: Client, frame: pd.DataFrame, partitions: int) -> tuple[A
     return dd.from_delayed(futures, meta=data.iloc[:0], verify_meta=False), holders
 
 
+def _worker_count(client: Client, dask_cfg: DaskConfig) -> int:
+    workers = len(client.scheduler_info()["workers"])
+    if workers == 0:
+        raise ClusterError(
+            f"the Dask cluster at {dask_cfg.scheduler_address} has no workers "
+            "(params.yaml: train.dask.scheduler_address): start some, then re-run train"
+        )
+    log.info("Dask cluster has %d workers", workers)
+    return workers
+
+
 def train_on_dask(
     splits: Splits, cfg: TrainConfig, dask_cfg: DaskConfig, scale_pos_weight: float
 ) -> Fit:
@@ -188,17 +199,10 @@ def train_on_dask(
     with dask_client(dask_cfg, device) as client, client.as_current():
         if not local:
             device = workers_device(client, cfg.device)
-        workers = len(client.scheduler_info()["workers"])
-        if workers == 0:
-            raise ClusterError(
-                f"the Dask cluster at {dask_cfg.scheduler_address} has no workers "
-                "(params.yaml: dask.scheduler_address): start some, then re-run train"
-            )
-        partitions = dask_cfg.partitions or workers
+        partitions = dask_cfg.partitions or _worker_count(client, dask_cfg)
         log.info(
-            "Dask cluster: %s, %d workers, %d partitions per split, device %s",
+            "Dask cluster: %s, %d partitions per split, device %s",
             dask_cfg.scheduler_address or "LocalCluster started for this run",
-            workers,
             partitions,
             device,
         )

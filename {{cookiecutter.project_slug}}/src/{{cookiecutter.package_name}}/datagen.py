@@ -59,6 +59,31 @@ def _population(n_customers: int, seed: int) -> pd.DataFrame:
     )
 
 
+def _churn_logit(
+    contract: np.ndarray,
+    support_calls: np.ndarray,
+    late: np.ndarray,
+    tenure: np.ndarray,
+    monthly: np.ndarray,
+    usage: np.ndarray,
+    picked: pd.DataFrame,
+    concept: float,
+) -> np.ndarray:
+    """Log-odds of churning within the label horizon; `concept` changes what drives it."""
+    return (
+        -3.0
+        + 1.3 * (contract == 0)
+        - 0.9 * (contract == 2)
+        + (0.38 + 0.5 * concept) * support_calls
+        + 0.45 * late
+        - (0.025 - 0.04 * concept) * tenure
+        + 0.006 * (monthly - 70.0)
+        - 0.004 * np.nan_to_num(usage, nan=80.0)
+        + 0.35 * (picked["payment_method"].to_numpy() == 2)
+        - 1.2 * concept * (contract == 0)
+    )
+
+
 def generate_day(
     day: dt.date,
     *,
@@ -94,18 +119,7 @@ def generate_day(
     support_calls = rng.poisson(0.4 + 0.006 * monthly + 0.5 * (contract == 0)).astype("int64")
     late = rng.poisson(0.15 + 0.45 * (picked["payment_method"].to_numpy() == 2)).astype("int64")
 
-    logit = (
-        -3.0
-        + 1.3 * (contract == 0)
-        - 0.9 * (contract == 2)
-        + (0.38 + 0.5 * concept) * support_calls
-        + 0.45 * late
-        - (0.025 - 0.04 * concept) * tenure
-        + 0.006 * (monthly - 70.0)
-        - 0.004 * np.nan_to_num(usage, nan=80.0)
-        + 0.35 * (picked["payment_method"].to_numpy() == 2)
-        - 1.2 * concept * (contract == 0)
-    )
+    logit = _churn_logit(contract, support_calls, late, tenure, monthly, usage, picked, concept)
     churned = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype("int64")
     seconds = rng.integers(0, 86_400, rows)
     timestamps = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(seconds, unit="s")

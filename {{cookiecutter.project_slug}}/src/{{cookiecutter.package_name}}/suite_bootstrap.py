@@ -37,6 +37,63 @@ def _number(value: Any) -> float | int:
     return value.item() if hasattr(value, "item") else value
 
 
+def _null_expectation(column: str, series: pd.Series) -> list[dict[str, Any]]:
+    non_null = float(series.notna().mean())
+    if non_null == 1.0:
+        return [_expect("expect_column_values_to_not_be_null", column=column)]
+    if non_null == 0:
+        return []
+    note = f"{non_null:.2%} non-null in the sample"
+    mostly = float(np.floor(non_null * 100) / 100)
+    expectation = _expect("expect_column_values_to_not_be_null", note, column=column, mostly=mostly)
+    return [{**expectation, "severity": "warning"}]
+
+
+def _range_expectation(column: str, series: pd.Series, values: pd.Series) -> dict[str, Any]:
+    low, high = _number(values.min()), _number(values.max())
+    span = (high - low) or abs(high) or 1.0
+    floor = low - RANGE_MARGIN * span
+    if low >= 0:
+        floor = max(floor, 0)
+    ceiling = high + RANGE_MARGIN * span
+    if ptypes.is_integer_dtype(series):
+        floor, ceiling = int(np.floor(floor)), int(np.ceil(ceiling))
+    return _expect(
+        "expect_column_values_to_be_between",
+        f"observed {low}..{high} in the sample",
+        column=column,
+        min_value=floor,
+        max_value=ceiling,
+    )
+
+
+def _value_expectations(column: str, series: pd.Series) -> list[dict[str, Any]]:
+    values = series.dropna()
+    if values.empty:
+        return []
+    if ptypes.is_bool_dtype(series) or (
+        ptypes.is_integer_dtype(series) and set(values.unique()) <= {0, 1}
+    ):
+        value_set = sorted(_number(v) for v in values.unique())
+        return [_expect("expect_column_values_to_be_in_set", column=column, value_set=value_set)]
+    if ptypes.is_numeric_dtype(series):
+        return [_range_expectation(column, series, values)]
+    if ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series):
+        categories = values.unique()
+        if len(categories) <= MAX_CATEGORIES:
+            value_set = sorted(str(v) for v in categories)
+            return [
+                _expect("expect_column_values_to_be_in_set", column=column, value_set=value_set)
+            ]
+    return []
+
+
+def _column_expectations(column: str, series: pd.Series) -> list[dict[str, Any]]:
+    """Type, nulls and values of one column, as the sample shows them."""
+    of_type = _expect("expect_column_values_to_be_of_type", column=column, type_=_type_name(series))
+    return [of_type, *_null_expectation(column, series), *_value_expectations(column, series)]
+
+
 def profile_suite(sample: pd.DataFrame, name: str, keys: list[str] | None = None) -> dict[str, Any]:
     """A starting suite that the sample passes, in GX's suite JSON format."""
     if sample.empty:
@@ -62,67 +119,7 @@ def profile_suite(sample: pd.DataFrame, name: str, keys: list[str] | None = None
             else _expect("expect_column_values_to_be_unique", column=keys[0])
         )
     for column in sample.columns:
-        series = sample[column]
-        expectations.append(
-            _expect("expect_column_values_to_be_of_type", column=column, type_=_type_name(series))
-        )
-        non_null = float(series.notna().mean())
-        if non_null == 1.0:
-            expectations.append(_expect("expect_column_values_to_not_be_null", column=column))
-        elif non_null > 0:
-            mostly = float(np.floor(non_null * 100) / 100)
-            expectations.append(
-                {
-                    **_expect(
-                        "expect_column_values_to_not_be_null",
-                        f"{non_null:.2%} non-null in the sample",
-                        column=column,
-                        mostly=mostly,
-                    ),
-                    "severity": "warning",
-                }
-            )
-        values = series.dropna()
-        if values.empty:
-            continue
-        if ptypes.is_bool_dtype(series) or (
-            ptypes.is_integer_dtype(series) and set(values.unique()) <= {0, 1}
-        ):
-            expectations.append(
-                _expect(
-                    "expect_column_values_to_be_in_set",
-                    column=column,
-                    value_set=sorted(_number(v) for v in values.unique()),
-                )
-            )
-        elif ptypes.is_numeric_dtype(series):
-            low, high = _number(values.min()), _number(values.max())
-            span = (high - low) or abs(high) or 1.0
-            floor = low - RANGE_MARGIN * span
-            if low >= 0:
-                floor = max(floor, 0)
-            ceiling = high + RANGE_MARGIN * span
-            if ptypes.is_integer_dtype(series):
-                floor, ceiling = int(np.floor(floor)), int(np.ceil(ceiling))
-            expectations.append(
-                _expect(
-                    "expect_column_values_to_be_between",
-                    f"observed {low}..{high} in the sample",
-                    column=column,
-                    min_value=floor,
-                    max_value=ceiling,
-                )
-            )
-        elif ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series):
-            categories = values.unique()
-            if len(categories) <= MAX_CATEGORIES:
-                expectations.append(
-                    _expect(
-                        "expect_column_values_to_be_in_set",
-                        column=column,
-                        value_set=sorted(str(v) for v in categories),
-                    )
-                )
+        expectations += _column_expectations(column, sample[column])
     return {
         "name": name,
         "meta": {"notes": f"Bootstrapped from a sample of {len(sample)} rows; review and tighten."},
