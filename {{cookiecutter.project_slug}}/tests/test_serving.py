@@ -10,13 +10,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import tracking
+from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel
 from {{ cookiecutter.package_name }}.config import MlflowConfig
 from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_labels
-from {{ cookiecutter.package_name }}.registry import CHAMPION, ChampionModel
+from {{ cookiecutter.package_name }}.model import predict_proba
+from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, read_prediction_log
 from {{ cookiecutter.package_name }}.serving import create_app
 from {{ cookiecutter.package_name }}.split import time_split
-from {{ cookiecutter.package_name }}.train import predict_proba, train_model
+from {{ cookiecutter.package_name }}.training import train_model
 from {{ cookiecutter.package_name }}.training_set import point_in_time_join
 
 from conftest import make_feast_repo
@@ -139,6 +141,11 @@ def test_every_prediction_is_logged(setup, tiny_features) -> None:
         "predicted",
     }
     assert list(record["features"]) == FEATURE_COLUMNS
+    assert tuple(record) == RECORD_FIELDS
+    read_back = read_prediction_log(setup["log"])  # what the monitor reads: the same schema
+    assert read_back is not None and read_back.malformed == []
+    assert len(read_back.frame) == len(lines)
+    assert read_back.frame["score"].iloc[-1] == record["score"]
 
 
 def test_health_and_metadata(setup) -> None:

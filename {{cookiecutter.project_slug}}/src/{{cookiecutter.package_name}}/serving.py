@@ -1,5 +1,6 @@
 """HTTP prediction service: features from the Feast online store, model from the
-MLflow registry (alias `champion`), every prediction appended to a JSON-lines log.
+MLflow registry (alias `champion`), every prediction appended to the prediction log
+(prediction_log.py: the record the monitor reads back).
 
 Start with `make serve` (binds 127.0.0.1). Endpoints: POST /predict, GET /health,
 GET /metadata; OpenAPI docs at /docs.
@@ -8,19 +9,19 @@ GET /metadata; OpenAPI docs at /docs.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
 import uuid
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from .champion import ChampionModel, LoadedModel, NoChampionError
 from .features import ENTITY, FEATURE_COLUMNS, FEATURE_SERVICE
-from .registry import ChampionModel, NoChampionError
-from .train import predict_proba
+from .model import predict_proba
+from .prediction_log import PredictionLogWriter, PredictionRecord
 
 MAX_BATCH = 1000
 
@@ -44,27 +45,47 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-class PredictionLog:
-    """Append-only JSON lines; one line per prediction; safe across threads."""
+UNKNOWN_ENTITY = (
+    "no features in the online store for this customer (unknown id, or older than the TTL)"
+)
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
 
-    def append(self, records: list[dict[str, Any]]) -> None:
-        lines = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
-        with self._lock, self.path.open("a") as handle:
-            handle.write(lines)
+def score_rows(
+    model: LoadedModel, known: pd.DataFrame
+) -> tuple[dict[int, Prediction], list[PredictionRecord]]:
+    """The answer for each customer with online features, and its prediction-log record."""
+    scores = predict_proba(model.booster, known) if len(known) else np.array([])
+    now = dt.datetime.now(dt.UTC).isoformat()
+    answers: dict[int, Prediction] = {}
+    records = []
+    for row, score in zip(known.itertuples(index=False), scores, strict=True):
+        customer = int(getattr(row, ENTITY))
+        label = int(score >= model.threshold)
+        answers[customer] = Prediction(
+            customer_id=customer, status="ok", score=float(score), label=label
+        )
+        records.append(
+            PredictionRecord(
+                timestamp=now,
+                request_id=str(uuid.uuid4()),
+                customer_id=customer,
+                model_name=model.name,
+                model_version=model.version,
+                features={c: float(getattr(row, c)) for c in FEATURE_COLUMNS},
+                score=float(score),
+                predicted=label,
+            )
+        )
+    return answers, records
 
 
 def create_app(store: Any, champion: ChampionModel, log_path: Path) -> FastAPI:
     from .feature_store import freshness, online_features
 
     app = FastAPI(title="{{ cookiecutter.project_name }} prediction service", version="1")
-    prediction_log = PredictionLog(log_path)
+    prediction_log = PredictionLogWriter(log_path)
 
-    def model_or_503() -> Any:
+    def model_or_503() -> LoadedModel:
         try:
             return champion.get()
         except NoChampionError as exc:
@@ -74,35 +95,12 @@ def create_app(store: Any, champion: ChampionModel, log_path: Path) -> FastAPI:
     def predict(request: PredictRequest) -> PredictResponse:
         model = model_or_503()
         known, unknown = online_features(store, request.customer_ids)
-        scores = predict_proba(model.booster, known) if len(known) else np.array([])
-        by_id: dict[int, Prediction] = {
-            i: Prediction(
-                customer_id=i,
-                status="unknown_entity",
-                detail="no features in the online store for this customer (unknown id, or older than the TTL)",
-            )
+        by_id = {
+            i: Prediction(customer_id=i, status="unknown_entity", detail=UNKNOWN_ENTITY)
             for i in unknown
         }
-        now = dt.datetime.now(dt.UTC).isoformat()
-        records = []
-        for row, score in zip(known.itertuples(index=False), scores, strict=True):
-            customer = int(getattr(row, ENTITY))
-            label = int(score >= model.threshold)
-            by_id[customer] = Prediction(
-                customer_id=customer, status="ok", score=float(score), label=label
-            )
-            records.append(
-                {
-                    "timestamp": now,
-                    "request_id": str(uuid.uuid4()),
-                    "customer_id": customer,
-                    "model_name": model.name,
-                    "model_version": model.version,
-                    "features": {c: float(getattr(row, c)) for c in FEATURE_COLUMNS},
-                    "score": float(score),
-                    "predicted": label,
-                }
-            )
+        answers, records = score_rows(model, known)
+        by_id.update(answers)
         if records:
             prediction_log.append(records)
         return PredictResponse(

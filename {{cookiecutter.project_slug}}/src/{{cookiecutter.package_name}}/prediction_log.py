@@ -1,0 +1,200 @@
+"""The prediction log: one JSON object per served prediction, one per line.
+
+The service (serving.py) writes a `PredictionRecord` for every prediction it
+answers; the monitor (monitoring/) reads the file back with `read_prediction_log`.
+Both sides use the definitions here, so the log's schema lives in one place.
+
+A record, as written (JSON types):
+
+    timestamp      string   ISO-8601 UTC time of the request (required)
+    request_id     string   a UUID per prediction
+    customer_id    integer  the entity scored
+    model_name     string   the registered model
+    model_version  string   the registry version that scored it
+    features       object   every model feature (features.FEATURE_COLUMNS) -> number or null (required)
+    score          number   the model's probability, in [0, 1] (required)
+    predicted      0 or 1   the label served (score >= the model's threshold)
+
+Reading is lenient: a line that is not a valid record is skipped and reported,
+never fatal (one bad write must not stop monitoring, nor make it decide anything).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import StageInputError
+from .features import ENTITY, FEATURE_COLUMNS, TIMESTAMP
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One served prediction: a line of the log (field order is the line's key order)."""
+
+    timestamp: str
+    request_id: str
+    customer_id: int
+    model_name: str
+    model_version: str
+    features: dict[str, float | None]
+    score: float
+    predicted: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
+# The fields without which a line is unusable; the others are read when present and valid.
+REQUIRED_FIELDS = ("timestamp", "features", "score")
+# Columns of the frame read back (besides ENTITY, TIMESTAMP, "model_version" and the features).
+SCORE = "score"
+PREDICTION = "prediction"
+MALFORMED_EXAMPLES = 5
+NUMBER = (int, float)  # JSON numbers; bool is excluded on purpose (type(True) is bool)
+
+
+class PredictionLogWriter:
+    """Append-only JSON lines; one line per prediction; safe across threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, records: list[PredictionRecord]) -> None:
+        lines = "".join(record.to_json() + "\n" for record in records)
+        with self._lock, self.path.open("a") as handle:
+            handle.write(lines)
+
+
+@dataclass
+class PredictionLog:
+    """Served predictions read from the JSON-lines log, with what could not be read.
+
+    `frame` holds TIMESTAMP (UTC), ENTITY (nullable), model_version, the
+    FEATURE_COLUMNS, SCORE and PREDICTION (nullable), one row per valid line."""
+
+    path: Path
+    frame: pd.DataFrame
+    lines: int = 0
+    malformed: list[tuple[int, str]] = field(default_factory=list)
+
+    def issue(self) -> str | None:
+        if not self.malformed:
+            return None
+        shown = "; ".join(f"line {n}: {why}" for n, why in self.malformed[:MALFORMED_EXAMPLES])
+        return (
+            f"prediction log {self.path}: {len(self.malformed)} of {self.lines} lines malformed "
+            f"and skipped ({shown})"
+        )
+
+
+class MalformedLine(ValueError):
+    """A log line that is not a valid prediction record; the message says why."""
+
+
+def _feature_values(features: Any) -> list[Any]:
+    if not isinstance(features, dict):
+        raise MalformedLine("'features' is not an object")
+    try:
+        values = [features[c] for c in FEATURE_COLUMNS]
+    except KeyError:
+        absent = [c for c in FEATURE_COLUMNS if c not in features]
+        more = f" (+{len(absent) - 3} more)" if len(absent) > 3 else ""
+        raise MalformedLine(f"features lack {', '.join(absent[:3])}{more}") from None
+    for column, value in zip(FEATURE_COLUMNS, values, strict=True):
+        if value is not None and type(value) not in NUMBER:
+            raise MalformedLine(f"feature {column} is not a number ({value!r})")
+    return values
+
+
+def parse_line(line: str) -> tuple[str, list[Any], float, int | None, int | None, str]:
+    """One line's (timestamp text, feature values, score, predicted, customer_id,
+    model_version); MalformedLine says why the line is unusable.
+
+    The timestamp is returned as text and parsed for all lines at once (vectorised).
+    """
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise MalformedLine(f"not JSON ({exc.msg})") from None
+    if not isinstance(entry, dict):
+        raise MalformedLine("not a JSON object")
+    absent = [k for k in REQUIRED_FIELDS if k not in entry]
+    if absent:
+        raise MalformedLine(f"missing {', '.join(absent)}")
+    values = _feature_values(entry["features"])
+    score = entry["score"]
+    if type(score) not in NUMBER or not 0.0 <= score <= 1.0:
+        raise MalformedLine(f"score is not a probability ({score!r})")
+    stamp = entry["timestamp"]
+    if not isinstance(stamp, str) or not stamp:
+        raise MalformedLine(f"timestamp is not ISO-8601 ({stamp!r})")
+    predicted = entry.get("predicted")
+    customer = entry.get("customer_id")
+    return (
+        stamp,
+        values,
+        float(score),
+        predicted if predicted in (0, 1) and type(predicted) is int else None,
+        customer if type(customer) is int else None,
+        str(entry.get("model_version", "")),
+    )
+
+
+def _read_lines(path: Path) -> tuple[list[int], list[tuple], list[tuple[int, str]], int]:
+    """(line numbers of the parsed rows, parsed rows, malformed lines, non-blank lines)."""
+    numbers, rows, malformed, count = [], [], [], 0
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                count += 1
+                try:
+                    rows.append(parse_line(line))
+                    numbers.append(number)
+                except MalformedLine as exc:
+                    malformed.append((number, str(exc)))
+    except OSError as exc:
+        raise StageInputError(f"cannot read the prediction log {path}: {exc}") from None
+    return numbers, rows, malformed, count
+
+
+def read_prediction_log(path: Path) -> PredictionLog | None:
+    """The served predictions in `path` (None when there is no log yet).
+
+    A line that is not a valid prediction record is skipped and reported, never fatal.
+    """
+    if not path.is_file():
+        return None
+    numbers, rows, malformed, count = _read_lines(path)
+    stamps, values, scores, predicted, customers, versions = (
+        (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [])
+    )
+    frame = pd.DataFrame(
+        np.array(values, dtype="float64").reshape(-1, len(FEATURE_COLUMNS)), columns=FEATURE_COLUMNS
+    )
+    parsed = pd.to_datetime(
+        pd.Series(stamps, dtype=object), utc=True, format="ISO8601", errors="coerce"
+    )
+    frame.insert(0, TIMESTAMP, parsed)
+    frame.insert(1, ENTITY, pd.array(customers, dtype="Int64"))
+    frame.insert(2, "model_version", versions)
+    frame[SCORE] = np.array(scores, dtype="float64")
+    frame[PREDICTION] = pd.array(predicted, dtype="Int64")
+    unparsed = frame[TIMESTAMP].isna().to_numpy()
+    if unparsed.any():
+        for index in np.flatnonzero(unparsed):
+            malformed.append((numbers[index], f"timestamp is not ISO-8601 ({stamps[index]!r})"))
+        malformed.sort()
+        frame = frame.loc[~unparsed].reset_index(drop=True)
+    return PredictionLog(path=path, frame=frame, lines=count, malformed=malformed)
