@@ -18,29 +18,33 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from {{ cookiecutter.package_name }}.batches import batch_path
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import (
-    DataConfig,
     DriftConfig,
     FeatureDriftOverride,
+    IngestConfig,
     MonitoringConfig,
     Params,
+    Window,
     load_params,
 )
 from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_features, build_labels
-from {{ cookiecutter.package_name }}.ingest import batch_days, batch_path, fetch_batch
+from {{ cookiecutter.package_name }}.model import predict_proba, save_model
 from {{ cookiecutter.package_name }}.monitoring import (
     MonitorResult,
     build_monitor_data,
-    read_prediction_log,
     run_checks,
     verdict,
     write_outputs,
 )
+from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
 from {{ cookiecutter.package_name }}.split import Splits, time_split
-from {{ cookiecutter.package_name }}.train import predict_proba, save_model, train_model
+from {{ cookiecutter.package_name }}.training import train_model
 from {{ cookiecutter.package_name }}.training_set import point_in_time_join
+
+from conftest import batches
 
 DRIFT_START = dt.date(2026, 4, 1)
 ARTIFACTS = Path(__file__).resolve().parents[1] / "reports" / "test-artifacts"  # git-ignored
@@ -74,21 +78,18 @@ def cfg(project_params: Params) -> MonitoringConfig:
     return base.model_copy(update={"quality": quality})
 
 
-def current_batches(tiny_data_config: DataConfig, **drift: float) -> pd.DataFrame:
+def current_batches(tiny_ingest: IngestConfig, **drift: float) -> pd.DataFrame:
     """The week after the training window, with drift injected from its first day."""
-    week = tiny_data_config.model_copy(
-        update={
-            "end_date": DRIFT_START + dt.timedelta(days=6),
-            "window_days": 7,
-            "drift": DriftConfig(start_date=DRIFT_START, **drift),
-        }
+    week = Window(end_date=DRIFT_START + dt.timedelta(days=6), days=7)
+    drifting = tiny_ingest.synthetic.model_copy(
+        update={"drift": DriftConfig(start_date=DRIFT_START, **drift)}
     )
-    return pd.concat([fetch_batch(day, week) for day in batch_days(week)], ignore_index=True)
+    return batches(week, IngestConfig(synthetic=drifting))
 
 
 @pytest.fixture(scope="module")
 def check(
-    tiny_raw: pd.DataFrame, tiny_data_config: DataConfig, splits: Splits, model, cfg
+    tiny_raw: pd.DataFrame, tiny_ingest: IngestConfig, splits: Splits, model, cfg
 ) -> Callable[..., MonitorResult]:
     """Run the checks on the training window plus a current week with the given drift
     (results cached per scenario: each costs a few seconds of Evidently)."""
@@ -98,7 +99,7 @@ def check(
     def run(**drift: float) -> MonitorResult:
         key = tuple(sorted(drift.items()))
         if key not in cache:
-            raw = pd.concat([tiny_raw, current_batches(tiny_data_config, **drift)])
+            raw = pd.concat([tiny_raw, current_batches(tiny_ingest, **drift)])
             data = build_monitor_data(
                 raw=raw.reset_index(drop=True),
                 reference=splits.train,
@@ -207,12 +208,12 @@ def test_concept_drift_fails_the_quality_check_and_retrains(check) -> None:
 
 
 def test_sampling_reaches_the_same_verdict(
-    tiny_raw, tiny_data_config, splits, model, cfg, check
+    tiny_raw, tiny_ingest, splits, model, cfg, check
 ) -> None:
     booster, meta, test_predictions = model
     sampled_cfg = cfg.model_copy(update={"sample_rows": 1500})
     for drift in ({}, {"covariate": 1.0}, {"concept": 1.0}):
-        raw = pd.concat([tiny_raw, current_batches(tiny_data_config, **drift)], ignore_index=True)
+        raw = pd.concat([tiny_raw, current_batches(tiny_ingest, **drift)], ignore_index=True)
         data = build_monitor_data(
             raw=raw,
             reference=splits.train,
@@ -287,10 +288,10 @@ def test_missing_columns_are_named(tiny_raw, splits, model, cfg) -> None:
 
 
 def test_malformed_log_lines_are_skipped_and_reported_without_a_trigger(
-    tiny_raw, tiny_data_config, splits, model, cfg, tmp_path: Path
+    tiny_raw, tiny_ingest, splits, model, cfg, tmp_path: Path
 ) -> None:
     booster, meta, _ = model
-    current = current_batches(tiny_data_config)
+    current = current_batches(tiny_ingest)
     good = log_lines(current.head(300), booster, meta.threshold)
     entry = json.loads(good[0])
     bad = [
@@ -350,10 +351,10 @@ def test_malformed_log_lines_are_skipped_and_reported_without_a_trigger(
 
 
 def test_new_categories_and_missing_values_are_issues_not_triggers(
-    tiny_raw, tiny_data_config, splits, model, cfg, tmp_path: Path
+    tiny_raw, tiny_ingest, splits, model, cfg, tmp_path: Path
 ) -> None:
     booster, meta, _ = model
-    current = current_batches(tiny_data_config)
+    current = current_batches(tiny_ingest)
     rng = np.random.default_rng(0)
     current.loc[rng.random(len(current)) < 0.3, "usage_gb_30d"] = np.nan
     current.loc[current.index[:40], "contract"] = "weekly"
@@ -418,14 +419,14 @@ def test_verdict_names_every_crossed_threshold() -> None:
 
 
 def test_per_feature_overrides_apply_and_unknown_features_are_named(
-    tiny_raw, tiny_data_config, splits, model, cfg
+    tiny_raw, tiny_ingest, splits, model, cfg
 ) -> None:
     booster, meta, _ = model
     override = FeatureDriftOverride(stattest="psi", threshold=0.5)
     drift = cfg.drift.model_copy(update={"per_feature": {"tenure_months": override}})
     custom = cfg.model_copy(update={"drift": drift, "sample_rows": 2000})
     data = build_monitor_data(
-        raw=pd.concat([tiny_raw, current_batches(tiny_data_config)], ignore_index=True),
+        raw=pd.concat([tiny_raw, current_batches(tiny_ingest)], ignore_index=True),
         reference=splits.train,
         booster=booster,
         threshold=meta.threshold,
@@ -437,7 +438,7 @@ def test_per_feature_overrides_apply_and_unknown_features_are_named(
     assert features["monthly_charges"]["stattest"] == "wasserstein"
 
     typo = type(cfg.drift).model_validate({"per_feature": {"tenure": {"threshold": 0.2}}})
-    with pytest.raises(ValueError, match="unknown feature\\(s\\) tenure"):
+    with pytest.raises(ConfigError, match="unknown feature\\(s\\) tenure"):
         run_checks(data, cfg.model_copy(update={"drift": typo}))
 
 
@@ -454,10 +455,12 @@ def test_old_runs_are_pruned_and_the_index_lists_the_rest(check, tmp_path: Path)
 
 
 def test_stattests_are_checked_in_params(tmp_path: Path) -> None:
-    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["monitoring"]["drift"]["num_stattest"] = "magic"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
+    shutil.copy(root / "interval.yaml", tmp_path / "interval.yaml")
     with pytest.raises(ConfigError, match=r"monitoring\.drift\.num_stattest"):
         load_params(path)
 
@@ -466,7 +469,7 @@ def test_stattests_are_checked_in_params(tmp_path: Path) -> None:
 def project(
     tmp_path_factory: pytest.TempPathFactory,
     tiny_raw,
-    tiny_data_config,
+    tiny_ingest,
     split_config,
     splits,
     model,
@@ -477,7 +480,7 @@ def project(
     window and a week with covariate drift), training set, model, test predictions, a log."""
     root = tmp_path_factory.mktemp("monitor-project")
     booster, meta, test_predictions = model
-    current = current_batches(tiny_data_config, covariate=1.0)
+    current = current_batches(tiny_ingest, covariate=1.0)
     raw = pd.concat([tiny_raw, current], ignore_index=True)
     for day, batch in raw.groupby(raw["event_timestamp"].dt.date):
         path = batch_path(root / "data/raw", day)
@@ -493,10 +496,12 @@ def project(
     lines = log_lines(current.head(200), booster, meta.threshold)
     (root / "logs/predictions.jsonl").write_text("\n".join([*lines, "{oops"]) + "\n")
     params = project_params.model_dump(mode="json")
+    interval = params.pop("interval")  # interval.yaml, beside params.yaml
     params["split"] = split_config.model_dump(mode="json")
     params["monitoring"] = cfg.model_dump(mode="json")
     params["mlflow"]["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "interval.yaml").write_text(yaml.safe_dump(interval))
     return root
 
 

@@ -1,0 +1,293 @@
+"""The checks and the verdict.
+
+- feature drift: an Evidently drift test per monitored feature and the share of
+  drifted features (`drift.max_drift_share`);
+- prediction drift: the drift of the model's score distribution;
+- model quality: ROC AUC, precision and recall on the current rows whose label has
+  arrived, so concept drift (same inputs, new outcome) is seen too;
+- data quality: missing values and categories the model never saw.
+
+Drift and quality checks decide `retrain`, each crossed threshold adding a named
+reason; data-quality issues are reported but do not retrain (retraining on broken
+inputs would learn the breakage).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import MonitoringConfig
+from ..errors import ConfigError
+from ..features import LABEL
+from ..prediction_log import SCORE
+from .data import MONITORED, MONITORED_CATEGORICAL, MonitorData, sample
+from .evidently_reports import drift_report, quality_report, read_drift, read_quality
+
+# Evidently methods that return a distance (drift when score >= threshold); the others
+# return a p-value (drift when p < threshold).
+DISTANCE_METHODS = {"wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "ed"}
+
+
+@dataclass
+class MonitorResult:
+    summary: dict[str, Any]
+    drift_report: Any = None  # evidently Snapshot
+    quality_report: Any = None  # evidently Snapshot
+
+    @property
+    def retrain(self) -> bool:
+        return bool(self.summary["retrain"])
+
+    @property
+    def reasons(self) -> list[str]:
+        return list(self.summary["reasons"])
+
+
+def data_quality(current: pd.DataFrame, reference: pd.DataFrame, cfg: MonitoringConfig) -> dict:
+    """Missing values and unseen categories over the whole current window (never sampled:
+    a rare new category must not slip through a sample)."""
+    limits = cfg.data_quality
+    missing, new_categories, issues = {}, {}, []
+    rows = len(current)
+    for col in MONITORED:
+        cur = float(current[col].isna().mean()) if rows else 0.0
+        ref = float(reference[col].isna().mean()) if len(reference) else 0.0
+        missing[col] = {"current": cur, "reference": ref}
+        if rows and cur >= 1.0:
+            issues.append(f"{col} has no values in the current window ({rows} rows)")
+        elif cur > ref + limits.max_missing_share_increase:
+            issues.append(
+                f"missing values in {col}: {cur:.1%} of current rows (reference {ref:.1%}, "
+                f"allowed +{limits.max_missing_share_increase:.1%})"
+            )
+    for col in MONITORED_CATEGORICAL:
+        known = set(reference[col].dropna().unique())
+        values = current[col].dropna()
+        unseen = values[~values.isin(known)]
+        share = len(unseen) / rows if rows else 0.0
+        counts = unseen.value_counts()
+        new_categories[col] = {
+            "rows": len(unseen),
+            "share": share,
+            "values": {str(k): int(v) for k, v in counts.head(20).items()},
+        }
+        if len(unseen) and share > limits.max_new_category_share:
+            named = ", ".join(f"{k!r} ({v})" for k, v in counts.head(5).items())
+            issues.append(
+                f"new categories in {col}: {named}; {share:.1%} of current rows "
+                f"(allowed {limits.max_new_category_share:.1%})"
+            )
+    return {"missing_share": missing, "new_categories": new_categories, "issues": issues}
+
+
+def _is_distance(method: str | None) -> bool:
+    return method in DISTANCE_METHODS
+
+
+def _crossing(method: str | None, score: float, threshold: float) -> str:
+    if _is_distance(method):
+        return f"{method} {score:.3f} >= {threshold:.3f}"
+    return f"{method} p-value {score:.3g} < {threshold:.3g}"
+
+
+def check_config(cfg: MonitoringConfig) -> None:
+    """ConfigError when the monitoring params name a feature that is not monitored."""
+    unknown = sorted(set(cfg.drift.per_feature) - set(MONITORED))
+    if unknown:
+        raise ConfigError(
+            f"monitoring.drift.per_feature names unknown feature(s) {', '.join(unknown)}; "
+            f"monitored features: {', '.join(MONITORED)}"
+        )
+
+
+def _too_few_rows(data: MonitorData, cfg: MonitoringConfig) -> str | None:
+    """Why drift cannot be judged from the window (None when it can)."""
+    current, reference = data.current, data.reference
+    if len(current) >= cfg.min_rows and len(reference) >= cfg.min_rows:
+        return None
+    if len(current) == 0:
+        return (
+            f"current window is empty: no batch rows in the newest {cfg.current_days} days "
+            "and no served predictions; nothing to compare"
+        )
+    return (
+        f"current window holds {len(current)} rows and the reference {len(reference)}; "
+        f"drift is judged from monitoring.min_rows={cfg.min_rows} rows on"
+    )
+
+
+def drift_checks(
+    current: pd.DataFrame, reference: pd.DataFrame, cfg: MonitoringConfig
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Feature drift, prediction (score) drift and the Evidently snapshot they come from."""
+    columns = [c for c in MONITORED if current[c].notna().any()]
+    started = time.perf_counter()
+    snapshot = drift_report(current, reference, columns, cfg)
+    per_column, share = read_drift(snapshot)
+    score = per_column.pop(SCORE)
+    drifted = [c for c in columns if per_column[c]["drifted"]]
+    feature_drift = {
+        "status": "checked",
+        "features": per_column,
+        "not_checked": [c for c in MONITORED if c not in columns],
+        "drifted": drifted,
+        "drifted_count": len(drifted),
+        "share": share.get("share", len(drifted) / len(columns)),
+        "max_share": cfg.drift.max_drift_share,
+        "seconds": time.perf_counter() - started,
+    }
+    prediction_drift = {
+        "status": "checked",
+        **score,
+        "mean_score": {
+            "current": float(current[SCORE].mean()),
+            "reference": float(reference[SCORE].mean()),
+        },
+    }
+    return feature_drift, prediction_drift, snapshot
+
+
+def run_checks(data: MonitorData, cfg: MonitoringConfig) -> MonitorResult:
+    """Run every check and decide. Never raises because of what the data shows
+    (ConfigError when the params name a feature that is not monitored)."""
+    check_config(cfg)
+    started = time.perf_counter()
+    warnings: list[str] = []
+    current, reference = data.current, data.reference
+    dq = data_quality(current, reference, cfg)
+    issues = [*data.issues, *dq.pop("issues")]
+
+    current_sample = sample(current, cfg.sample_rows, cfg.seed)
+    feature_drift: dict[str, Any] = {"status": "skipped"}
+    prediction_drift: dict[str, Any] = {"status": "skipped"}
+    drift_snapshot = None
+    if why := _too_few_rows(data, cfg):
+        feature_drift["reason"] = prediction_drift["reason"] = why
+        warnings.append(why)
+    else:
+        feature_drift, prediction_drift, drift_snapshot = drift_checks(
+            current_sample, reference, cfg
+        )
+    model_quality = quality_check(current_sample, data, cfg)
+    quality_snapshot = model_quality.pop("_snapshot", None)
+    retrain, reasons = verdict(feature_drift, prediction_drift, model_quality)
+    if not retrain and issues:
+        warnings.append("data-quality issues found: they do not trigger retraining (see issues)")
+
+    checked = any(
+        part.get("status") == "checked" for part in (feature_drift, prediction_drift, model_quality)
+    )
+    summary = {
+        "retrain": retrain,
+        "reasons": reasons,
+        "status": "checked" if checked else "insufficient_data",
+        "issues": issues,
+        "warnings": warnings,
+        "window": {
+            **data.window,
+            "sampled_current_rows": len(current_sample),
+            "sampled_reference_rows": len(reference),
+            "labelled_rows": int(current[LABEL].notna().sum()),
+        },
+        "feature_drift": feature_drift,
+        "prediction_drift": prediction_drift,
+        "model_quality": model_quality,
+        "data_quality": dq,
+        "model_threshold": data.threshold,
+        "seconds": time.perf_counter() - started,
+    }
+    return MonitorResult(
+        summary=_clean(summary), drift_report=drift_snapshot, quality_report=quality_snapshot
+    )
+
+
+def quality_check(current: pd.DataFrame, data: MonitorData, cfg: MonitoringConfig) -> dict:
+    limits = cfg.quality
+    labelled = current.loc[current[LABEL].notna()]
+    out: dict[str, Any] = {"status": "skipped", "labelled_rows": len(labelled)}
+    if len(labelled) < limits.min_labelled_rows:
+        out["reason"] = (
+            f"{len(labelled)} labelled rows in the current window; quality is judged from "
+            f"monitoring.quality.min_labelled_rows={limits.min_labelled_rows} on"
+        )
+        return out
+    if labelled[LABEL].nunique() < 2:
+        out["reason"] = "the labelled rows hold a single class: ROC AUC is undefined"
+        return out
+    floors = {
+        "roc_auc": limits.min_roc_auc,
+        "precision": limits.min_precision,
+        "recall": limits.min_recall,
+    }
+    reference = data.quality_reference
+    if (
+        reference is not None
+        and limits.max_roc_auc_drop is not None
+        and reference[LABEL].nunique() == 2
+    ):
+        from sklearn.metrics import roc_auc_score
+
+        evaluated = float(roc_auc_score(reference[LABEL], reference[SCORE]))
+        floors["roc_auc"] = max(floors["roc_auc"], evaluated - limits.max_roc_auc_drop)
+    started = time.perf_counter()
+    snapshot = quality_report(labelled, reference, data.threshold, floors)
+    values, evaluated_values = read_quality(snapshot)
+    failed = [name for name, floor in floors.items() if values[name] < floor]
+    out.update(
+        {
+            "status": "checked",
+            "current": {**values, "positive_rate": float(labelled[LABEL].mean())},
+            "reference": evaluated_values,
+            "thresholds": floors,
+            "failed": failed,
+            "seconds": time.perf_counter() - started,
+            "_snapshot": snapshot,
+        }
+    )
+    return out
+
+
+def verdict(
+    feature_drift: dict[str, Any], prediction_drift: dict[str, Any], model_quality: dict[str, Any]
+) -> tuple[bool, list[str]]:
+    """Retrain or not, and a named reason for every threshold crossed."""
+    reasons = []
+    if feature_drift.get("status") == "checked":
+        share, limit = feature_drift["share"], feature_drift["max_share"]
+        if share >= limit:
+            drifted = feature_drift["drifted"]
+            total = len(feature_drift["features"])
+            reasons.append(
+                f"drift share {share:.2f} >= {limit:.2f} ({len(drifted)} of {total} features "
+                f"drifted: {', '.join(drifted)})"
+            )
+    if prediction_drift.get("status") == "checked" and prediction_drift["drifted"]:
+        crossed = _crossing(
+            prediction_drift["stattest"], prediction_drift["score"], prediction_drift["threshold"]
+        )
+        reasons.append(f"prediction drift: score {crossed}")
+    if model_quality.get("status") == "checked":
+        for name in model_quality["failed"]:
+            value = model_quality["current"][name]
+            floor = model_quality["thresholds"][name]
+            reasons.append(f"{name} {value:.3f} < {floor:.3f}")
+    return bool(reasons), reasons
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
