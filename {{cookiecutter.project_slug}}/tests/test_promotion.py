@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from {{ cookiecutter.package_name }}.champion import CHAMPION
 from {{ cookiecutter.package_name }}.config import Params, PromotionConfig, SplitConfig, TrainConfig
 from {{ cookiecutter.package_name }}.errors import PipelineError, StageInputError
 from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE, LABEL, build_features
 from {{ cookiecutter.package_name }}.promotion import (
     CANDIDATE,
-    CHAMPION,
     Scorecard,
     decide,
     promote,
@@ -97,7 +97,7 @@ def test_bad_inputs_are_refused() -> None:
     holdout = pd.DataFrame({LABEL: [0, 1, 0], "segment": ["a", "a", "b"]})
     with pytest.raises(ValueError, match="2 scores for 3 holdout rows"):
         scorecard(holdout, np.array([0.1, 0.9]), 0.5, "segment")
-    with pytest.raises(StageInputError, match=r"evaluate\.slice_column"):
+    with pytest.raises(StageInputError, match=r"data\.slice_column"):
         scorecard(holdout, np.array([0.1, 0.9, 0.2]), 0.5, "region")
     with pytest.raises(ValidationError, match="between 0 and 1"):
         PromotionConfig(absolute_minimums={"roc_auc": 65})
@@ -153,8 +153,9 @@ def train_and_log(p: Params, cfg: TrainConfig) -> str:
     from {{ cookiecutter.package_name }} import tracking
     from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS
     from {{ cookiecutter.package_name }}.files import write_json
+    from {{ cookiecutter.package_name }}.model import save_model
     from {{ cookiecutter.package_name }}.split import time_split
-    from {{ cookiecutter.package_name }}.train import save_model, train_model
+    from {{ cookiecutter.package_name }}.training import train_model
 
     splits = time_split(pd.read_parquet(p.paths.training_set), p.split)
     booster, meta = train_model(splits, cfg)
@@ -201,6 +202,7 @@ def test_promote_and_rollback_against_the_registry(
     assert tags["promotion.decision"] == "promoted"
     assert tags["gate.beats_champion.pr_auc"].startswith("pass: candidate")
     assert {"git_commit", "threshold", "holdout", "data.end_date"} <= set(tags)
+    assert float(tags["threshold"]) == second["candidate"]["threshold"]  # recorded at registration
 
     train_and_log(p, weak)
     third = promote(p)

@@ -1,4 +1,15 @@
-"""The champion model from the MLflow registry (alias `champion`), reloaded when the alias moves."""
+"""The champion: the registered model version with the MLflow alias `champion`.
+
+Everything the registry knows about a version the project uses lives here:
+
+- registering a training run's model as a version (idempotent), recording the
+  model's decision threshold on the version as the tag `threshold`;
+- the threshold of a version: that tag (the one source; versions registered by hand,
+  without it, fall back to the training run's param `model.threshold`);
+- reading an alias, loading a version (booster + threshold), and `ChampionModel`,
+  which holds the champion in memory for serving and reloads it when the alias moves;
+- scoring a holdout with a booster, by the feature names the booster was trained on.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +19,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PipelineError
+import numpy as np
+import pandas as pd
+
+from .errors import PipelineError, StageInputError
+from .features import FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+THRESHOLD_TAG = "threshold"  # set on every version when it is registered
+RUN_THRESHOLD_PARAM = "model.threshold"  # the training run's param (tracking.log_training)
+DEFAULT_THRESHOLD = 0.5
 
 
 class NoChampionError(PipelineError):
@@ -28,14 +46,90 @@ class LoadedModel:
     booster: Any
 
 
+def alias_version(client: Any, name: str, alias: str) -> Any | None:
+    """The ModelVersion `alias` points at; None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def register(client: Any, name: str, run_id: str, threshold: float) -> Any:
+    """The registered version of the model logged by `run_id`, registering it once
+    (idempotent), with its decision threshold recorded as the version's tag."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if existing:
+        version = max(existing, key=lambda v: int(v.version))
+    else:
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as exc:
+            raise StageInputError(
+                f"MLflow run {run_id} (models/mlflow_run.json) is not in the tracking store "
+                f"{mlflow.get_tracking_uri()}: run `dvc repro train` against this store"
+            ) from exc
+        logged = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+        )
+        uri = f"models:/{logged[0].model_id}" if logged else f"runs:/{run_id}/model"
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(
+                name, description="Promoted by the promotion gate; `champion` is served."
+            )
+        version = mlflow.register_model(uri, name)
+    client.set_model_version_tag(name, version.version, THRESHOLD_TAG, str(threshold))
+    return version
+
+
+def version_threshold(client: Any, model_version: Any) -> float:
+    """The decision threshold of a registered version (see the module docstring)."""
+    tagged = (model_version.tags or {}).get(THRESHOLD_TAG)
+    if tagged is not None:
+        return float(tagged)
+    param = client.get_run(model_version.run_id).data.params.get(RUN_THRESHOLD_PARAM)
+    if param is not None:
+        return float(param)
+    log.warning(
+        "version %s of %r records no threshold (tag %r, run param %r): using %s",
+        model_version.version,
+        model_version.name,
+        THRESHOLD_TAG,
+        RUN_THRESHOLD_PARAM,
+        DEFAULT_THRESHOLD,
+    )
+    return DEFAULT_THRESHOLD
+
+
 def load_version(client: Any, name: str, version: str) -> LoadedModel:
+    """A registered version's booster and threshold."""
     import mlflow.xgboost
 
-    model_version = client.get_model_version(name, version)
-    run = client.get_run(model_version.run_id)
-    threshold = float(run.data.params.get("model.threshold", 0.5))
+    model_version = client.get_model_version(name, str(version))
+    threshold = version_threshold(client, model_version)
     booster = mlflow.xgboost.load_model(f"models:/{name}/{version}")
     return LoadedModel(name, str(version), model_version.run_id, threshold, booster)
+
+
+def booster_scores(booster: Any, holdout: pd.DataFrame) -> np.ndarray:
+    """Scores of `holdout` by the features the booster was trained on (by name), so a
+    registered model trained on other features fails with a clear StageInputError."""
+    import xgboost as xgb
+
+    names = list(booster.feature_names or FEATURE_COLUMNS)
+    missing = [n for n in names if n not in holdout.columns]
+    if missing:
+        raise StageInputError(f"the holdout lacks features the model reads: {missing}")
+    matrix = xgb.DMatrix(holdout[names].to_numpy(dtype=np.float32), feature_names=names)
+    return booster.predict(matrix)
 
 
 class ChampionModel:

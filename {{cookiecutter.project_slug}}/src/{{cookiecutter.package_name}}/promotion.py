@@ -13,7 +13,8 @@ takes the `champion` alias only if it
 Every decision, promoted or not, is written to reports/promotion.json and as
 tags on the registered version, with the lineage (git commit, DVC data hashes,
 feature service). `rollback` moves the alias back. The decision logic (`decide`)
-is a plain function over metrics; the registry calls live in `promote`.
+is a plain function over metrics; `promote` makes the registry calls, through
+champion.py (registering, aliases, loading and scoring a version).
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .champion import CHAMPION, alias_version, booster_scores, load_version, register
 from .config import Params, PromotionConfig
 from .errors import PipelineError, StageInputError
-from .evaluate import SLICE_METRICS, classification_metrics
 from .features import FEATURE_SERVICE, LABEL, TIMESTAMP
+from .metrics import SLICE_METRICS, classification_metrics
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
 CANDIDATE = "candidate"
 REPORT_FILE = "promotion.json"
 MAX_TAG_LENGTH = 5000  # MLflow's limit on a tag value
@@ -79,7 +80,7 @@ def scorecard(
         raise ValueError(f"{len(scores)} scores for {len(holdout)} holdout rows")
     if slice_column not in holdout.columns:
         raise StageInputError(
-            f"slice column {slice_column!r} (params.yaml: evaluate.slice_column) is not in the "
+            f"slice column {slice_column!r} (params.yaml: data.slice_column) is not in the "
             "training set: the promotion gate cannot check per-slice minimums"
         )
     y = holdout[LABEL].to_numpy()
@@ -156,58 +157,6 @@ def decide(
 # --------------------------------------------------------------------------- registry
 
 
-def _booster_scores(booster: Any, holdout: pd.DataFrame) -> np.ndarray:
-    import xgboost as xgb
-
-    from .features import FEATURE_COLUMNS
-
-    names = list(booster.feature_names or FEATURE_COLUMNS)
-    missing = [n for n in names if n not in holdout.columns]
-    if missing:
-        raise StageInputError(f"the holdout lacks features the model reads: {missing}")
-    matrix = xgb.DMatrix(holdout[names].to_numpy(dtype=np.float32), feature_names=names)
-    return booster.predict(matrix)
-
-
-def _alias_version(client: Any, name: str, alias: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-
-
-def _register(client: Any, name: str, run_id: str) -> Any:
-    """The registered version of the model logged by `run_id`; registers it once (idempotent)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    if existing:
-        return max(existing, key=lambda v: int(v.version))
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        raise StageInputError(
-            f"MLflow run {run_id} (models/mlflow_run.json) is not in the tracking store "
-            f"{mlflow.get_tracking_uri()}: run `dvc repro train` against this store"
-        ) from exc
-    logged = client.search_logged_models(
-        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
-    )
-    uri = f"models:/{logged[0].model_id}" if logged else f"runs:/{run_id}/model"
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(
-            name, description="Promoted by the promotion gate; `champion` is served."
-        )
-    return mlflow.register_model(uri, name)
-
-
 def _tag_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= MAX_TAG_LENGTH else text[: MAX_TAG_LENGTH - 3] + "..."
@@ -232,71 +181,57 @@ def _report(
     }
 
 
-def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
-    """Register the trained model, run the gate against the champion, move aliases, report."""
-    import mlflow
+@dataclass
+class _Compared:
+    """The champion the candidate is compared with: its scorecard (None when there is
+    nothing to compare), its report entry, and why there is no scorecard."""
 
-    from . import tracking
-    from .files import read_json, read_parquet, write_json
-    from .split import time_split
-    from .train import load_model
+    champion: Any | None  # the champion's ModelVersion, None when it is the candidate itself
+    scorecard: Scorecard | None
+    info: dict[str, Any] | None
+    no_champion: str
 
-    cfg = p.promotion
-    name = p.mlflow.registered_model
-    booster, meta = load_model(p.paths.model_dir)
-    run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
-    holdout = time_split(read_parquet(p.paths.training_set, "training_set"), p.split).test
-    holdout_info = {
-        "rows": len(holdout),
-        "start": str(holdout[TIMESTAMP].min().date()),
-        "end": str(holdout[TIMESTAMP].max().date()),
-    }
-    slice_column = p.evaluate.slice_column
-    ours = scorecard(holdout, _booster_scores(booster, holdout), meta.threshold, slice_column)
 
-    tracking.setup_mlflow(p.mlflow, root)
-    client = mlflow.MlflowClient()
-    champion = _alias_version(client, name, CHAMPION)
-    version = _register(client, name, run_id)
-    theirs: Scorecard | None = None
-    champion_info: dict[str, Any] | None = None
-    no_champion = "no champion yet: the first model needs only the minimums"
-    if champion is not None and champion.version == version.version:
+def _compare_with_champion(
+    client: Any, name: str, champion: Any | None, version: Any, holdout: pd.DataFrame, slices: str
+) -> _Compared:
+    """Score the champion on the holdout, unless there is none or it is the candidate."""
+    if champion is None:
+        first = "no champion yet: the first model needs only the minimums"
+        return _Compared(None, None, None, first)
+    if champion.version == version.version:
         # Only the gate's params changed since this model was promoted: re-check, keep the alias.
-        no_champion = f"this model (version {version.version}) is already the champion"
-        champion = None
-    elif champion is not None:
-        threshold = float(champion.tags.get("threshold", 0.5))
-        champion_info = {"version": int(champion.version), "run_id": champion.run_id}
-        champion_booster = mlflow.xgboost.load_model(f"models:/{name}/{champion.version}")
-        try:
-            champion_scores = _booster_scores(champion_booster, holdout)
-        except StageInputError as exc:
-            no_champion = f"champion version {champion.version} cannot score this holdout ({exc})"
-            champion_info["error"] = str(exc)
-        else:
-            theirs = scorecard(holdout, champion_scores, threshold, slice_column)
-            champion_info.update(
-                {"threshold": threshold, "metrics": theirs.overall, "slices": theirs.slices}
-            )
-    decision = decide(ours, theirs, cfg, no_champion)
-    candidate_info = {
-        "version": int(version.version),
-        "run_id": run_id,
-        "threshold": meta.threshold,
-        "metrics": ours.overall,
-        "slices": ours.slices,
-    }
-    report = _report(decision, candidate_info, champion_info, holdout_info, cfg)
+        why = f"this model (version {version.version}) is already the champion"
+        return _Compared(None, None, None, why)
+    loaded = load_version(client, name, champion.version)
+    info: dict[str, Any] = {"version": int(champion.version), "run_id": champion.run_id}
+    try:
+        scores = booster_scores(loaded.booster, holdout)
+    except StageInputError as exc:
+        info["error"] = str(exc)
+        why = f"champion version {champion.version} cannot score this holdout ({exc})"
+        return _Compared(champion, None, info, why)
+    theirs = scorecard(holdout, scores, loaded.threshold, slices)
+    info.update({"threshold": loaded.threshold, "metrics": theirs.overall, "slices": theirs.slices})
+    return _Compared(champion, theirs, info, "")
 
+
+def _version_tags(
+    p: Params, root: Path, report: dict[str, Any], decision: Decision
+) -> dict[str, Any]:
+    """The tags the decision leaves on the candidate version: lineage and every check
+    (its threshold was recorded when it was registered)."""
+    from . import tracking
+
+    holdout = report["holdout"]
+    champion_info = report["champion_before"]
     lineage = tracking.lineage_tags(root)
     lineage.pop(f"dvc.{(p.paths.reports / REPORT_FILE).as_posix()}", None)  # the previous decision
-    tags = {
+    return {
         **lineage,
         "feature_service": FEATURE_SERVICE,
-        "threshold": meta.threshold,
-        "holdout": f"{holdout_info['start']}..{holdout_info['end']} ({len(holdout)} rows)",
-        "data.end_date": p.data.end_date.isoformat(),
+        "holdout": f"{holdout['start']}..{holdout['end']} ({holdout['rows']} rows)",
+        "data.end_date": p.interval.end_date.isoformat(),
         "promotion.decision": report["decision"],
         "promotion.reasons": "; ".join(decision.reasons),
         "promotion.compared_with": champion_info["version"] if champion_info else "none",
@@ -307,14 +242,53 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
             for c in decision.checks
         },
     }
-    for key, value in tags.items():
+
+
+def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
+    """Register the trained model, run the gate against the champion, move aliases, report."""
+    import mlflow
+
+    from . import tracking
+    from .files import read_json, read_parquet, write_json
+    from .model import load_model
+    from .split import time_split
+
+    cfg, name = p.promotion, p.mlflow.registered_model
+    booster, meta = load_model(p.paths.model_dir)
+    run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
+    holdout = time_split(read_parquet(p.paths.training_set, "training_set"), p.split).test
+    holdout_info = {
+        "rows": len(holdout),
+        "start": str(holdout[TIMESTAMP].min().date()),
+        "end": str(holdout[TIMESTAMP].max().date()),
+    }
+    slice_column = p.data.slice_column
+    ours = scorecard(holdout, booster_scores(booster, holdout), meta.threshold, slice_column)
+
+    tracking.setup_mlflow(p.mlflow, root)
+    client = mlflow.MlflowClient()
+    before = alias_version(client, name, CHAMPION)
+    version = register(client, name, run_id, meta.threshold)
+    compared = _compare_with_champion(client, name, before, version, holdout, slice_column)
+    decision = decide(ours, compared.scorecard, cfg, compared.no_champion)
+    candidate_info = {
+        "version": int(version.version),
+        "run_id": run_id,
+        "threshold": meta.threshold,
+        "metrics": ours.overall,
+        "slices": ours.slices,
+    }
+    report = _report(decision, candidate_info, compared.info, holdout_info, cfg)
+    for key, value in _version_tags(p, root, report, decision).items():
         client.set_model_version_tag(name, version.version, key, _tag_value(value))
     client.set_registered_model_alias(name, CANDIDATE, version.version)
-    if decision.promote and champion is not None:
-        client.set_model_version_tag(name, version.version, "previous_champion", champion.version)
+    if decision.promote and compared.champion is not None:
+        client.set_model_version_tag(
+            name, version.version, "previous_champion", compared.champion.version
+        )
     if decision.promote:
         client.set_registered_model_alias(name, CHAMPION, version.version)
-    after = _alias_version(client, name, CHAMPION)
+    after = alias_version(client, name, CHAMPION)
     report["champion_after"] = int(after.version) if after is not None else None
     write_json(report, p.paths.reports / REPORT_FILE)
     with mlflow.start_run(run_id=run_id):
@@ -334,7 +308,7 @@ def rollback(p: Params, to_version: int | None = None, root: Path = Path()) -> t
     name = p.mlflow.registered_model
     tracking.setup_mlflow(p.mlflow, root)
     client = mlflow.MlflowClient()
-    current = _alias_version(client, name, CHAMPION)
+    current = alias_version(client, name, CHAMPION)
     if current is None:
         raise PipelineError(
             f"{name!r} has no champion in {mlflow.get_tracking_uri()}: nothing to roll back"
