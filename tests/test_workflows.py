@@ -394,7 +394,8 @@ def test_ci_and_cd_make_targets_run(
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     edit_params(
-        data={"window_days": 20, "rows_per_day": 300, "n_customers": 2000},
+        data={"window_days": 20},
+        ingest={"synthetic": {"rows_per_day": 300, "n_customers": 2000, "seed": 42}},
         split={"valid_days": 3, "test_days": 3},
         train={"num_boost_round": 60, "nthread": 2},
     )

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from {{ cookiecutter.package_name }} import scratch
-from {{ cookiecutter.package_name }}.scratch import edit_params as edit_params  # re-exported for the tests
+from tools import scratch
+from tools.scratch import edit_params as edit_params  # re-exported for the tests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SMALL_DATA = {"window_days": 20, "rows_per_day": 300, "n_customers": 2000}
+SMALL_WINDOW_DAYS = 20
+SMALL_SOURCE = {"rows_per_day": 300, "n_customers": 2000}
 
 
 def env() -> dict[str, str]:
@@ -46,7 +47,8 @@ def copy_project(dest: Path, small: bool = True) -> Path:
     """A fresh git + DVC checkout of this project's files, with small data by default."""
 
     def shrink(p: dict[str, Any]) -> None:
-        p["data"].update(SMALL_DATA)
+        p["data"]["window_days"] = SMALL_WINDOW_DAYS
+        p["ingest"]["synthetic"].update(SMALL_SOURCE)
         p["split"].update({"valid_days": 3, "test_days": 3})
         p["train"].update({"num_boost_round": 60, "nthread": 2})
 

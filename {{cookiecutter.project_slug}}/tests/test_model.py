@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 from {{ cookiecutter.package_name }}.model import (
     MODEL_FILE,
@@ -16,7 +17,7 @@ from {{ cookiecutter.package_name }}.model import (
 )
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
-from {{ cookiecutter.package_name }}.training_set import point_in_time_join
+from tools.point_in_time import point_in_time_join
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_local_engine_records_itself(splits, train_config) -> None:
 
 def test_single_class_training_data_is_rejected(splits, train_config) -> None:
     one_class = Splits(splits.train.assign(churned=0), splits.valid, splits.test)
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(StageInputError, match="single class"):
         train_model(one_class, train_config)
 
 

@@ -187,7 +187,7 @@ def test_rejected_batch_changes_nothing_downstream(project: Path) -> None:
     model = project / "models" / "model.ubj"
     model_hash = hashlib.md5(model.read_bytes()).hexdigest()
     before = mlflow_state(project)
-    edit_params(project, lambda p: p["data"].update({"rows_per_day": 20}))  # a short delivery
+    edit_params(project, lambda p: p["ingest"]["synthetic"].update({"rows_per_day": 20}))  # short
 
     failed = dvc(project, "repro", check=False)
     output = failed.stdout + failed.stderr
@@ -201,7 +201,7 @@ def test_rejected_batch_changes_nothing_downstream(project: Path) -> None:
     assert summary["passed"] is False
     assert (project / "reports/gates/raw/data_docs/index.html").is_file()
 
-    edit_params(project, lambda p: p["data"].update({"rows_per_day": 300}))
+    edit_params(project, lambda p: p["ingest"]["synthetic"].update({"rows_per_day": 300}))
     dvc(project, "repro")
     assert "up to date" in dvc(project, "status").stdout
     assert hashlib.md5(model.read_bytes()).hexdigest() == model_hash

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.config import SplitConfig
+from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.split import time_split
 
 
@@ -21,5 +22,5 @@ def test_split_is_by_time_with_no_future_rows_in_training(
 
 
 def test_too_few_days_is_a_clear_error(tiny_raw: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="needs at least"):
+    with pytest.raises(StageInputError, match="needs at least"):
         time_split(tiny_raw, SplitConfig(valid_days=20, test_days=20))

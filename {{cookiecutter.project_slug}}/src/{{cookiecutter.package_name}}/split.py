@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .config import SplitConfig
+from .errors import StageInputError
 from .features import LABEL, TIMESTAMP
 
 
@@ -36,7 +37,7 @@ def time_split(frame: pd.DataFrame, cfg: SplitConfig) -> Splits:
     unique_days = days.drop_duplicates().sort_values().to_list()
     needed = cfg.valid_days + cfg.test_days + 1
     if len(unique_days) < needed:
-        raise ValueError(
+        raise StageInputError(
             f"time split needs at least {needed} days of data (valid_days={cfg.valid_days}, "
             f"test_days={cfg.test_days}, plus one to train on); got {len(unique_days)}. "
             "Increase data.window_days or reduce split.*_days in params.yaml."

@@ -11,6 +11,7 @@ import logging
 import xgboost as xgb
 
 from .config import DaskConfig, TrainConfig
+from .errors import StageInputError
 from .features import FEATURE_COLUMNS, LABEL
 from .model import ModelMeta, best_f1_threshold, scale_pos_weight, train_local
 from .split import Splits
@@ -25,7 +26,10 @@ def train_model(
     (this process) or `dask` (xgboost.dask on the cluster `dask_cfg`, default cfg.dask)."""
     for name, part in (("train", splits.train), ("valid", splits.valid)):
         if part[LABEL].nunique() < 2:
-            raise ValueError(f"the {name} split holds a single class: cannot train a classifier")
+            raise StageInputError(
+                f"the {name} split holds a single class: cannot train a classifier "
+                "(check the label column of the training set, or widen data.window_days)"
+            )
     y_train = splits.train[LABEL].to_numpy()
     positives = int(y_train.sum())
     spw = scale_pos_weight(y_train, cfg)
