@@ -42,7 +42,7 @@ from {{ cookiecutter.package_name }}.monitoring import (
 from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
-from {{ cookiecutter.package_name }}.training_set import point_in_time_join
+from tools.point_in_time import point_in_time_join
 
 from conftest import batches
 

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, read_p
 from {{ cookiecutter.package_name }}.serving import create_app
 from {{ cookiecutter.package_name }}.split import time_split
 from {{ cookiecutter.package_name }}.training import train_model
-from {{ cookiecutter.package_name }}.training_set import point_in_time_join
+from tools.point_in_time import point_in_time_join
 
 from conftest import make_feast_repo
 
