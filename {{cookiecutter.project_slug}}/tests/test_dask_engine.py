@@ -31,7 +31,7 @@ from {{ cookiecutter.package_name }}.features import LABEL, build_features, buil
 from {{ cookiecutter.package_name }}.model import MODEL_FILE, load_model, predict_proba, save_model
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
-from {{ cookiecutter.package_name }}.training_set import point_in_time_join
+from tools.point_in_time import point_in_time_join
 
 from conftest import free_port
 

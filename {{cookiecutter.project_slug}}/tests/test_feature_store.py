@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.feature_store import (
     open_store,
 )
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_labels
-from {{ cookiecutter.package_name }}.training_set import point_in_time_join
+from tools.point_in_time import point_in_time_join
 
 from conftest import make_feast_repo
 

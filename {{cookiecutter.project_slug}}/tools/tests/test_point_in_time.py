@@ -1,9 +1,11 @@
+"""The reference point-in-time join (tools/point_in_time.py) never leaks the future."""
+
 from __future__ import annotations
 
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_features, build_labels
-from {{ cookiecutter.package_name }}.training_set import point_in_time_join
+from tools.point_in_time import point_in_time_join
 
 
 def test_join_keeps_every_label_with_its_own_features(tiny_raw: pd.DataFrame) -> None:

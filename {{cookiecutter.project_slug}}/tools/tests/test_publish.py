@@ -10,9 +10,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.errors import ConfigError
-from {{ cookiecutter.package_name }}.publish import parse_s3_uri, s3_client, sync_folder
+from tools.publish import PublishError, app, parse_s3_uri, s3_client, sync_folder
 
 BUCKET = "dags-bucket"
 
@@ -39,7 +37,7 @@ def keys(client: Any, prefix: str = "") -> set[str]:
 def test_parse_s3_uri() -> None:
     assert parse_s3_uri("s3://b/airflow/dags/") == ("b", "airflow/dags/")
     assert parse_s3_uri("s3://b") == ("b", "")
-    with pytest.raises(ConfigError, match="not an S3 URI"):
+    with pytest.raises(PublishError, match="not an S3 URI"):
         parse_s3_uri("/local/dags")
 
 
@@ -73,13 +71,11 @@ def test_publish_dags_command(s3: Any, tmp_path: Path) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "training.py").write_text("# dag\n")
-    done = CliRunner().invoke(
-        app, ["publish-dags", "--to", f"s3://{BUCKET}/dags", "--source", str(dags)]
-    )
+    done = CliRunner().invoke(app, ["--to", f"s3://{BUCKET}/dags", "--source", str(dags)])
     assert done.exit_code == 0, done.output
     assert keys(s3) == {"dags/training.py"}
     missing = CliRunner().invoke(
-        app, ["publish-dags", "--to", f"s3://{BUCKET}/dags", "--source", str(tmp_path / "nope")]
+        app, ["--to", f"s3://{BUCKET}/dags", "--source", str(tmp_path / "nope")]
     )
     assert missing.exit_code == 1
     assert "is not a folder" in missing.output

@@ -1,4 +1,5 @@
-"""The pull-request report: plot summaries from `dvc plots diff --json`, the markdown."""
+"""The pull-request report (tools/ci_report.py): plot summaries from
+`dvc plots diff --json`, the markdown, and its command line."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }}.ci_report import (
+from tools.ci_report import (
     MARKER,
+    ReportError,
+    app,
     github_run_url,
     render,
     summarize_plot,
     summarize_plots,
     write_report,
 )
-from {{ cookiecutter.package_name }}.errors import PipelineError
 
 
 def vega(x: dict[str, str], y: dict[str, str], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,5 +126,8 @@ def test_an_unknown_base_revision_is_explained(
 ) -> None:
     subprocess.run(["git", "init", "--quiet"], cwd=tmp_path, check=True)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(PipelineError, match="fetch-depth: 0"):
+    with pytest.raises(ReportError, match="fetch-depth: 0"):
         write_report("origin/nope", tmp_path / "report.md", None)
+    done = CliRunner().invoke(app, ["--base", "origin/nope", "--out", str(tmp_path / "r.md")])
+    assert done.exit_code == 1
+    assert "ci-report failed" in done.output and "fetch-depth: 0" in done.output

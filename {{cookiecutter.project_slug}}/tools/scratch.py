@@ -1,5 +1,5 @@
-"""Throw-away copies of this project: the benchmark and the end-to-end tests run the
-real pipeline in them, never in the user's checkout."""
+"""Throw-away copies of this project: {% if cookiecutter.include_benchmark == "yes" %}the benchmark and {% endif %}the end-to-end tests run
+the real pipeline in them, never in the user's checkout."""
 
 from __future__ import annotations
 

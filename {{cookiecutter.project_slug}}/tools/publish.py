@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+import typer
 
 log = logging.getLogger(__name__)
 
 SKIPPED_DIRS = {"__pycache__", ".ipynb_checkpoints"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}
+
+
+class PublishError(ValueError):
+    """A destination or source that cannot be published: shown as one line, exit 1."""
 
 
 @dataclass
@@ -33,7 +37,7 @@ class SyncResult:
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/some/prefix` -> ("bucket", "some/prefix/")."""
     if not uri.startswith("s3://") or len(uri) <= len("s3://"):
-        raise ConfigError(f"{uri!r} is not an S3 URI; expected s3://<bucket>/<prefix>")
+        raise PublishError(f"{uri!r} is not an S3 URI; expected s3://<bucket>/<prefix>")
     bucket, _, prefix = uri[len("s3://") :].partition("/")
     prefix = prefix.strip("/")
     return bucket, f"{prefix}/" if prefix else ""
@@ -42,7 +46,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 def local_files(source: Path) -> dict[str, Path]:
     """Files to publish, by path relative to `source` (no caches, no hidden files)."""
     if not source.is_dir():
-        raise ConfigError(f"{source} is not a folder: nothing to publish")
+        raise PublishError(f"{source} is not a folder: nothing to publish")
     files = {}
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
@@ -93,3 +97,33 @@ def s3_client(endpoint_url: str | None = None) -> Any:
     import boto3
 
     return boto3.client("s3", endpoint_url=endpoint_url or None)
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    to: str = typer.Option(..., "--to", help="Destination, s3://<bucket>/<prefix>."),
+    source: Path = typer.Option(Path("dags"), "--source", help="Folder to publish."),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", help="S3-compatible endpoint (MinIO); empty for AWS."
+    ),
+    delete: bool = typer.Option(True, help="Delete remote files that are gone locally."),
+) -> None:
+    """`make publish-dags`: mirror dags/ to the S3 prefix Airflow reads DAGs from
+    (credentials from the environment)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        result = sync_folder(source, to, s3_client(endpoint_url), delete=delete)
+    except PublishError as exc:
+        typer.echo(f"publish failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{to}: {len(result.uploaded)} uploaded, {len(result.deleted)} deleted, "
+        f"{len(result.unchanged)} unchanged"
+    )
+
+
+if __name__ == "__main__":
+    app()

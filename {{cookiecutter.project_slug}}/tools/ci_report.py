@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError
+import typer
 
 # The CI workflow finds its own comment by this marker (keep the two in step).
 MARKER = "<!-- ci-report:dvc -->"
 HEAD = "workspace"
 CURVE_POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)  # quantiles of x at which curves are compared
 TOP_BARS = 10
+
+
+class ReportError(RuntimeError):
+    """A DVC diff or the base revision failed: shown as one paragraph, exit 1."""
 
 
 @dataclass
@@ -225,7 +229,7 @@ def _dvc(*args: str) -> str:
         [sys.executable, "-m", "dvc", *args], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise PipelineError(f"`dvc {' '.join(args)}` failed: {done.stderr.strip()[-2000:]}")
+        raise ReportError(f"`dvc {' '.join(args)}` failed: {done.stderr.strip()[-2000:]}")
     return done.stdout
 
 
@@ -237,7 +241,7 @@ def check_revision(base: str) -> None:
         check=False,
     )
     if done.returncode != 0:
-        raise PipelineError(
+        raise ReportError(
             f"base revision {base!r} not found in this git checkout: fetch it "
             "(in GitHub Actions: actions/checkout with fetch-depth: 0) or pass BASE=<branch or commit>"
         )
@@ -254,3 +258,29 @@ def write_report(base: str, out: Path, html_dir: Path | None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(base, metrics_md, params_md, plots, github_run_url()))
     return out
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    base: str = typer.Option(..., "--base", help="Git revision to compare with (origin/main)."),
+    out: Path = typer.Option(Path("reports/ci/report.md"), "--out", help="Markdown file to write."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also render both revisions' plots to this folder (index.html)."
+    ),
+) -> None:
+    """`make ci-report`: metrics, params and changed plots against BASE as markdown
+    (the CI pull-request comment)."""
+    try:
+        path = write_report(base, out, html)
+    except ReportError as exc:
+        typer.echo(f"ci-report failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    plots = f"; plots: {html}/index.html" if html else ""
+    typer.echo(f"report against {base}: {path}{plots}")
+
+
+if __name__ == "__main__":
+    app()
