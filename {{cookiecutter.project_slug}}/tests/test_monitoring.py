@@ -71,7 +71,7 @@ def model(splits: Splits, train_config) -> tuple[Any, Any, pd.DataFrame]:
 def cfg(project_params: Params) -> MonitoringConfig:
     """The shipped monitoring params, with quality floors for the tiny test model
     (its no-drift ROC AUC is about 0.75 where the default project's is about 0.80)."""
-    base = project_params.monitoring
+    base = project_params.monitor
     quality = base.quality.model_copy(
         update={"min_roc_auc": 0.70, "min_recall": 0.25, "min_labelled_rows": 300}
     )
@@ -260,7 +260,7 @@ def test_empty_current_window_is_reported_and_never_retrains(
     )
     s = run_checks(few, cfg).summary
     assert s["retrain"] is False
-    assert any("monitoring.min_rows=200" in w for w in s["warnings"])
+    assert any("monitor.min_rows=200" in w for w in s["warnings"])
 
 
 def test_missing_columns_are_named(tiny_raw, splits, model, cfg) -> None:
@@ -457,11 +457,11 @@ def test_old_runs_are_pruned_and_the_index_lists_the_rest(check, tmp_path: Path)
 def test_stattests_are_checked_in_params(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     raw = yaml.safe_load((root / "params.yaml").read_text())
-    raw["monitoring"]["drift"]["num_stattest"] = "magic"
+    raw["monitor"]["drift"]["num_stattest"] = "magic"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     shutil.copy(root / "interval.yaml", tmp_path / "interval.yaml")
-    with pytest.raises(ConfigError, match=r"monitoring\.drift\.num_stattest"):
+    with pytest.raises(ConfigError, match=r"monitor\.drift\.num_stattest"):
         load_params(path)
 
 
@@ -498,7 +498,7 @@ def project(
     params = project_params.model_dump(mode="json")
     interval = params.pop("interval")  # interval.yaml, beside params.yaml
     params["split"] = split_config.model_dump(mode="json")
-    params["monitoring"] = cfg.model_dump(mode="json")
+    params["monitor"] = cfg.model_dump(mode="json")
     params["mlflow"]["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "interval.yaml").write_text(yaml.safe_dump(interval))

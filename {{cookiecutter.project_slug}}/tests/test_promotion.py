@@ -134,7 +134,7 @@ def registry(
         update={
             "paths": paths,
             "split": split_config,
-            "promotion": CFG.model_copy(update={"absolute_minimums": {"roc_auc": 0.5}}),
+            "promote": CFG.model_copy(update={"absolute_minimums": {"roc_auc": 0.5}}),
         }
     )
     frame = build_features(tiny_raw).assign(

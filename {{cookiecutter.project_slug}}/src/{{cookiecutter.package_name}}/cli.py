@@ -8,7 +8,6 @@ start-up stays quick and each stage pays only for what it needs.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -27,7 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-log = logging.getLogger("{{ cookiecutter.package_name }}")
 F = TypeVar("F", bound=Callable[..., Any])
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")
@@ -182,22 +180,9 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default: serving.port)."),
 ) -> None:
     """HTTP prediction service: Feast online features + the MLflow champion model."""
-    import uvicorn
+    from .serving import serve as run_service
 
-    from . import tracking
-    from .champion import ChampionModel, NoChampionError
-    from .feature_store import open_store
-    from .serving import create_app
-
-    p = load_params(params)
-    tracking.setup_mlflow(p.mlflow)
-    champion = ChampionModel(p.mlflow.registered_model, p.serving.refresh_seconds)
-    try:  # load before accepting requests, so the first ones are not slow
-        champion.get()
-    except NoChampionError as exc:
-        log.warning("%s; /predict answers 503 until one exists", exc)
-    app_ = create_app(open_store(), champion, p.paths.prediction_log)
-    uvicorn.run(app_, host=host or p.serving.host, port=port or p.serving.port, log_level="info")
+    run_service(load_params(params), host, port)
 
 
 @app.command()

@@ -281,9 +281,9 @@ class Params(Strict):
     materialize: MaterializeConfig = MaterializeConfig()
     train: TrainConfig
     evaluate: EvaluateConfig
-    monitoring: MonitoringConfig
+    monitor: MonitoringConfig
     serving: ServingConfig
-    promotion: PromotionConfig
+    promote: PromotionConfig
     mlflow: MlflowConfig
 
     @property

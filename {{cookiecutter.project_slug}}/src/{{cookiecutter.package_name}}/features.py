@@ -34,18 +34,23 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _slug(value: str) -> str:
-    return value.replace("-", "_")
+# Model features that flag a missing raw value, and the raw column whose value they flag.
+MISSING_FLAGS: dict[str, str] = {"usage_missing": "usage_gb_30d"}
+
+
+def one_hot_columns(col: str) -> list[str]:
+    """The model features of `col`'s one-hot group, in VOCABULARIES[col] order."""
+    return [f"{col}_{value.replace('-', '_')}" for value in VOCABULARIES[col]]
 
 
 FEATURE_COLUMNS: list[str] = [
     *NUMERIC,
-    "usage_missing",
+    *MISSING_FLAGS,
     "avg_monthly_spend",
     "charges_per_gb",
     "support_calls_per_tenure_year",
     "log_total_charges",
-    *[f"{col}_{_slug(v)}" for col, vocab in VOCABULARIES.items() for v in vocab],
+    *[column for col in VOCABULARIES for column in one_hot_columns(col)],
 ]
 
 
@@ -55,8 +60,9 @@ def build_features(raw: pd.DataFrame) -> pd.DataFrame:
     out = raw[[ENTITY, TIMESTAMP]].reset_index(drop=True)
     for col in NUMERIC:
         out[col] = raw[col].astype("float64").to_numpy()
-    out["usage_missing"] = out["usage_gb_30d"].isna().astype("float64")
-    out["usage_gb_30d"] = out["usage_gb_30d"].fillna(0.0)
+    for flag, column in MISSING_FLAGS.items():
+        out[flag] = out[column].isna().astype("float64")
+        out[column] = out[column].fillna(0.0)
     tenure = np.maximum(out["tenure_months"], 1.0)
     out["avg_monthly_spend"] = out["total_charges"] / tenure
     out["charges_per_gb"] = out["monthly_charges"] / (out["usage_gb_30d"] + 1.0)
@@ -64,8 +70,8 @@ def build_features(raw: pd.DataFrame) -> pd.DataFrame:
     out["log_total_charges"] = np.log1p(out["total_charges"].clip(lower=0.0))
     for col, vocab in VOCABULARIES.items():
         values = raw[col].to_numpy()
-        for v in vocab:
-            out[f"{col}_{_slug(v)}"] = (values == v).astype("float64")
+        for value, column in zip(vocab, one_hot_columns(col), strict=True):
+            out[column] = (values == value).astype("float64")
     return out[[ENTITY, TIMESTAMP, *FEATURE_COLUMNS]]
 
 

@@ -5,9 +5,9 @@ with the alias `candidate`. The candidate and the current champion are scored
 on the same latest holdout (the test days of the training set); the candidate
 takes the `champion` alias only if it
 
-- reaches `promotion.absolute_minimums` on the whole holdout,
-- reaches `promotion.slice_minimums` in every slice with enough rows, and
-- beats the champion's `promotion.primary_metric` by `promotion.min_improvement`
+- reaches `promote.absolute_minimums` on the whole holdout,
+- reaches `promote.slice_minimums` in every slice with enough rows, and
+- beats the champion's `promote.primary_metric` by `promote.min_improvement`
   (the first model has no champion to beat: the minimums decide).
 
 Every decision, promoted or not, is written to reports/promotion.json and as
@@ -115,7 +115,7 @@ def decide(
     metric = cfg.primary_metric
     for card, who in ((candidate, "candidate"), (champion, "champion")):
         if card is not None and metric not in card.overall:
-            raise ValueError(f"the {who} scorecard has no {metric!r} (promotion.primary_metric)")
+            raise ValueError(f"the {who} scorecard has no {metric!r} (promote.primary_metric)")
     checks = [
         _floor_check(f"minimum.{name}", candidate.overall.get(name, math.nan), floor)
         for name, floor in sorted(cfg.absolute_minimums.items())
@@ -253,7 +253,7 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     from .model import load_model
     from .split import time_split
 
-    cfg, name = p.promotion, p.mlflow.registered_model
+    cfg, name = p.promote, p.mlflow.registered_model
     booster, meta = load_model(p.paths.model_dir)
     run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
     holdout = time_split(read_parquet(p.paths.training_set, "training_set"), p.split).test

@@ -19,6 +19,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from .champion import ChampionModel, LoadedModel, NoChampionError
+from .config import Params
 from .features import ENTITY, FEATURE_COLUMNS, FEATURE_SERVICE
 from .model import predict_proba
 from .prediction_log import PredictionLogWriter, PredictionRecord
@@ -132,3 +133,22 @@ def create_app(store: Any, champion: ChampionModel, log_path: Path) -> FastAPI:
         }
 
     return app
+
+
+def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
+    """Run the service (uvicorn) on serving.host:serving.port unless told otherwise."""
+    import logging
+
+    import uvicorn
+
+    from . import tracking
+    from .feature_store import open_store
+
+    tracking.setup_mlflow(p.mlflow)
+    champion = ChampionModel(p.mlflow.registered_model, p.serving.refresh_seconds)
+    try:  # load before accepting requests, so the first ones are not slow
+        champion.get()
+    except NoChampionError as exc:
+        logging.getLogger(__name__).warning("%s; /predict answers 503 until one exists", exc)
+    app = create_app(open_store(), champion, p.paths.prediction_log)
+    uvicorn.run(app, host=host or p.serving.host, port=port or p.serving.port, log_level="info")

@@ -1,7 +1,7 @@
 """Monitoring: compare what the model sees now with what it was trained on, and decide.
 
 - reference: the rows the model was trained on (the train split of the training set);
-- current: the newest `monitoring.current_days` days of raw batches, plus the newest
+- current: the newest `monitor.current_days` days of raw batches, plus the newest
   days of the serving prediction log (prediction_log.py: one record per served prediction).
 
 The package, in the order a run uses it:

@@ -101,7 +101,7 @@ def check_config(cfg: MonitoringConfig) -> None:
     unknown = sorted(set(cfg.drift.per_feature) - set(MONITORED))
     if unknown:
         raise ConfigError(
-            f"monitoring.drift.per_feature names unknown feature(s) {', '.join(unknown)}; "
+            f"monitor.drift.per_feature names unknown feature(s) {', '.join(unknown)}; "
             f"monitored features: {', '.join(MONITORED)}"
         )
 
@@ -118,7 +118,7 @@ def _too_few_rows(data: MonitorData, cfg: MonitoringConfig) -> str | None:
         )
     return (
         f"current window holds {len(current)} rows and the reference {len(reference)}; "
-        f"drift is judged from monitoring.min_rows={cfg.min_rows} rows on"
+        f"drift is judged from monitor.min_rows={cfg.min_rows} rows on"
     )
 
 
@@ -214,7 +214,7 @@ def quality_check(current: pd.DataFrame, data: MonitorData, cfg: MonitoringConfi
     if len(labelled) < limits.min_labelled_rows:
         out["reason"] = (
             f"{len(labelled)} labelled rows in the current window; quality is judged from "
-            f"monitoring.quality.min_labelled_rows={limits.min_labelled_rows} on"
+            f"monitor.quality.min_labelled_rows={limits.min_labelled_rows} on"
         )
         return out
     if labelled[LABEL].nunique() < 2:

@@ -20,23 +20,14 @@ from ..features import (
     ENTITY,
     FEATURE_COLUMNS,
     LABEL,
+    MISSING_FLAGS,
     NUMERIC,
     TIMESTAMP,
     VOCABULARIES,
     build_features,
+    one_hot_columns,
 )
 from ..prediction_log import PREDICTION, SCORE, PredictionLog
-
-# TEMPORARY until features.py exports MISSING_FLAGS and one_hot_columns (then import them
-# from ..features and delete these two definitions).
-# Model features that flag a missing raw value, and the raw column whose value they flag.
-MISSING_FLAGS = {"usage_missing": "usage_gb_30d"}
-
-
-def one_hot_columns(col: str) -> list[str]:
-    """The model features of `col`'s one-hot group, in VOCABULARIES[col] order."""
-    return [f"{col}_{value.replace('-', '_')}" for value in VOCABULARIES[col]]
-
 
 SOURCE = "source"
 UNSEEN = "(unseen)"  # a one-hot group with no category set: a value the model never saw

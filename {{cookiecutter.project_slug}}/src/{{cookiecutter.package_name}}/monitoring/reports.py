@@ -111,7 +111,7 @@ th { background: #f4f4f4; }
 <p>One row per monitoring run, newest first: the verdict, why, and links to Evidently's
 reports (drift: current window against the training reference; quality: labelled current
 rows against the evaluated test days). Thresholds live in params.yaml, section
-<code>monitoring</code>.</p>
+<code>monitor</code>.</p>
 <table><thead><tr><th>run (UTC)</th><th>verdict</th><th>drift share</th><th>score drift</th>
 <th>ROC AUC</th><th>current rows</th><th>reasons and issues</th><th>reports</th></tr></thead>
 <tbody>

@@ -20,7 +20,7 @@ from ..split import time_split
 
 def run(p: Params) -> None:
     """Check, write reports/monitoring/, log the run to MLflow, print the verdict."""
-    cfg = p.monitoring
+    cfg = p.monitor
     booster, meta = load_model(p.paths.model_dir)
     training = read_parquet(p.paths.training_set, "training_set")
     test_predictions = (
