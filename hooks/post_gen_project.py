@@ -1,5 +1,5 @@
-"""Finish the generated project: record the template it came from, then a git
-repository with a first commit.
+"""Finish the generated project: drop the benchmark unless it was asked for, record
+the template it came from, then a git repository with a first commit.
 
 DVC needs no command here: `.dvc/config` (remotes from the answers) ships with
 the template, so the project is a DVC repository as soon as it exists.
@@ -26,6 +26,16 @@ EMAIL = "{{ cookiecutter.author_email }}"
 CONTEXT = json.loads({{ cookiecutter | jsonify | tojson }})
 # Keys cruft stores besides the answers (the rest are this machine's paths).
 CRUFT_PRIVATE_KEYS = ("_copy_without_render", "_template", "_commit")
+INCLUDE_BENCHMARK = "{{ cookiecutter.include_benchmark }}" == "yes"
+# The benchmark's files (make bench). Every mention of it elsewhere (Makefile, README,
+# docs) is behind `{% raw %}{% if cookiecutter.include_benchmark == "yes" %}{% endraw %}`.
+BENCHMARK_FILES = (
+    "tools/bench.py",
+    "tools/bench_pipeline.py",
+    "tools/stage_metrics",
+    "tools/tests/test_bench.py",
+    "docs/performance.md",
+)
 
 
 def git(*args: str) -> None:
@@ -114,7 +124,19 @@ def write_cruft_file() -> None:
     Path(".cruft.json").write_text(text)
 
 
+def remove_benchmark() -> None:
+    """include_benchmark=no: the project gets no benchmark files."""
+    for name in BENCHMARK_FILES:
+        path = Path(name)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def main() -> None:
+    if not INCLUDE_BENCHMARK:
+        remove_benchmark()
     write_cruft_file()
     if shutil.which("git") is None:
         print("WARNING: git not found; run `git init` yourself before `dvc repro`.", file=sys.stderr)

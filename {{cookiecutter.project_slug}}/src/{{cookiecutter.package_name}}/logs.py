@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -45,29 +44,3 @@ def progress() -> Progress:
         console=console,
         disable=not console.is_terminal or bool(os.environ.get("NO_PROGRESS")),
     )
-
-
-STAGE_METRICS_ENV = "STAGE_METRICS_FILE"
-
-
-def record_stage_metrics(path: Path, work_started: float, ok: bool) -> None:
-    """Append one JSON line: start-up (interpreter + imports before the command),
-    work time and peak memory of this stage process."""
-    import json
-    import resource
-    import time
-
-    import psutil
-
-    process_started = psutil.Process().create_time()
-    now = time.time()
-    line = {
-        "command": " ".join(sys.argv[1:]),
-        "ok": ok,
-        "startup_seconds": round(work_started - process_started, 3),
-        "work_seconds": round(now - work_started, 3),
-        "total_seconds": round(now - process_started, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
-    with path.open("a") as handle:
-        handle.write(json.dumps(line) + "\n")

@@ -1,11 +1,14 @@
-"""Benchmarks: print figures and ratios against a bare baseline measured in the same run.
+"""Benchmarks behind `make bench`: print figures and ratios against a bare baseline
+measured in the same run; `python -m tools.bench --help` lists the commands.
 
-Nothing here asserts a time: a slow machine gives slow figures, not failures.
+Nothing here asserts a time: a slow machine gives slow figures, not failures. This is
+the template's tooling: it reads the package's modules, the package never imports it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -13,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import typer
 from rich.table import Table
 
-from .config import Params
-from .datagen import generate_day
-from .logs import console
+from {{ cookiecutter.package_name }}.config import Params, Window, load_params
+from {{ cookiecutter.package_name }}.datagen import generate_day
+from {{ cookiecutter.package_name }}.logs import console, setup_logging
 
 
 def synthetic_raw(
@@ -61,17 +65,11 @@ def _bare_check(frame: pd.DataFrame, expectation: dict[str, Any], values: dict[s
 
 
 def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) -> dict[str, float]:
-    from .config import DataConfig
-    from .gates import load_suite_json, raw_gate_parameters, validate
+    from {{ cookiecutter.package_name }}.gates import load_suite_json, raw_gate_parameters, validate
 
     frame, start, end = synthetic_raw(rows)
-    data = DataConfig(
-        end_date=end,
-        window_days=(end - start).days + 1,
-        rows_per_day=10,
-        n_customers=10,
-    )
-    values = raw_gate_parameters(data, params.gates.raw)
+    window = Window(end_date=end, days=(end - start).days + 1)
+    values = raw_gate_parameters(window, params.validate_raw)
     suite_path = params.paths.expectations / "raw.json"
     suite = load_suite_json(suite_path)
 
@@ -128,19 +126,20 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
     drift injected, and runs the checks twice: every row (sample_rows=0) and sampled
     (monitoring.sample_rows). The verdicts must agree for sampling to be safe.
     """
-    from .features import LABEL, build_features
-    from .monitoring import build_monitor_data, run_checks
-    from .split import time_split
-    from .train import predict_proba, train_model
+    from {{ cookiecutter.package_name }}.features import LABEL, build_features
+    from {{ cookiecutter.package_name }}.model import predict_proba
+    from {{ cookiecutter.package_name }}.monitoring import build_monitor_data, run_checks
+    from {{ cookiecutter.package_name }}.split import time_split
+    from {{ cookiecutter.package_name }}.training import train_model
 
     unknown = sorted(set(scenarios) - set(DRIFT_SCENARIOS))
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; choose from {sorted(DRIFT_SCENARIOS)}")
-    data = params.data
-    end = data.end_date
+    synthetic = params.ingest.synthetic
+    end = params.interval.end_date
     ref_days = max(params.split.valid_days + params.split.test_days + 14, 30)
     ref_start = end - dt.timedelta(days=ref_days - 1)
-    ref_raw = _days(ref_start, ref_days, ref_days * 1500, data.n_customers, data.seed)
+    ref_raw = _days(ref_start, ref_days, ref_days * 1500, synthetic.n_customers, synthetic.seed)
     frame = build_features(ref_raw).assign(**{LABEL: ref_raw[LABEL].to_numpy()})
     splits = time_split(frame, params.split)
     cfg_train = params.train.model_copy(
@@ -160,8 +159,8 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
             end + dt.timedelta(days=1),
             sampled_cfg.current_days,
             rows,
-            data.n_customers,
-            data.seed + 1,
+            synthetic.n_customers,
+            synthetic.seed + 1,
             **DRIFT_SCENARIOS[name],
         )
         outcome: dict[str, Any] = {"scenario": name, "current_rows": len(current_raw)}
@@ -242,19 +241,17 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
     import httpx
     import uvicorn
 
-    from . import tracking
-    from .feature_store import online_features, open_store
-    from .registry import ChampionModel
-    from .serving import create_app
-    from .train import predict_proba
+    from {{ cookiecutter.package_name }} import tracking
+    from {{ cookiecutter.package_name }}.champion import ChampionModel
+    from {{ cookiecutter.package_name }}.feature_store import online_features, open_store
+    from {{ cookiecutter.package_name }}.model import predict_proba
+    from {{ cookiecutter.package_name }}.serving import create_app
 
     tracking.setup_mlflow(params.mlflow)
     store = open_store()
     champion = ChampionModel(params.mlflow.registered_model, refresh_seconds=3600)
     model = champion.get()
-    features = pd.read_parquet(
-        params.paths.features / "customer_features.parquet", columns=["customer_id"]
-    )
+    features = pd.read_parquet(params.paths.feature_table, columns=["customer_id"])
     ids = features["customer_id"].drop_duplicates().to_numpy()
     rng = np.random.default_rng(0)
     picks = rng.choice(ids, size=requests).tolist()
@@ -310,13 +307,14 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
     return figures
 
 
-def bench_feature_store(rows: int) -> dict[str, float]:
+def bench_feature_store(params: Params, rows: int) -> dict[str, float]:
     """Feast historical retrieval and materialization on `rows` rows, in a scratch repo."""
     import shutil
 
-    from .feature_store import historical_features, materialize, open_store
-    from .features import build_features, build_labels
-    from .training_set import point_in_time_join
+    from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
+    from {{ cookiecutter.package_name }}.features import build_features, build_labels
+
+    from .point_in_time import point_in_time_join
 
     raw, _, _ = synthetic_raw(rows)
     features, labels = build_features(raw), build_labels(raw)
@@ -328,8 +326,9 @@ def bench_feature_store(rows: int) -> dict[str, float]:
         )
         (scratch / "params.yaml").write_text("paths:\n  features: data\n")
         (scratch / "data").mkdir()
+        # features/definitions.py reads <paths.features>/features.parquet
         features.to_parquet(
-            scratch / "data" / "customer_features.parquet", index=False, coerce_timestamps="us"
+            scratch / "data" / params.paths.feature_table.name, index=False, coerce_timestamps="us"
         )
         store = open_store(repo)
         started = time.perf_counter()
@@ -339,7 +338,7 @@ def bench_feature_store(rows: int) -> dict[str, float]:
         point_in_time_join(labels, features)
         pandas_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        materialize(store, features)
+        materialize(store, features, params.materialize.chunk_rows)
         materialize_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -353,3 +352,116 @@ def bench_feature_store(rows: int) -> dict[str, float]:
     }
     print_figures(f"Feast on {rows:,} rows (DuckDB offline store)", figures)
     return figures
+
+
+# ---- the command line: `python -m tools.bench <command>` ---------------------------
+
+app = typer.Typer(
+    help="Benchmarks that print figures (never pass/fail). `make bench` runs `pipeline`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Path to params.yaml.")
+JSON_OPTION = typer.Option(None, "--json", help="Also write the figures to this JSON file.")
+
+
+@app.callback()
+def _setup() -> None:
+    setup_logging()
+
+
+def _write_figures(figures: Any, path: Path | None) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2, default=str))
+
+
+@app.command()
+def gate(
+    rows: int = typer.Option(1_000_000, help="Rows of raw data to validate."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Rows per second of the raw gate, against the same checks in bare pandas."""
+    bench_raw_gate(load_params(params), rows)
+
+
+@app.command()
+def monitor(
+    rows: int = typer.Option(100_000, help="Rows of current data (the reference is fixed)."),
+    scenario: list[str] = typer.Option(
+        list(DRIFT_SCENARIOS), help="Drift scenario(s): none, covariate, concept."
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Monitoring time for N current rows, in full and sampled, and whether both reach
+    the same verdicts."""
+    bench_monitoring(load_params(params), rows, scenario)
+
+
+@app.command()
+def serve(
+    requests: int = typer.Option(1000, help="Single-entity requests to time."),
+    batch: int = typer.Option(100, help="Entities per request in the batch test."),
+    params: Path = PARAMS_OPTION,
+    json_out: Path | None = JSON_OPTION,
+) -> None:
+    """POST /predict latency p50/p99 over HTTP, against bare Feast + XGBoost calls
+    (needs a pipeline run: the online store and a champion model)."""
+    _write_figures(bench_serving(load_params(params), requests, batch), json_out)
+
+
+@app.command()
+def bare(
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    params: Path = PARAMS_OPTION,
+    json_out: Path | None = JSON_OPTION,
+) -> None:
+    """The floor the pipeline is measured against: read the raw batches, build the matrix,
+    xgboost.train with the train.* parameters, predict the test days; in one process."""
+    from .bench_pipeline import bare_training
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"unknown device {device!r}; choose cpu or cuda")
+    figures = bare_training(load_params(params), device)
+    print_figures(f"bare training on {figures['rows']:,} raw rows", figures)
+    _write_figures(figures, json_out)
+
+
+@app.command()
+def pipeline(
+    sizes: str = typer.Option(
+        "100000,1000000,5000000", help="Comma-separated raw row counts to run the pipeline at."
+    ),
+    component_rows: int = typer.Option(
+        1_000_000, help="Rows for the gate, Feast and monitoring measurements."
+    ),
+    out: Path = typer.Option(Path("reports/bench/bench.json"), help="JSON file to write."),
+    keep: bool = typer.Option(False, help="Keep the scratch projects (their path is printed)."),
+    serve_requests: int = typer.Option(1000, help="Single-entity POST /predict requests to time."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """`make bench`: the whole pipeline at several sizes against the bare work, the fixed
+    and marginal cost fit, and the gate, Feast, Evidently and serving figures."""
+    from .bench_pipeline import run_benchmark
+
+    try:
+        rows = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"--sizes must be comma-separated integers, got {sizes!r}"
+        ) from None
+    run_benchmark(Path.cwd(), load_params(params), rows, component_rows, out, keep, serve_requests)
+
+
+@app.command()
+def feast(
+    rows: int = typer.Option(1_000_000, help="Feature rows (and as many label rows)."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Feast historical retrieval and materialization time, against pandas merge_asof."""
+    bench_feature_store(load_params(params), rows)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,8 +1,9 @@
 """The pipeline benchmark behind `make bench`: the whole `dvc repro` at several data
 sizes against the bare work it wraps, measured in the same run.
 
-For each size a scratch copy of this project runs the real pipeline (every stage
-records its start-up, work time and peak memory through STAGE_METRICS_FILE), then a
+For each size a scratch copy of this project runs the real pipeline (with
+tools/stage_metrics on PYTHONPATH, every stage process records its start-up, work time
+and peak memory: see its sitecustomize.py; the package has no hook for it), then a
 no-op `dvc repro`, then the bare floor in one fresh process: read the raw parquet,
 build the feature matrix, `xgboost.train` with the same parameters and early
 stopping, predict the test days. Both are fitted as `fixed + marginal x rows`; the
@@ -26,11 +27,15 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from .config import DataConfig, Params
-from .logs import STAGE_METRICS_ENV, console
+from {{ cookiecutter.package_name }}.config import DataConfig, Params, SyntheticConfig
+from {{ cookiecutter.package_name }}.logs import console
+
 from .scratch import copy_project
 
-CLI = [sys.executable, "-m", __package__]
+CLI = [sys.executable, "-m", "tools.bench"]  # run in a scratch copy, from its root
+# Put on PYTHONPATH for the timed `dvc repro`: each stage process records its figures.
+STAGE_METRICS = Path(__file__).resolve().parent / "stage_metrics"
+STAGE_METRICS_ENV = "STAGE_METRICS_FILE"
 # Targets from the performance issue; shown next to the figures, never asserted.
 TARGETS = {
     "marginal_ratio": 1.5,  # pipeline seconds per row / bare seconds per row
@@ -67,30 +72,35 @@ def _run(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) ->
     return done.stdout
 
 
-def size_params(rows: int, data: DataConfig) -> dict[str, int]:
-    """data.* for about `rows` raw rows over data.window_days: more customers, each seen as
-    often as in params.yaml, so per-customer history (Feast's join work) keeps its shape."""
+def size_params(rows: int, data: DataConfig, synthetic: SyntheticConfig) -> dict[str, int]:
+    """ingest.synthetic.* for about `rows` raw rows over data.window_days: more customers,
+    each seen as often as in params.yaml, so per-customer history (Feast's join work)
+    keeps its shape."""
     per_day = max(rows // data.window_days, 100)
-    return {
-        "rows_per_day": per_day,
-        "n_customers": max(per_day, round(per_day * data.n_customers / data.rows_per_day)),
-    }
+    ratio = synthetic.n_customers / synthetic.rows_per_day
+    return {"rows_per_day": per_day, "n_customers": max(per_day, round(per_day * ratio))}
 
 
-def bench_size(project: Path, scratch: Path, rows: int, data: DataConfig) -> SizeResult:
+def stage_metrics_env(metrics_file: Path) -> dict[str, str]:
+    """The environment under which every stage process appends its figures to `metrics_file`."""
+    path = [str(STAGE_METRICS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path), STAGE_METRICS_ENV: str(metrics_file)}
+
+
+def bench_size(project: Path, scratch: Path, rows: int, params: Params) -> SizeResult:
     """Full `dvc repro`, a no-op `dvc repro` and the bare floor at one size."""
-    sized = size_params(rows, data)
+    sized = size_params(rows, params.data, params.ingest.synthetic)
 
     def resize(p: dict[str, Any]) -> None:
-        p["data"].update(sized)
-        raw_gate = p["gates"]["raw"]
-        raw_gate["max_rows_per_day"] = max(raw_gate["max_rows_per_day"], 2 * sized["rows_per_day"])
+        p["ingest"]["synthetic"].update(sized)
+        gate = p["validate_raw"]
+        gate["max_rows_per_day"] = max(gate["max_rows_per_day"], 2 * sized["rows_per_day"])
 
     copy = copy_project(project, scratch / f"rows-{rows}", resize)
     metrics_file = scratch / f"stages-{rows}.jsonl"
     dvc = [sys.executable, "-m", "dvc"]
     started = time.perf_counter()
-    _run([*dvc, "repro"], copy, {STAGE_METRICS_ENV: str(metrics_file)})
+    _run([*dvc, "repro"], copy, stage_metrics_env(metrics_file))
     pipeline_seconds = time.perf_counter() - started
     started = time.perf_counter()
     _run([*dvc, "repro"], copy)
@@ -98,7 +108,7 @@ def bench_size(project: Path, scratch: Path, rows: int, data: DataConfig) -> Siz
     stages = [json.loads(line) for line in metrics_file.read_text().splitlines()]
     bare_json = scratch / f"bare-{rows}.json"
     started = time.perf_counter()
-    _run([*CLI, "bench", "bare", "--json", str(bare_json)], copy)
+    _run([*CLI, "bare", "--json", str(bare_json)], copy)
     process_seconds = time.perf_counter() - started
     bare = {**json.loads(bare_json.read_text()), "process_seconds": process_seconds}
     return SizeResult(rows, pipeline_seconds, noop_seconds, stages, bare)
@@ -134,10 +144,10 @@ def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
     """The floor: the same data and XGBoost parameters, no DVC, gates, Feast or MLflow."""
     import xgboost as xgb
 
-    from .features import FEATURE_COLUMNS, LABEL, build_features
-    from .ingest import read_raw
-    from .split import time_split
-    from .train import feature_matrix, scale_pos_weight, xgb_params
+    from {{ cookiecutter.package_name }}.batches import read_raw
+    from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, LABEL, build_features
+    from {{ cookiecutter.package_name }}.model import feature_matrix, scale_pos_weight, xgb_params
+    from {{ cookiecutter.package_name }}.split import time_split
 
     cfg = params.train
     clock = time.perf_counter()
@@ -294,7 +304,9 @@ def print_results(results: list[SizeResult], summary: dict[str, Any]) -> None:
         )
     console.print(sizes)
 
-    stages = Table(title="per stage: start-up (interpreter + CLI), work, peak memory")
+    stages = Table(
+        title="per stage: start-up (interpreter, CLI, the stage's imports), work, peak memory"
+    )
     stages.add_column("stage")
     for r in results:
         stages.add_column(f"{r.rows:,} rows: start + work s", justify="right")
@@ -389,18 +401,18 @@ def run_benchmark(
         results = []
         for rows in sorted(sizes):
             console.print(f"[bold]pipeline at {rows:,} rows[/] (scratch copy in {scratch})")
-            results.append(bench_size(project, scratch, rows, params.data))
+            results.append(bench_size(project, scratch, rows, params))
         report["pipeline"] = [r.__dict__ for r in results]
         report["summary"] = summarise(results)
         print_results(results, report["summary"])
 
-        from .train import cuda_usable
+        from {{ cookiecutter.package_name }}.model import cuda_usable
 
         smallest = scratch / f"rows-{min(sizes)}"
         largest = scratch / f"rows-{max(sizes)}"
         if cuda_usable():
             cuda_json = scratch / "bare-cuda.json"
-            _run([*CLI, "bench", "bare", "--device", "cuda", "--json", str(cuda_json)], largest)
+            _run([*CLI, "bare", "--device", "cuda", "--json", str(cuda_json)], largest)
             report["bare_cuda"] = json.loads(cuda_json.read_text())
         else:
             report["bare_cuda"] = "no usable CUDA device here: GPU training not measured"
@@ -418,7 +430,7 @@ def run_benchmark(
             )
 
         report["raw_gate"] = bench.bench_raw_gate(params, component_rows)
-        report["feast"] = bench.bench_feature_store(component_rows)
+        report["feast"] = bench.bench_feature_store(params, component_rows)
         monitoring = bench.bench_monitoring(params, component_rows, list(bench.DRIFT_SCENARIOS))
         report["monitoring"] = monitoring
         worst = max(m["sampled_prepare_seconds"] + m["sampled_report_seconds"] for m in monitoring)
@@ -430,7 +442,7 @@ def run_benchmark(
         )
         serve_json = scratch / "serve.json"
         _run(
-            [*CLI, "bench", "serve", "--requests", str(serve_requests), "--json", str(serve_json)],
+            [*CLI, "serve", "--requests", str(serve_requests), "--json", str(serve_json)],
             smallest,
         )
         report["serving"] = json.loads(serve_json.read_text())

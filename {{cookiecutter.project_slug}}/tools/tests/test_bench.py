@@ -1,4 +1,5 @@
-"""The benchmark behind `make bench`: its arithmetic, its refusals, and one real run.
+"""The benchmark behind `make bench` (tools/bench.py, tools/bench_pipeline.py): its
+arithmetic, its refusals, the stage metrics it collects, and one real run.
 
 No test here checks a duration against a limit: the benchmark prints figures.
 """
@@ -7,17 +8,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }} import bench_pipeline
-from {{ cookiecutter.package_name }}.bench_pipeline import SizeResult, fit, print_results, summarise
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.logs import console
+from tools import bench_pipeline
+from tools.bench_pipeline import SizeResult, fit, print_results, stage_metrics_env, summarise
+from tools.scratch import copy_project
 
-from pipeline_helpers import copy_project, run
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 STAGES = {
     "ingest",
@@ -32,6 +37,17 @@ STAGES = {
     "monitor",
     "promote",
 }
+
+
+def run(args: list[str], cwd: Path, check: bool = True, extra_env: dict[str, str] | None = None):
+    """`args` as a stage would run: this venv first on PATH, no progress bars."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update({"NO_PROGRESS": "1", **(extra_env or {})})
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {done.returncode}\n{done.stderr}")
+    return done
 
 
 def _result(rows: int, pipeline: float, bare: float) -> SizeResult:
@@ -99,29 +115,54 @@ def test_super_linear_growth_shows_in_linearity() -> None:
 
 
 def test_bad_sizes_are_refused(tmp_path: Path) -> None:
-    params = load_params(Path("params.yaml"))
+    params = load_params(PROJECT_ROOT / "params.yaml")
     with pytest.raises(ValueError, match="10,000 rows or more"):
         bench_pipeline.run_benchmark(tmp_path, params, [500], 10_000, tmp_path / "b.json")
     done = run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "bench", "pipeline", "--sizes", "1M,5M"],
-        Path.cwd(),
+        [sys.executable, "-m", "tools.bench", "pipeline", "--sizes", "1M,5M"],
+        PROJECT_ROOT,
         check=False,
     )
     assert done.returncode == 2
     assert "comma-separated integers" in done.stderr
 
 
+def test_stage_processes_record_their_metrics_without_a_package_hook(tmp_path: Path) -> None:
+    """tools/stage_metrics/sitecustomize.py: one line per process that imports a stage
+    module, none for other processes."""
+    record = tmp_path / "stages.jsonl"
+    env = stage_metrics_env(record)
+    stage = "import {{ cookiecutter.package_name }}.stages.featurize, time; time.sleep(0.2)"
+    run([sys.executable, "-c", stage, "featurize"], tmp_path, extra_env=env)
+    run([sys.executable, "-c", "import {{ cookiecutter.package_name }}.config"], tmp_path, extra_env=env)
+    failed = run([sys.executable, "-c", f"{stage}; import sys; sys.exit(3)"], tmp_path, False, env)
+    assert failed.returncode == 3
+    ok, bad = (json.loads(line) for line in record.read_text().splitlines())
+    assert ok["stage_module"] == "{{ cookiecutter.package_name }}.stages.featurize"
+    assert ok["command"] == "featurize" and ok["ok"] and not bad["ok"]
+    assert ok["startup_seconds"] > 0 and ok["work_seconds"] >= 0.2
+    assert ok["total_seconds"] == pytest.approx(
+        ok["startup_seconds"] + ok["work_seconds"], abs=0.01
+    )
+    assert ok["peak_rss_mb"] > 10
+
+
+def _small(p: dict[str, Any]) -> None:
+    p["data"]["window_days"] = 20
+    p["split"].update({"valid_days": 3, "test_days": 3})
+    p["train"].update({"num_boost_round": 60, "nthread": 2})
+
+
 @pytest.mark.bench
 def test_bench_pipeline_runs_and_writes_every_section(tmp_path: Path) -> None:
     """The real command on a fresh copy: one small size, components included."""
-    project = copy_project(tmp_path / "project")
+    project = copy_project(PROJECT_ROOT, tmp_path / "project", _small)
     out = tmp_path / "bench.json"
     done = run(
         [
             sys.executable,
             "-m",
-            "{{ cookiecutter.package_name }}",
-            "bench",
+            "tools.bench",
             "pipeline",
             "--sizes",
             "12000",
