@@ -2,12 +2,13 @@
 ### Continuous training of {{ cookiecutter.project_name }}
 
 Runs the DVC pipeline of this project (`dvc.yaml`) for one data interval, then
-pushes its data to the DVC remote and commits the run's `dvc.lock`.
+pushes its data to the DVC remote and commits the run.
 
-1. **set_data_interval** writes the run's last complete day to `params.yaml`
-   (`data.end_date`): `ingest` lands the rolling window of daily batches ending
-   that day: the daily run at 00:00 on day *D* (interval *D - 1* .. *D*) trains on
-   the window ending *D - 1*. Backfills of past intervals work the same way.
+1. **set_data_interval** writes the run's last complete day to `interval.yaml`
+   (`end_date`): `ingest` lands the rolling window of daily batches ending that
+   day (`data.window_days` in `params.yaml`). The daily run at 00:00 on day *D*
+   (interval *D - 1* .. *D*) trains on the window ending *D - 1*. Backfills of
+   past intervals work the same way.
 2. **One task per DVC stage**, built from `dvc.yaml` when this file is parsed:
    adding a stage there adds a task here. Each runs `dvc repro --single-item <stage>`
    in the project checkout through the project's virtualenv, so it does exactly
@@ -17,8 +18,9 @@ pushes its data to the DVC remote and commits the run's `dvc.lock`.
    `promote` registers the model in MLflow and moves the `champion` alias only
    if the promotion gate passes (reasons in `reports/promotion.json`).
 3. **dvc_push** sends data, features and models to the DVC default remote (S3).
-4. **commit_run** commits `dvc.lock`, `params.yaml` and the metrics to git, so
-   `git checkout <commit> && dvc pull` restores exactly this run.
+4. **commit_run** commits `dvc.lock`, `interval.yaml`, `params.yaml` and the
+   git-tracked metrics and plots, so `git checkout <commit> && dvc pull`
+   restores exactly this run.
 
 Schedule: daily at 00:00 UTC, or as soon as the asset `retrain_request` is updated
 (the monitoring DAG emits it when drift calls for retraining). One run at a time:
@@ -55,15 +57,13 @@ with DAG(
 
     @task(
         task_id="set_data_interval",
-        doc_md="Write the run's last complete day to `params.yaml: data.end_date` "
-        "(the day before the data interval ends) so `ingest` lands that window.",
+        doc_md="Write the run's last complete day (the day before the data interval ends) "
+        "to `interval.yaml` as `end_date`, so `ingest` lands the window ending that day.",
     )
     def set_data_interval(data_interval_end=None, dag_run=None) -> str:
         end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
-        changed = dp.set_param(
-            dp.PROJECT_DIR / "params.yaml", "data.end_date", end_date.isoformat()
-        )
-        print(f"data.end_date = {end_date} ({'changed' if changed else 'unchanged'})")
+        changed = dp.write_interval(end_date, dp.PROJECT_DIR)
+        print(f"interval.yaml end_date = {end_date} ({'changed' if changed else 'unchanged'})")
         return end_date.isoformat()
 
     @task(doc_md="Run one DVC stage (see the task's own docs).")
@@ -80,13 +80,11 @@ with DAG(
 
     @task(
         task_id="commit_run",
-        doc_md="Commit `dvc.lock`, `params.yaml` and metrics to git (after the push, "
-        "so a commit never points at data the remote lacks).",
+        doc_md="Commit `dvc.lock`, `interval.yaml`, `params.yaml` and the git-tracked metrics "
+        "to git (after the push, so a commit never points at data the remote lacks).",
     )
     def commit_run(end_date: str, run_id=None) -> str | None:
-        return dp.commit_run(
-            dp.PROJECT_DIR, PIPELINE, f"continuous_training: data.end_date={end_date} ({run_id})"
-        )
+        return dp.commit_run(dp.PROJECT_DIR, f"continuous_training: end_date={end_date} ({run_id})")
 
     interval = set_data_interval()
     stage_tasks = {

@@ -2,16 +2,19 @@
 ### Drift monitoring of {{ cookiecutter.project_name }}
 
 Every day, checks the newest data against what the champion model was trained on,
-and asks for retraining when it has drifted.
+and asks for retraining when it has drifted. Every check is a DVC stage of
+`dvc.yaml`, run with `dvc repro --single-item`, the way `continuous_training` and a
+local `dvc repro` run it.
 
-1. **set_data_interval** writes the run's last complete day to `params.yaml`
-   (`data.end_date`), as the training DAG does.
+1. **set_data_interval** writes the run's last complete day to `interval.yaml`
+   (`end_date`), as the training DAG does.
 2. **ingest_and_validate** lands that window of daily batches and runs the raw
    gate (`dvc repro --single-item ingest validate_raw`): bad data stops here.
-3. **monitor** runs the Evidently checks (`python -m {{ cookiecutter.package_name }} monitor`):
-   data drift per feature and its share, prediction drift, data quality and, where
-   labels have arrived, model quality. Reports: `reports/monitoring/index.html`;
-   verdict and reasons: `reports/monitoring/summary.json`.
+3. **monitor** runs the DVC stage `monitor` (`dvc repro --single-item monitor`):
+   Evidently data drift per feature and its share, prediction drift, data quality
+   and, where labels have arrived, model quality. DVC records the run in
+   `dvc.lock`. Reports: `reports/monitoring/index.html`; verdict and reasons:
+   `reports/monitoring/summary.json`, which this task reads.
 4. **drift_found** goes on only when the verdict says `retrain` (and logs why);
    otherwise the run ends here, green, with nothing retrained.
 5. **request_retraining** updates the asset `retrain_request`, with the reasons
@@ -48,19 +51,23 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task(doc_md="Write the run's last complete day to `params.yaml: data.end_date`.")
+    @task(doc_md="Write the run's last complete day to `interval.yaml` as `end_date`.")
     def set_data_interval(data_interval_end=None, dag_run=None) -> str:
         end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
-        dp.set_param(dp.PROJECT_DIR / "params.yaml", "data.end_date", end_date.isoformat())
+        changed = dp.write_interval(end_date, dp.PROJECT_DIR)
+        print(f"interval.yaml end_date = {end_date} ({'changed' if changed else 'unchanged'})")
         return end_date.isoformat()
 
     @task(doc_md="`dvc repro --single-item ingest validate_raw`: the new batches, gated.")
     def ingest_and_validate(end_date: str) -> None:
-        dp.run_in_project(["dvc", "repro", "--single-item", "ingest", "validate_raw"])
+        dp.repro_stage("ingest", "validate_raw")
 
-    @task(doc_md="Evidently checks against the training reference; writes the verdict.")
+    @task(
+        doc_md="`dvc repro --single-item monitor`: the Evidently checks against the training "
+        f"reference (DVC stage `monitor`); reads the verdict from `{SUMMARY}`."
+    )
     def monitor() -> dict:
-        dp.run_in_project(["python", "-m", "{{ cookiecutter.package_name }}", "monitor"])
+        dp.repro_stage("monitor")
         summary = json.loads((dp.PROJECT_DIR / SUMMARY).read_text())
         return {"retrain": bool(summary["retrain"]), "reasons": list(summary.get("reasons", []))}
 

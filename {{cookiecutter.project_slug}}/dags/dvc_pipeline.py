@@ -1,31 +1,20 @@
-"""Run this project's DVC pipeline from Airflow: the logic the DAGs in this folder share.
+"""What the DAGs in this folder share and DVC does not do for them: the stage graph
+of dvc.yaml (`load_pipeline`), the run's interval file (`write_interval`), commands run
+through the project's virtualenv (`run_in_project`, `repro_stage`, `dvc_push`), the
+commit of a run (`commit_run`) and the DAGs' defaults.
 
-- `load_pipeline()` reads dvc.yaml (and params.yaml for `${...}` values) into
-  stages and the edges between them: a stage depends on every stage whose
-  outputs it reads. The DAGs build their tasks from it, so dvc.yaml stays the
-  one definition of the pipeline.
-- `run_in_project(args)` runs a command in the project checkout (the folder
-  above dags/, or $PIPELINE_PROJECT_DIR) through the PROJECT's virtualenv, not
-  Airflow's: `<venv>/bin` goes first on PATH. The venv is the env var
-  PROJECT_VENV, else the Airflow Variable `project_venv`, else `<project>/.venv`.
-  Output streams into the task log; a failure raises `CommandFailed` with the
-  last lines of output.
-- `repro_stage`, `dvc_push`, `commit_run`, `set_param`: what the tasks do.
-
-Only the standard library and PyYAML are imported here (Airflow only lazily,
-inside functions), so parsing a DAG file stays fast and this module can be
-used and tested without Airflow.
+Only the standard library and PyYAML are imported here (Airflow lazily, inside
+functions), so parsing a DAG file stays fast and this module is testable without Airflow.
 """
 
 from __future__ import annotations
 
-import collections
 import configparser
 import datetime as dt
-import json
+import graphlib
+import itertools
 import logging
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -33,6 +22,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import PIPE, STDOUT
 from typing import Any
 
 import yaml
@@ -43,14 +33,12 @@ PROJECT_DIR = Path(os.environ.get("PIPELINE_PROJECT_DIR") or Path(__file__).reso
 # The Airflow asset a DAG updates (outlets=[Asset(RETRAIN_REQUEST)]) to ask for retraining:
 # continuous_training is scheduled on it (or daily, whichever comes first).
 RETRAIN_REQUEST = "retrain_request"
+INTERVAL_FILE = "interval.yaml"  # the run's data interval: `end_date: "YYYY-MM-DD"`
 VENV_ENV = "PROJECT_VENV"
 VENV_VARIABLE = "project_venv"
 TAIL_LINES = 40
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- dvc.yaml
 
 
 @dataclass(frozen=True)
@@ -60,7 +48,6 @@ class Stage:
     desc: str
     deps: tuple[str, ...]
     outs: tuple[str, ...]  # outs, metrics and plots
-    git_tracked: tuple[str, ...]  # the outputs with `cache: false` (versioned by git)
 
     def doc_md(self) -> str:
         lines = [f"**DVC stage `{self.name}`**: {self.desc or '(no desc in dvc.yaml)'}", ""]
@@ -85,35 +72,11 @@ class Pipeline:
         return [s for s in self.stages if s not in used]
 
 
-_REF = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
-
-
-def _interpolate(value: str, context: Mapping[str, Any], where: str) -> str:
-    def lookup(match: re.Match[str]) -> str:
-        node: Any = context
-        for part in match.group(1).split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                ref = "${" + match.group(1) + "}"
-                raise ValueError(f"{where}: {ref} is not defined in params.yaml")
-            node = node[part]
-        return str(node)
-
-    return _REF.sub(lookup, str(value))
-
-
-def _paths(entries: Sequence[Any] | None) -> list[tuple[str, dict[str, Any]]]:
-    """dvc.yaml lists entries as `path` or as a mapping `path: options`."""
-    out = []
-    for entry in entries or []:
-        if isinstance(entry, Mapping):
-            out += [(str(path), dict(opts or {})) for path, opts in entry.items()]
-        else:
-            out.append((str(entry), {}))
-    return out
-
-
-def _norm(path: str) -> str:
-    return os.path.normpath(path).replace(os.sep, "/")
+def _paths(body: Mapping[str, Any], *keys: str) -> tuple[str, ...]:
+    """The paths of a stage's entries under `keys`: each `path` or `path: options`."""
+    entries = [e for key in keys for e in body.get(key) or []]
+    paths = [p for e in entries for p in (e if isinstance(e, Mapping) else [e])]
+    return tuple(os.path.normpath(str(p)).replace(os.sep, "/") for p in paths)
 
 
 def _overlap(dep: str, out: str) -> bool:
@@ -121,41 +84,21 @@ def _overlap(dep: str, out: str) -> bool:
 
 
 def load_pipeline(project: Path = PROJECT_DIR) -> Pipeline:
-    """Stages of `project/dvc.yaml` and their dependency edges (from deps and outs)."""
+    """The stages of `project/dvc.yaml` and their edges: a stage depends on every stage
+    whose outs, metrics or plots it reads (a dep equal to an output, or inside an output
+    folder). Paths are compared as written, `${...}` unresolved, so params.yaml is not read
+    at DAG-parse time: spell a path alike where it is written and where it is read."""
     dvc_yaml = project / "dvc.yaml"
-    spec = yaml.safe_load(dvc_yaml.read_text()) or {}
-    params_file = project / "params.yaml"
-    context: dict[str, Any] = {}
-    if params_file.is_file():
-        context.update(yaml.safe_load(params_file.read_text()) or {})
-    for item in spec.get("vars", []) or []:
-        if isinstance(item, Mapping):
-            context.update(item)
     stages: dict[str, Stage] = {}
-    for name, body in (spec.get("stages") or {}).items():
+    for name, body in (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}).items():
         if "foreach" in body or "matrix" in body:
             raise ValueError(
                 f"{dvc_yaml}: stage {name!r} uses foreach/matrix, which dvc_pipeline does not "
                 "expand; list its instances as separate stages"
             )
-
-        def paths(
-            key: str, name: str = name, body: Mapping[str, Any] = body
-        ) -> list[tuple[str, dict[str, Any]]]:
-            return [
-                (_norm(_interpolate(p, context, f"{dvc_yaml} stage {name}")), opts)
-                for p, opts in _paths(body.get(key))
-            ]
-
-        outs = paths("outs") + paths("metrics") + paths("plots")
-        stages[name] = Stage(
-            name=name,
-            cmd=str(body.get("cmd", "")),
-            desc=str(body.get("desc", "")),
-            deps=tuple(p for p, _ in paths("deps")),
-            outs=tuple(p for p, _ in outs),
-            git_tracked=tuple(p for p, opts in outs if opts.get("cache") is False),
-        )
+        cmd, desc = str(body.get("cmd", "")), str(body.get("desc", ""))
+        outs = _paths(body, "outs", "metrics", "plots")
+        stages[name] = Stage(name, cmd, desc, _paths(body, "deps"), outs)
     upstream = {
         name: tuple(
             other
@@ -164,28 +107,11 @@ def load_pipeline(project: Path = PROJECT_DIR) -> Pipeline:
         )
         for name, stage in stages.items()
     }
-    _check_acyclic(upstream, dvc_yaml)
+    try:
+        graphlib.TopologicalSorter(upstream).prepare()
+    except graphlib.CycleError as cycle:
+        raise ValueError(f"{dvc_yaml}: stages form a cycle: {' <- '.join(cycle.args[1])}") from None
     return Pipeline(stages, upstream)
-
-
-def _check_acyclic(upstream: Mapping[str, Sequence[str]], source: Path) -> None:
-    state: dict[str, int] = {}  # 1: visiting, 2: done
-
-    def visit(node: str, trail: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            raise ValueError(f"{source}: stages form a cycle: {' -> '.join([*trail, node])}")
-        state[node] = 1
-        for up in upstream[node]:
-            visit(up, [*trail, node])
-        state[node] = 2
-
-    for node in upstream:
-        visit(node, [])
-
-
-# --------------------------------------------------------------------------- running
 
 
 class CommandFailed(RuntimeError):
@@ -193,39 +119,23 @@ class CommandFailed(RuntimeError):
 
     def __init__(self, args: Sequence[str], returncode: int, tail: Sequence[str], hint: str = ""):
         self.returncode = returncode
-        self.tail = list(tail)
-        text = "".join(self.tail).rstrip()
         super().__init__(
-            f"`{shlex.join(args)}` exited with {returncode}."
-            + (f" {hint}" if hint else "")
-            + f"\n--- last {len(self.tail)} lines of its output ---\n{text}"
+            f"`{shlex.join(args)}` exited with {returncode}. {hint}".rstrip()
+            + f"\n--- last {len(tail)} lines of its output ---\n{''.join(tail).rstrip()}"
         )
-
-
-def _airflow_variable(key: str) -> str | None:
-    try:
-        from airflow.sdk import Variable
-
-        return Variable.get(key, default=None)
-    except Exception:  # outside a task (tests, tools) or no metadata access
-        return None
 
 
 def project_venv(project: Path = PROJECT_DIR) -> Path:
     """The project's virtualenv: $PROJECT_VENV, Variable `project_venv`, or <project>/.venv."""
-    value = os.environ.get(VENV_ENV) or _airflow_variable(VENV_VARIABLE)
+    value = os.environ.get(VENV_ENV)
+    if not value:
+        try:
+            from airflow.sdk import Variable
+
+            value = Variable.get(VENV_VARIABLE, default=None)
+        except Exception:  # outside a task (tests, tools) or no metadata access
+            value = None
     return Path(value).expanduser() if value else project / ".venv"
-
-
-def project_env(venv: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment, with the project venv first on PATH and Airflow's
-    Python settings removed, so commands import the project's packages only."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", os.defpath)])
-    env["VIRTUAL_ENV"] = str(venv)
-    env["NO_PROGRESS"] = "1"  # plain lines in the task log
-    env.update(extra or {})
-    return env
 
 
 def run_in_project(
@@ -236,37 +146,31 @@ def run_in_project(
     env: Mapping[str, str] | None = None,
     hint: str = "",
 ) -> str:
-    """Run `args` in the project checkout through the project venv; return its output.
-
-    Each line of output goes to the task log as it comes. A non-zero exit raises
-    CommandFailed; if the task itself is stopped (timeout, marked failed), the
-    command is terminated too, so it never keeps holding the DVC lock."""
+    """Run `args` in the project checkout (the folder above dags/, or $PIPELINE_PROJECT_DIR)
+    through the project venv, not Airflow's: the venv first on PATH, Airflow's
+    PYTHONHOME/PYTHONPATH removed; return its output. Each line goes to the task log as it
+    comes; a non-zero exit raises CommandFailed. If the task itself is stopped (timeout,
+    marked failed), the command is terminated too, so it never keeps holding the DVC lock."""
     venv = venv or project_venv(project)
-    full_env = project_env(venv, env)
+    full_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    full_env["PATH"] = os.pathsep.join([str(venv / "bin"), full_env.get("PATH", os.defpath)])
+    full_env.update({"VIRTUAL_ENV": str(venv), "NO_PROGRESS": "1"}, **(env or {}))
     program = shutil.which(args[0], path=full_env["PATH"])
-    if program is None or (args[0] in ("dvc", "python") and not (venv / "bin").is_dir()):
+    if program is None or not (venv / "bin").is_dir():
         raise FileNotFoundError(
             f"{args[0]!r} not found in the project venv {venv}: run `make setup` in {project}, "
             f"or point the env var {VENV_ENV} (or the Airflow Variable {VENV_VARIABLE!r}) "
             "at the project's virtualenv"
         )
     log.info("$ %s  (in %s, venv %s)", shlex.join(args), project, venv)
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     output: list[str] = []
     proc = subprocess.Popen(
-        [program, *args[1:]],
-        cwd=project,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
+        [program, *args[1:]], cwd=project, env=full_env, stdout=PIPE, stderr=STDOUT, text=True
     )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.info("%s", line.rstrip())
-            tail.append(line)
             output.append(line)
         returncode = proc.wait()
     finally:
@@ -277,20 +181,18 @@ def run_in_project(
             except subprocess.TimeoutExpired:
                 proc.kill()
     if returncode != 0:
-        raise CommandFailed(args, returncode, tail, hint)
+        raise CommandFailed(args, returncode, output[-TAIL_LINES:], hint)
     return "".join(output)
 
 
-def repro_stage(stage: str, project: Path = PROJECT_DIR) -> str:
-    """`dvc repro --single-item <stage>`: runs the stage if its deps, params or code changed."""
+def repro_stage(*stages: str, project: Path = PROJECT_DIR) -> str:
+    """`dvc repro --single-item <stage>...`: runs each stage if its deps, params or code
+    changed (not the stages upstream of it: those are tasks of their own)."""
     return run_in_project(
-        ["dvc", "repro", "--single-item", stage],
+        ["dvc", "repro", "--single-item", *stages],
         project=project,
-        hint=f"Stage {stage!r} failed: its message is above; nothing downstream runs.",
+        hint=f"Stage {' / '.join(stages)} failed: its message is above; nothing downstream runs.",
     )
-
-
-# --------------------------------------------------------------------------- DVC remote
 
 
 def remote_description(project: Path = PROJECT_DIR, remote: str | None = None) -> str:
@@ -300,15 +202,12 @@ def remote_description(project: Path = PROJECT_DIR, remote: str | None = None) -
     name = remote or parser.get("core", "remote", fallback="").strip()
     if not name:
         return "(no default DVC remote: `dvc remote default <name>`)"
-    section = next(
-        (s for s in parser.sections() if s.strip("'\" ").replace('"', "") == f"remote {name}"),
-        None,
-    )
-    if section is None:
-        return f"{name!r} (not defined in .dvc/config)"
-    url = parser.get(section, "url", fallback="?")
-    endpoint = parser.get(section, "endpointurl", fallback="")
-    return f"{name!r} ({url}" + (f", endpoint {endpoint}" if endpoint else "") + ")"
+    sections = [
+        parser[s] for s in parser.sections() if s.replace('"', "").strip("' ") == f"remote {name}"
+    ]
+    cfg = sections[0] if sections else {"url": "not defined in .dvc/config"}
+    endpoint = f", endpoint {cfg['endpointurl']}" if "endpointurl" in cfg else ""
+    return f"{name!r} ({cfg.get('url', '?')}{endpoint})"
 
 
 def aws_env_from_connection(conn_id: str) -> dict[str, str]:
@@ -319,24 +218,17 @@ def aws_env_from_connection(conn_id: str) -> dict[str, str]:
 
         conn = Connection.get(conn_id)
     except Exception as exc:  # AirflowNotFoundException, or no Airflow at all
-        log.info(
-            "no Airflow connection %r (%s): S3 credentials come from the environment",
-            conn_id,
-            type(exc).__name__,
-        )
+        log.info("no Airflow connection %r (%s): S3 credentials from the environment", conn_id, exc)
         return {}
-    env = {}
-    if conn.login:
-        env["AWS_ACCESS_KEY_ID"] = conn.login
-    if conn.password:
-        env["AWS_SECRET_ACCESS_KEY"] = conn.password
     extra = conn.extra_dejson or {}
-    if extra.get("region_name"):
-        env["AWS_DEFAULT_REGION"] = str(extra["region_name"])
-    if extra.get("aws_session_token"):
-        env["AWS_SESSION_TOKEN"] = str(extra["aws_session_token"])
+    values = {
+        "AWS_ACCESS_KEY_ID": conn.login,
+        "AWS_SECRET_ACCESS_KEY": conn.password,
+        "AWS_DEFAULT_REGION": extra.get("region_name"),
+        "AWS_SESSION_TOKEN": extra.get("aws_session_token"),
+    }
     log.info("S3 credentials from the Airflow connection %r", conn_id)
-    return env
+    return {k: str(v) for k, v in values.items() if v}
 
 
 def dvc_push(
@@ -354,7 +246,20 @@ def dvc_push(
     return run_in_project(args, project=project, env=env, hint=hint)
 
 
-# --------------------------------------------------------------------------- git and params
+def write_interval(end_date: dt.date, project: Path = PROJECT_DIR) -> bool:
+    """Write the run's interval, `end_date: "<iso date>"`, to interval.yaml, keeping the
+    file's leading comment lines; atomically. Returns whether the interval changed."""
+    path = project / INTERVAL_FILE
+    old = path.read_text() if path.is_file() else ""
+    interval = {"end_date": end_date.isoformat()}
+    if old and yaml.safe_load(old) == interval:
+        return False
+    header = itertools.takewhile(lambda line: line.startswith("#"), old.splitlines(True))
+    with tempfile.NamedTemporaryFile("w", dir=project, prefix=".interval.", delete=False) as tmp:
+        tmp.write("".join(header) + yaml.safe_dump(interval))
+    Path(tmp.name).chmod(0o644)
+    Path(tmp.name).replace(path)
+    return True
 
 
 def _git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -364,88 +269,32 @@ def _git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     return done
 
 
-def commit_run(project: Path, pipeline: Pipeline, message: str) -> str | None:
-    """Commit dvc.lock, params.yaml and the git-tracked metrics/plots: with the data
-    already in the DVC remote, that commit pins exactly what this run produced
+def commit_run(project: Path, message: str) -> str | None:
+    """Commit dvc.lock, interval.yaml, params.yaml and the outputs in dvc.lock that git
+    versions (the `cache: false` metrics, plots and reports: DVC gitignores the rest): with
+    the data already in the DVC remote, that commit pins exactly what this run produced
     (`git checkout <commit> && dvc pull` restores it). Returns the commit, or None."""
     if _git(project, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
         log.warning("%s is not a git repository: nothing committed", project)
         return None
-    paths = ["dvc.lock", "params.yaml"]
-    paths += [p for s in pipeline.stages.values() for p in s.git_tracked]
+    lock = project / "dvc.lock"
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
+    outs = [out["path"] for stage in stages.values() for out in stage.get("outs", [])]
+    ignored = _git(project, "check-ignore", "--", *outs, check=False).stdout.splitlines()
+    paths = ["dvc.lock", INTERVAL_FILE, "params.yaml", *(p for p in outs if p not in ignored)]
     existing = [p for p in dict.fromkeys(paths) if (project / p).exists()]
     # and the .gitignore files DVC writes next to outputs (ignored ones are skipped)
     _git(project, "add", "--", *existing, ":(glob)**/.gitignore")
     if _git(project, "diff", "--cached", "--quiet", check=False).returncode == 0:
         log.info("nothing changed: no commit")
         return None
-    env_identity = []
+    identity = []
     if not _git(project, "config", "user.email", check=False).stdout.strip():
-        env_identity = ["-c", "user.name=Airflow", "-c", "user.email=airflow@localhost"]
-    done = subprocess.run(
-        ["git", *env_identity, "commit", "--quiet", "--no-verify", "-m", message],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise CommandFailed(["git", "commit"], done.returncode, [done.stdout, done.stderr])
+        identity = ["-c", "user.name=Airflow", "-c", "user.email=airflow@localhost"]
+    _git(project, *identity, "commit", "--quiet", "--no-verify", "-m", message)
     commit = _git(project, "rev-parse", "HEAD").stdout.strip()
     log.info("committed %s: %s", commit[:12], message)
     return commit
-
-
-def set_param(path: Path, key: str, value: str) -> bool:
-    """Set the string `value` at dotted `key` of a YAML file, keeping its comments and
-    layout (PyYAML would drop them). Returns whether the file changed."""
-    lines = path.read_text().splitlines(keepends=True)
-    parts = key.split(".")
-    start, end, indent = 0, len(lines), 0
-    for depth, part in enumerate(parts):
-        pattern = re.compile(rf"^{' ' * indent}{re.escape(part)}:(\s|$)")
-        found = next((i for i in range(start, end) if pattern.match(lines[i])), None)
-        if found is None:
-            raise KeyError(f"{key} not found in {path}")
-        if depth == len(parts) - 1:
-            match = re.match(
-                r"^(\s*[^:]+:[ \t]*)([^#\n]*?)([ \t]*#.*)?$", lines[found].rstrip("\n")
-            )
-            assert match is not None
-            new = f"{match.group(1) or ''}{json.dumps(value)}{match.group(3) or ''}\n"
-            if match.group(2) == "":
-                new = f"{match.group(1).rstrip()} {json.dumps(value)}{match.group(3) or ''}\n"
-            changed = new != lines[found]
-            lines[found] = new
-            break
-        block_end = found + 1
-        while block_end < end and (
-            not lines[block_end].strip()
-            or lines[block_end].lstrip().startswith("#")
-            or len(lines[block_end]) - len(lines[block_end].lstrip(" ")) > indent
-        ):
-            block_end += 1
-        children = [
-            ln
-            for ln in lines[found + 1 : block_end]
-            if ln.strip() and not ln.lstrip().startswith("#")
-        ]
-        if not children:
-            raise KeyError(f"{key}: {'.'.join(parts[: depth + 1])} has no nested keys in {path}")
-        start, end = found + 1, block_end
-        indent = len(children[0]) - len(children[0].lstrip(" "))
-    text = "".join(lines)
-    node: Any = yaml.safe_load(text)
-    for part in parts:
-        node = node[part]
-    if str(node) != value:
-        raise ValueError(f"editing {key} in {path} did not take effect (read back {node!r})")
-    if changed:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
-    return changed
 
 
 def batch_end_date(data_interval_end: dt.datetime | None, run_after: dt.datetime | None) -> dt.date:
@@ -457,9 +306,6 @@ def batch_end_date(data_interval_end: dt.datetime | None, run_after: dt.datetime
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC)
     return moment.date() - dt.timedelta(days=1)
-
-
-# --------------------------------------------------------------------------- DAG defaults
 
 
 def default_args(owner: str) -> dict[str, Any]:

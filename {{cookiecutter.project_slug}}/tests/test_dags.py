@@ -178,6 +178,67 @@ def test_continuous_training_schedule_and_concurrency(loaded: dict[str, Any]) ->
     assert dag["catchup"] is False
 
 
+# The drift_monitoring tasks' own code, called in a fresh interpreter with Airflow, on a
+# scratch project dir, with dvc_pipeline.run_in_project recording instead of running.
+CALL_DRIFT_TASKS = textwrap.dedent(
+    """
+    import datetime as dt, json, runpy, sys
+    from pathlib import Path
+
+    dags = Path(sys.argv[1])
+    sys.path.insert(0, str(dags))
+    import dvc_pipeline
+
+    ran = []
+    dvc_pipeline.run_in_project = lambda args, **kwargs: ran.append(list(args)) or ""
+    dag = runpy.run_path(str(dags / "drift_monitoring.py"))["dag"]
+    call = lambda task_id, **kwargs: dag.get_task(task_id).python_callable(**kwargs)
+    end = call("set_data_interval", data_interval_end=dt.datetime(2026, 4, 2, tzinfo=dt.UTC))
+    call("ingest_and_validate", end_date=end)
+    before_monitor = len(ran)
+    verdict = call("monitor")
+    print(json.dumps({"end_date": end, "ran": ran, "monitor": ran[before_monitor:], "verdict": verdict}))
+    """
+)
+
+
+def test_drift_monitoring_runs_the_dvc_monitor_stage_and_reads_its_verdict(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    (project / "reports" / "monitoring").mkdir(parents=True)
+    (project / "interval.yaml").write_text((PROJECT_ROOT / "interval.yaml").read_text())
+    summary = {"retrain": True, "reasons": ["data drift: 4 of 9 features"]}
+    (project / "reports" / "monitoring" / "summary.json").write_text(json.dumps(summary))
+    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
+    home = tmp_path / "airflow_home"
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        PIPELINE_PROJECT_DIR=str(project),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CALL_DRIFT_TASKS, str(DAGS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["end_date"] == "2026-04-01"
+    assert yaml.safe_load((project / "interval.yaml").read_text()) == {"end_date": "2026-04-01"}
+    assert result["monitor"] == [["dvc", "repro", "--single-item", "monitor"]]
+    assert result["ran"] == [
+        ["dvc", "repro", "--single-item", "ingest", "validate_raw"],
+        ["dvc", "repro", "--single-item", "monitor"],
+    ]
+    assert not any(args[0] == "python" for args in result["ran"]), "stages run through DVC only"
+    assert result["verdict"] == summary
+
+
 # --------------------------------------------------------------------------- dvc_pipeline
 
 
@@ -198,32 +259,71 @@ def test_load_pipeline_reads_this_projects_dvc_yaml(dp: ModuleType) -> None:
     )
     assert pipeline.roots == ["ingest"]
     promote = pipeline.stages["promote"]
-    assert "reports/promotion.json" in promote.git_tracked
+    assert "${paths.reports}/promotion.json" in promote.outs  # as written in dvc.yaml
     assert "dvc repro --single-item promote" in promote.doc_md()
 
 
-def write_dvc_yaml(
-    root: Path, stages: dict[str, Any], params: dict[str, Any] | None = None
-) -> Path:
+# The edges of the shipped dvc.yaml, as the former dvc_pipeline (which resolved `${...}`
+# from params.yaml) and DVC itself build them.
+SHIPPED_EDGES = {
+    ("ingest", "validate_raw"),
+    ("ingest", "featurize"),
+    ("validate_raw", "featurize"),
+    ("featurize", "validate_features"),
+    ("featurize", "training_set"),
+    ("featurize", "materialize"),
+    ("validate_features", "training_set"),
+    ("validate_features", "materialize"),
+    ("training_set", "train"),
+    ("training_set", "evaluate"),
+    ("training_set", "promote"),
+    ("training_set", "monitor"),
+    ("train", "evaluate"),
+    ("train", "promote"),
+    ("train", "monitor"),
+    ("evaluate", "validate_predictions"),
+    ("evaluate", "monitor"),
+    ("validate_predictions", "promote"),
+    ("validate_predictions", "monitor"),
+    ("ingest", "monitor"),
+}
+
+
+def test_the_graph_comes_from_unresolved_paths_and_matches_dvcs(
+    dp: ModuleType,
+    dvc_graph: tuple[list[str], set[tuple[str, str]]],
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "dvc.yaml").write_text((PROJECT_ROOT / "dvc.yaml").read_text())
+    # not YAML at all: reading it would fail, so the graph is built without params.yaml
+    (tmp_path / "params.yaml").write_text("paths: [unclosed\n")
+    pipeline = dp.load_pipeline(tmp_path)
+    assert "${paths.raw}" in pipeline.stages["ingest"].outs
+    edges = {(up, down) for down, ups in pipeline.upstream.items() for up in ups}
+    assert edges == SHIPPED_EDGES
+    assert edges == dvc_graph[1]
+
+
+def write_dvc_yaml(root: Path, stages: dict[str, Any]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
-    (root / "params.yaml").write_text(yaml.safe_dump(params or {"paths": {"data": "data/clean"}}))
     return root
 
 
-def test_edges_follow_paths_inside_outputs_and_interpolated_params(
+def test_edges_follow_paths_as_written_and_inside_output_folders(
     dp: ModuleType, tmp_path: Path
 ) -> None:
     root = write_dvc_yaml(
         tmp_path,
         {
             "get": {"cmd": "get", "outs": ["${paths.data}"]},
-            "one_file": {"cmd": "a", "deps": ["data/clean/part-1.csv"], "outs": ["a.txt"]},
+            "one_file": {"cmd": "a", "deps": ["${paths.data}/part-1.csv"], "outs": ["a.txt"]},
             "report": {
                 "cmd": "r",
-                "deps": ["a.txt", "src/unrelated.py"],
+                "deps": ["a.txt", "src/unrelated.py", "${paths.elsewhere}"],
                 "metrics": [{"m.json": {"cache": False}}],
             },
+            "summary": {"cmd": "s", "deps": ["./m.json"], "plots": [{"${paths.plots}/p.csv": {}}]},
             "alone": {"cmd": "x", "deps": ["other/"]},
         },
     )
@@ -232,17 +332,17 @@ def test_edges_follow_paths_inside_outputs_and_interpolated_params(
         "get": (),
         "one_file": ("get",),
         "report": ("one_file",),
+        "summary": ("report",),
         "alone": (),
     }
     assert pipeline.roots == ["get", "alone"]
-    assert pipeline.leaves == ["report", "alone"]
-    assert pipeline.stages["report"].git_tracked == ("m.json",)
+    assert pipeline.leaves == ["summary", "alone"]
+    assert pipeline.stages["summary"].outs == ("${paths.plots}/p.csv",)
 
 
 @pytest.mark.parametrize(
     ("stages", "message"),
     [
-        ({"a": {"cmd": "a", "deps": ["${paths.nope}"]}}, r"\$\{paths.nope\} is not defined"),
         ({"a": {"foreach": [1, 2], "do": {"cmd": "a"}}}, "foreach/matrix"),
         (
             {
@@ -260,34 +360,38 @@ def test_a_pipeline_the_dag_cannot_build_is_refused_clearly(
         dp.load_pipeline(write_dvc_yaml(tmp_path, stages))
 
 
-def test_set_param_keeps_comments_and_layout(dp: ModuleType, tmp_path: Path) -> None:
-    original = (PROJECT_ROOT / "params.yaml").read_text()
-    path = tmp_path / "params.yaml"
-    path.write_text(original)
-    assert dp.set_param(path, "data.end_date", "2027-01-15") is True
-    edited = path.read_text()
-    changed = [
-        (a, b) for a, b in zip(original.splitlines(), edited.splitlines(), strict=True) if a != b
-    ]
-    assert len(changed) == 1 and "# last daily batch" in changed[0][1]
-    assert yaml.safe_load(edited)["data"]["end_date"] == "2027-01-15"
-    assert dp.set_param(path, "data.end_date", "2027-01-15") is False
-    # a nested key of the same name elsewhere is not touched
-    assert yaml.safe_load(edited)["data"]["drift"]["start_date"] is None
-    with pytest.raises(KeyError, match=r"data\.nope"):
-        dp.set_param(path, "data.nope", "x")
+def test_write_interval_keeps_the_comment_and_changes_only_end_date(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    original = (PROJECT_ROOT / "interval.yaml").read_text()
+    (tmp_path / "interval.yaml").write_text(original)
+    assert dp.write_interval(dt.date(2027, 1, 15), tmp_path) is True
+    edited = (tmp_path / "interval.yaml").read_text()
+    before, after = original.splitlines(), edited.splitlines()
+    assert len(before) == len(after)
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][1].startswith("end_date:")
+    assert before[0].startswith("#"), "the header comment is kept"
+    assert yaml.safe_load(edited) == {"end_date": "2027-01-15"}  # a string, as DVC records it
+    # idempotent: the same day leaves the file alone (its quoting too)
+    assert dp.write_interval(dt.date(2027, 1, 15), tmp_path) is False
+    (tmp_path / "interval.yaml").write_text(original)
+    written = yaml.safe_load(original)["end_date"]
+    assert dp.write_interval(dt.date.fromisoformat(written), tmp_path) is False
+    assert (tmp_path / "interval.yaml").read_text() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["interval.yaml"], "no temporary file left"
 
 
-def test_set_param_on_a_file_written_by_pyyaml(dp: ModuleType, tmp_path: Path) -> None:
-    path = tmp_path / "params.yaml"
-    path.write_text(
-        yaml.safe_dump({"data": {"end_date": "2026-01-01", "drift": {"end_date": "x"}}, "z": 1})
-    )
-    dp.set_param(path, "data.drift.end_date", "2026-02-02")
-    assert yaml.safe_load(path.read_text()) == {
-        "data": {"end_date": "2026-01-01", "drift": {"end_date": "2026-02-02"}},
-        "z": 1,
-    }
+def test_the_written_interval_is_what_the_pipeline_config_reads(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    from {{ cookiecutter.package_name }}.config import load_params
+
+    (tmp_path / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
+    assert dp.write_interval(dt.date(2026, 5, 9), tmp_path) is True  # no interval.yaml yet
+    params = load_params(tmp_path / "params.yaml")
+    assert params.interval.end_date == dt.date(2026, 5, 9)
+    assert params.window.end_date == dt.date(2026, 5, 9)
 
 
 def test_batch_end_date_is_the_last_complete_day(dp: ModuleType) -> None:
@@ -347,13 +451,15 @@ def test_remote_description_names_the_default_remote(dp: ModuleType) -> None:
     assert dp.remote_description(PROJECT_ROOT, "s3").startswith("'s3' (s3://")
 
 
-def test_commit_run_commits_the_lock_params_and_metrics_only(
+def test_commit_run_commits_the_lock_interval_params_and_git_tracked_outputs_only(
     dp: ModuleType, tmp_path: Path
 ) -> None:
     root = write_dvc_yaml(
         tmp_path / "repo",
         {"s": {"cmd": "s", "outs": ["out"], "metrics": [{"m.json": {"cache": False}}]}},
     )
+    (root / "params.yaml").write_text("x: 1\n")
+    (root / "interval.yaml").write_text('# the run\'s interval\nend_date: "2026-01-01"\n')
     (root / ".gitignore").write_text(".venv/\n")
     (root / ".venv").mkdir()
     (root / ".venv" / ".gitignore").write_text("*\n")  # as uv writes it: must not break git add
@@ -361,12 +467,20 @@ def test_commit_run_commits_the_lock_params_and_metrics_only(
     subprocess.run([*git, "init", "--quiet"], cwd=root, check=True)
     subprocess.run([*git, "add", "--all"], cwd=root, check=True)
     subprocess.run([*git, "commit", "--quiet", "-m", "init"], cwd=root, check=True)
-    pipeline = dp.load_pipeline(root)
-    assert dp.commit_run(root, pipeline, "nothing") is None
-    for name in ("dvc.lock", "m.json", "scratch.txt", "data/.gitignore"):
-        (root / name).parent.mkdir(exist_ok=True)
+    assert dp.commit_run(root, "nothing") is None
+    # what `dvc repro` leaves: the lock with resolved paths, the cached `out` gitignored
+    lock = {
+        "schema": "2.0",
+        "stages": {"s": {"cmd": "s", "outs": [{"path": "out"}, {"path": "m.json"}]}},
+    }
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (root / "out").write_text("cached by DVC")
+    (root / "data").mkdir()
+    for name in ("m.json", "scratch.txt", "data/.gitignore"):
         (root / name).write_text(name)
-    commit = dp.commit_run(root, pipeline, "continuous_training: test")
+    (root / ".gitignore").write_text(".venv/\n/out\n")
+    assert dp.write_interval(dt.date(2026, 1, 2), root) is True
+    commit = dp.commit_run(root, "continuous_training: test")
     shown = subprocess.run(
         ["git", "show", "--name-only", "--format=%s", commit],
         cwd=root,
@@ -374,5 +488,5 @@ def test_commit_run_commits_the_lock_params_and_metrics_only(
         text=True,
         check=True,
     ).stdout.split()
-    assert set(shown) >= {"dvc.lock", "m.json", "data/.gitignore"}
-    assert "scratch.txt" not in shown
+    assert set(shown) >= {"dvc.lock", "interval.yaml", "m.json", "data/.gitignore"}
+    assert "scratch.txt" not in shown and "out" not in shown
