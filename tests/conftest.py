@@ -22,7 +22,7 @@ class Variant:
     package: str
 
 
-DEFAULT = Variant("default", {}, "churn-model", "churn_model")
+DEFAULT = Variant("default", {"include_benchmark": "yes"}, "churn-model", "churn_model")
 CUSTOM = Variant(
     "custom",
     {
@@ -34,6 +34,7 @@ CUSTOM = Variant(
         "s3_bucket": "radar-ml-data",
         "s3_endpoint_url": "http://127.0.0.1:9000",
         "s3_region": "eu-west-1",
+        "include_benchmark": "no",  # the post-generation hook removes the benchmark
     },
     "loan-default-radar",
     "radar_ml",

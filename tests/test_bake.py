@@ -37,6 +37,15 @@ dags/drift_monitoring.py
 dags/dvc_pipeline.py
 data/README.md
 docker-compose.yml
+docs/airflow.md
+docs/cicd.md
+docs/gates.md
+docs/local-stack.md
+docs/monitoring.md
+docs/pipeline.md
+docs/promotion.md
+docs/scaling.md
+docs/serving.md
 dvc.yaml
 expectations/README.md
 expectations/features.json
@@ -45,68 +54,100 @@ expectations/raw.json
 features/README.md
 features/definitions.py
 features/feature_store.yaml
+interval.yaml
 params.yaml
 pyproject.toml
 requirements.lock
 scripts/test-services.sh
 src/{package}/__init__.py
 src/{package}/__main__.py
-src/{package}/bench.py
-src/{package}/bench_pipeline.py
-src/{package}/ci_report.py
+src/{package}/batches.py
+src/{package}/champion.py
 src/{package}/cli.py
 src/{package}/config.py
 src/{package}/dask_engine.py
 src/{package}/datagen.py
 src/{package}/errors.py
-src/{package}/evaluate.py
 src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
 src/{package}/gates.py
-src/{package}/ingest.py
 src/{package}/logs.py
-src/{package}/monitoring.py
-src/{package}/publish.py
+src/{package}/metrics.py
+src/{package}/model.py
+src/{package}/monitoring/__init__.py
+src/{package}/monitoring/checks.py
+src/{package}/monitoring/data.py
+src/{package}/monitoring/evidently_reports.py
+src/{package}/monitoring/reports.py
+src/{package}/prediction_log.py
 src/{package}/promotion.py
 src/{package}/py.typed
-src/{package}/registry.py
-src/{package}/scratch.py
+src/{package}/scoring.py
 src/{package}/serving.py
 src/{package}/split.py
+src/{package}/stages/__init__.py
+src/{package}/stages/evaluate.py
+src/{package}/stages/featurize.py
+src/{package}/stages/ingest.py
+src/{package}/stages/materialize.py
+src/{package}/stages/monitor.py
+src/{package}/stages/promote.py
+src/{package}/stages/train.py
+src/{package}/stages/training_set.py
+src/{package}/stages/validate_features.py
+src/{package}/stages/validate_predictions.py
+src/{package}/stages/validate_raw.py
 src/{package}/suite_bootstrap.py
 src/{package}/tracking.py
-src/{package}/train.py
-src/{package}/training_set.py
+src/{package}/training.py
 tests/airflow_helpers.py
 tests/conftest.py
+tests/e2e/module_recorder/sitecustomize.py
 tests/pipeline_helpers.py
-tests/test_bench.py
-tests/test_ci_report.py
+tests/test_champion.py
 tests/test_cli.py
 tests/test_config.py
 tests/test_continuous_training_e2e.py
 tests/test_dags.py
+tests/test_dask_engine.py
 tests/test_datagen.py
-tests/test_evaluate.py
 tests/test_feature_store.py
 tests/test_features.py
 tests/test_files.py
 tests/test_gates.py
+tests/test_layout.py
+tests/test_metrics.py
+tests/test_model.py
 tests/test_monitoring.py
 tests/test_monitoring_dag.py
 tests/test_pipeline_e2e.py
+tests/test_prediction_log.py
 tests/test_promotion.py
 tests/test_serving.py
-tests/test_publish.py
 tests/test_split.py
-tests/test_train.py
-tests/test_train_dask.py
-tests/test_training_set.py
+tools/__init__.py
+tools/ci_report.py
+tools/point_in_time.py
+tools/publish.py
+tools/scratch.py
+tools/tests/__init__.py
+tools/tests/conftest.py
+tools/tests/test_ci_report.py
+tools/tests/test_point_in_time.py
+tools/tests/test_publish.py
+"""
+# Only with include_benchmark=yes (the post-generation hook deletes them otherwise).
+BENCHMARK_FILES = """
+docs/performance.md
+tools/bench.py
+tools/bench_pipeline.py
+tools/stage_metrics/sitecustomize.py
+tools/tests/test_bench.py
 """
 TOP_LEVEL = {
     "README.md", "pyproject.toml", "dags", "dvc.yaml", "params.yaml", "data",
-    "features", "src", "expectations", "tests", ".github",
+    "features", "src", "expectations", "tests", ".github", "docs", "tools", "interval.yaml",
 }
 LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%-?\s|cookiecutter\.")
 
@@ -119,10 +160,15 @@ def files_of(project: Path) -> set[str]:
     }
 
 
+def includes_benchmark(name: str) -> bool:
+    return VARIANTS[name].answers.get("include_benchmark", "yes") == "yes"
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_exact_file_set(baked: dict[str, Path], name: str) -> None:
     variant = VARIANTS[name]
-    expected = {line.format(package=variant.package) for line in EXPECTED_FILES.split()}
+    listed = EXPECTED_FILES.split() + (BENCHMARK_FILES.split() if includes_benchmark(name) else [])
+    expected = {line.format(package=variant.package) for line in listed}
     project = baked[name]
     assert project.name == variant.slug
     assert files_of(project) == expected
@@ -203,6 +249,32 @@ def test_bad_answers_are_refused_with_a_clear_message(
 def test_bad_answer_raises_through_the_api(tmp_path: Path) -> None:
     with pytest.raises(FailedHookException):
         bake(tmp_path, {"package_name": "not valid"})
+
+
+# What the benchmark adds; include_benchmark=no must leave no mention of it anywhere.
+BENCHMARK_MENTIONS = ("tools.bench", "tools/bench", "make bench", "bench_pipeline",
+                      "stage_metrics", "performance.md", "reports/bench", "BENCH_SIZES")
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_hook_removes_the_benchmark_without_dangling_references(
+    baked: dict[str, Path], name: str
+) -> None:
+    project = baked[name]
+    mentions = {
+        (rel, mention)
+        for rel in files_of(project)
+        for mention in BENCHMARK_MENTIONS
+        if mention in (project / rel).read_text()
+    }
+    makefile = (project / "Makefile").read_text()
+    if includes_benchmark(name):
+        assert {m for _, m in mentions} == set(BENCHMARK_MENTIONS)
+        assert "\nbench:" in makefile and " bench\n" in makefile  # target and .PHONY
+        assert not (project / "src" / VARIANTS[name].package / "bench.py").exists()
+    else:
+        assert mentions == set()
+        assert "bench" not in makefile
 
 
 def test_hooks_are_valid_python_before_rendering() -> None:
