@@ -124,7 +124,7 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
     A model is trained on a fixed synthetic reference (the data generator, no drift);
     each scenario draws `rows` current rows over the following week, with the given
     drift injected, and runs the checks twice: every row (sample_rows=0) and sampled
-    (monitoring.sample_rows). The verdicts must agree for sampling to be safe.
+    (monitor.sample_rows). The verdicts must agree for sampling to be safe.
     """
     from {{ cookiecutter.package_name }}.features import LABEL, build_features
     from {{ cookiecutter.package_name }}.model import predict_proba
@@ -151,7 +151,7 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
 
     import evidently  # noqa: F401  # its cold import (seconds) is not part of the figures
 
-    sampled_cfg = params.monitoring
+    sampled_cfg = params.monitor
     full_cfg = sampled_cfg.model_copy(update={"sample_rows": 0})
     figures = []
     for name in scenarios:
