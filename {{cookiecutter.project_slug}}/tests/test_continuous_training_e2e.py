@@ -207,7 +207,8 @@ def scenario(
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     outputs, pulled_outputs = dvc_outputs(project), dvc_outputs(clone)
 
-    edit_params(project, lambda p: p["data"].update({"rows_per_day": 20}))  # a short delivery
+    # a short delivery: fewer rows than validate_raw.min_rows_per_day
+    edit_params(project, lambda p: p["ingest"]["synthetic"].update({"rows_per_day": 20}))
     rejected = dag_run(REJECTED, PIPELINE_TASK_RETRIES="0")
     return Scenario(project, first, second, failures, rejected, outputs, pulled_outputs)
 
@@ -240,9 +241,17 @@ def test_first_run_runs_every_stage_pushes_and_commits(scenario: Scenario, capsy
     assert first.before.keys == set() and first.after.keys, "the run pushed to the bucket"
     assert first.after.head != first.before.head
     message = run(["git", "log", "-1", "--format=%s", first.after.head], project).stdout
-    assert "data.end_date=2026-04-01" in message
-    committed = run(["git", "show", f"{first.after.head}:params.yaml"], project).stdout
-    assert yaml.safe_load(committed)["data"]["end_date"] == "2026-04-01"
+    assert message.startswith("continuous_training: end_date=2026-04-01 ")
+    committed = run(["git", "show", f"{first.after.head}:interval.yaml"], project).stdout
+    assert yaml.safe_load(committed) == {"end_date": "2026-04-01"}
+    assert committed.startswith("#"), "interval.yaml keeps its header comment"
+    lock = run(["git", "show", f"{first.after.head}:dvc.lock"], project).stdout
+    assert yaml.safe_load(lock)["stages"]["ingest"]["params"]["interval.yaml"] == {
+        "end_date": "2026-04-01"
+    }
+    tracked = run(["git", "ls-tree", "-r", "--name-only", first.after.head, "reports"], project)
+    tracked_reports = tracked.stdout.split()
+    assert {"reports/metrics.json", "reports/promotion.json"} <= set(tracked_reports)
     assert "S3 credentials from the Airflow connection 'dvc_s3'" in first.output
 
 

@@ -1,5 +1,6 @@
 """The drift-monitoring DAG under `airflow dags test`: drift updates the
-`retrain_request` asset (which schedules continuous_training); no drift does not."""
+`retrain_request` asset (which schedules continuous_training); no drift does not.
+Each run writes interval.yaml and runs the DVC stages ingest, validate_raw and monitor."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from airflow_helpers import BIN, airflow, airflow_env, dags_test
 from pipeline_helpers import copy_project, dvc, edit_params
@@ -22,7 +24,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Small test data: judge drift, not the absolute quality of a 60-round model.
     edit_params(
         project,
-        lambda p: p["monitoring"]["quality"].update(
+        lambda p: p["monitor"]["quality"].update(
             {"min_roc_auc": 0.5, "min_precision": 0.0, "min_recall": 0.0, "max_roc_auc_drop": None}
         ),
     )
@@ -65,11 +67,23 @@ def summary(project: Path) -> dict:
     return json.loads((project / "reports/monitoring/summary.json").read_text())
 
 
+def assert_the_monitor_stage_ran_through_dvc_on_the_new_window(project: Path, output: str) -> None:
+    assert "$ dvc repro --single-item monitor" in output
+    assert "Running stage 'monitor'" in output
+    assert yaml.safe_load((project / "interval.yaml").read_text())["end_date"] == "2026-04-01"
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert lock["ingest"]["params"]["interval.yaml"]["end_date"] == "2026-04-01"
+    raw = next(o["md5"] for o in lock["ingest"]["outs"] if o["path"] == "data/raw")
+    monitored = next(d["md5"] for d in lock["monitor"]["deps"] if d["path"] == "data/raw")
+    assert monitored == raw, "dvc.lock records the monitor stage on the batches just ingested"
+
+
 def test_no_drift_means_no_retraining(project: Path, home: Path) -> None:
     code, output, _ = dags_test(
         "drift_monitoring", DAY, airflow_env(home, project / "dags"), project
     )
     assert code == 0, output[-6000:]
+    assert_the_monitor_stage_ran_through_dvc_on_the_new_window(project, output)
     assert summary(project)["retrain"] is False, summary(project)["reasons"]
     assert "nothing to retrain" in output
     assert retrain_events(home, project) == []
@@ -77,12 +91,16 @@ def test_no_drift_means_no_retraining(project: Path, home: Path) -> None:
 
 def test_drift_requests_retraining_with_its_reasons(project: Path, home: Path) -> None:
     edit_params(
-        project, lambda p: p["data"]["drift"].update({"start_date": "2026-03-26", "covariate": 0.8})
+        project,
+        lambda p: p["ingest"]["synthetic"]["drift"].update(
+            {"start_date": "2026-03-26", "covariate": 0.8}
+        ),
     )
     code, output, _ = dags_test(
         "drift_monitoring", DAY, airflow_env(home, project / "dags"), project
     )
     assert code == 0, output[-6000:]
+    assert_the_monitor_stage_ran_through_dvc_on_the_new_window(project, output)
     verdict = summary(project)
     assert verdict["retrain"] is True
     events = retrain_events(home, project)
