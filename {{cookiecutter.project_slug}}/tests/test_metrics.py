@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.evaluate import classification_metrics, evaluate, write_reports
+from {{ cookiecutter.package_name }}.metrics import classification_metrics, evaluate, write_reports
 
 
 def test_metrics_on_a_known_example() -> None:
