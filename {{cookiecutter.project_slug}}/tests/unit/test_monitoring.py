@@ -47,7 +47,7 @@ from tools.point_in_time import point_in_time_join
 from conftest import batches
 
 DRIFT_START = dt.date(2026, 4, 1)
-ARTIFACTS = Path(__file__).resolve().parents[1] / "reports" / "test-artifacts"  # git-ignored
+ARTIFACTS = Path(__file__).resolve().parents[2] / "reports" / "test-artifacts"  # git-ignored
 
 
 @pytest.fixture(scope="module")
@@ -455,7 +455,7 @@ def test_old_runs_are_pruned_and_the_index_lists_the_rest(check, tmp_path: Path)
 
 
 def test_stattests_are_checked_in_params(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["monitor"]["drift"]["num_stattest"] = "magic"
     path = tmp_path / "params.yaml"
