@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import ValidateRawConfig, Window
+from .config import PathsConfig, ValidateRawConfig, Window
 from .errors import PipelineError, StageInputError
 from .files import write_json
 
@@ -227,6 +227,26 @@ def enforce(report: GateReport) -> None:
     if not report.passed:
         raise GateFailed(report)
     (log.warning if report.warnings else log.info)("%s", report.render())
+
+
+def run_gate(
+    frame: pd.DataFrame,
+    paths: PathsConfig,
+    suite: str,
+    report: str | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> GateReport:
+    """The gate a stage runs: validate `frame` with expectations/<suite>.json, write the
+    reports to reports/gates/<report or suite>/, raise GateFailed on a critical failure."""
+    result = validate(
+        frame,
+        paths.expectations / f"{suite}.json",
+        suite,
+        paths.gate_reports / (report or suite),
+        parameters,
+    )
+    enforce(result)
+    return result
 
 
 def raw_gate_parameters(

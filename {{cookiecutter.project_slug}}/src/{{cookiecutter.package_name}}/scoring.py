@@ -15,7 +15,7 @@ from .errors import StageInputError
 from .feature_store import freshness, historical_features, open_store
 from .features import ENTITY, TIMESTAMP
 from .files import write_parquet
-from .gates import GateReport, enforce, validate
+from .gates import GateReport, run_gate
 from .model import predict_proba
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,4 @@ def score_file(p: Params, entities: Path, out: Path, at: str | None = None) -> G
         out,
         len(frame) - len(result),
     )
-    report = validate(
-        result,
-        p.paths.expectations / "predictions.json",
-        "predictions",
-        p.paths.gate_reports / "batch_scores",
-    )
-    enforce(report)
-    return report
+    return run_gate(result, p.paths, "predictions", report="batch_scores")

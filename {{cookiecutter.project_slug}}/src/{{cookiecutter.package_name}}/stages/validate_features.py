@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from ..config import PathsConfig
 from ..files import read_parquet
-from ..gates import GateReport, enforce, validate
+from ..gates import GateReport, run_gate
 
 
 def run(paths: PathsConfig) -> GateReport:
     """Validate the feature table; raise GateFailed when a critical expectation fails."""
-    report = validate(
-        read_parquet(paths.feature_table, "featurize"),
-        paths.expectations / "features.json",
-        "features",
-        paths.gate_reports / "features",
-    )
-    enforce(report)
-    return report
+    return run_gate(read_parquet(paths.feature_table, "featurize"), paths, "features")
