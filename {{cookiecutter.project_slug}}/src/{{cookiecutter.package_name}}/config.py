@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -102,8 +103,67 @@ class SyntheticConfig(Strict):
         return self
 
 
+class FilesSourceConfig(Strict):
+    """`ingest.source: files`: CSV or parquet files, cut into daily batches by timestamp."""
+
+    # A file or a glob of them (data/source/*.csv), relative to the project root
+    path: str = Field(min_length=1)
+    format: Literal["auto", "csv", "parquet"] = "auto"  # auto: by each file's suffix
+
+
+class SqlSourceConfig(Strict):
+    """`ingest.source: sql`: one query per day, through SQLAlchemy."""
+
+    url: str | None = None  # an SQLAlchemy URL, e.g. postgresql+psycopg://host/db
+    # The environment variable holding the URL: wins when set (keeps secrets out of git)
+    url_env: str | None = Field(None, validate_default=True)
+    # Rows of one day: :day_start <= timestamp < :day_end (UTC datetimes)
+    query: str = Field(min_length=1)
+
+    @field_validator("url_env")
+    @classmethod
+    def _some_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value and not info.data.get("url"):
+            raise ValueError(
+                "set ingest.sql.url (an SQLAlchemy URL) or ingest.sql.url_env "
+                "(the environment variable holding it)"
+            )
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _binds_the_day(cls, value: str) -> str:
+        missing = [
+            f":{name}"
+            for name in ("day_start", "day_end")
+            if not re.search(rf"(?<![:\w]):{name}\b", value)
+        ]
+        if missing:
+            raise ValueError(
+                f"the query must bind {' and '.join(missing)} (the day's UTC bounds, "
+                "half-open: timestamp >= :day_start AND timestamp < :day_end)"
+            )
+        return value
+
+
 class IngestConfig(Strict):
-    synthetic: SyntheticConfig
+    """params.yaml `ingest`: where fetch_batch (stages/ingest.py) reads each day's rows.
+    Only the section of the chosen `source` is required."""
+
+    source: Literal["synthetic", "files", "sql"] = "synthetic"
+    synthetic: SyntheticConfig | None = Field(None, validate_default=True)
+    files: FilesSourceConfig | None = Field(None, validate_default=True)
+    sql: SqlSourceConfig | None = Field(None, validate_default=True)
+
+    @field_validator("synthetic", "files", "sql")
+    @classmethod
+    def _chosen_section(cls, value: Strict | None, info: ValidationInfo) -> Strict | None:
+        if value is None and info.data.get("source") == info.field_name:
+            raise ValueError(
+                f"ingest.source is {info.field_name!r} but this section is missing: add "
+                f"ingest.{info.field_name} (see params.yaml and docs/pipeline.md, Sources)"
+            )
+        return value
 
 
 class ValidateRawConfig(Strict):

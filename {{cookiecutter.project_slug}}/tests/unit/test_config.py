@@ -120,3 +120,30 @@ def test_each_section_is_named_after_the_stage_that_reads_it() -> None:
     shared = {"paths", "data", "split"}  # read by several stages
     not_stage_inputs = {"serving", "mlflow"}
     assert set(params) - stages - shared - not_stage_inputs == set()
+
+
+def test_ingest_source_defaults_to_the_generator(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: d["ingest"].pop("source"))
+    assert load_params(path).ingest.source == "synthetic"
+
+
+def test_ingest_source_section_missing_names_the_key(tmp_path: Path) -> None:
+    def files_without_section(d) -> None:
+        d["ingest"]["source"] = "files"
+        del d["ingest"]["files"]
+
+    path = write_params(tmp_path, files_without_section)
+    with pytest.raises(ConfigError, match=r"ingest\.files: .*missing"):
+        load_params(path)
+
+
+def test_ingest_files_format_is_checked(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: d["ingest"]["files"].update({"format": "xlsx"}))
+    with pytest.raises(ConfigError, match=r"ingest\.files\.format"):
+        load_params(path)
+
+
+def test_ingest_sql_needs_a_url_or_its_variable(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: d["ingest"]["sql"].update(url=None, url_env=None))
+    with pytest.raises(ConfigError, match=r"ingest\.sql\.url_env: .*ingest\.sql\.url"):
+        load_params(path)

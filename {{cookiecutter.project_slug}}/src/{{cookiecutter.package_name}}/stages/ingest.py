@@ -1,9 +1,11 @@
 """Stage `ingest`: land one parquet file per daily batch of the window in the raw folder.
 
-`fetch_batch` is the seam to your source. The template ships a deterministic
-generator behind it; replace its body with a query of your warehouse, a read
-from object storage or an API call that returns the same columns (see
-datagen.RAW_COLUMNS and expectations/raw.json).
+`fetch_batch` is the seam to your source. params.yaml `ingest.source` picks one of
+sources.py: `synthetic` (the demo's deterministic generator), `files` (CSV or
+parquet files cut into days by their timestamp) or `sql` (one query per day).
+For anything else (an API, a warehouse client), replace fetch_batch's body with
+a read that returns the same columns (see datagen.RAW_COLUMNS and
+expectations/raw.json) for the day.
 """
 
 from __future__ import annotations
@@ -16,25 +18,23 @@ import pandas as pd
 
 from ..batches import batch_path
 from ..config import IngestConfig, Window
-from ..datagen import generate_day
+from ..errors import ConfigError
 from ..files import write_parquet
 from ..logs import progress
+from ..sources import files_batch, sql_batch, synthetic_batch
 
 log = logging.getLogger(__name__)
 
 
 def fetch_batch(day: dt.date, cfg: IngestConfig) -> pd.DataFrame:
-    """Return the batch of rows observed on `day`. Replace with your source."""
-    synthetic = cfg.synthetic
-    return generate_day(
-        day,
-        rows=synthetic.rows_per_day,
-        n_customers=synthetic.n_customers,
-        seed=synthetic.seed,
-        drift_start=synthetic.drift.start_date,
-        covariate_drift=synthetic.drift.covariate,
-        concept_drift=synthetic.drift.concept,
-    )
+    """Return the batch of rows observed on `day` (UTC) from the configured source."""
+    if cfg.source == "files" and cfg.files is not None:
+        return files_batch(day, cfg.files)
+    if cfg.source == "sql" and cfg.sql is not None:
+        return sql_batch(day, cfg.sql)
+    if cfg.source == "synthetic" and cfg.synthetic is not None:
+        return synthetic_batch(day, cfg.synthetic)
+    raise ConfigError(f"ingest.source is {cfg.source!r} but ingest.{cfg.source} is missing")
 
 
 def run(window: Window, cfg: IngestConfig, raw_dir: Path) -> list[Path]:
@@ -52,5 +52,12 @@ def run(window: Window, cfg: IngestConfig, raw_dir: Path) -> list[Path]:
             write_parquet(fetch_batch(day, cfg), path)
             written.append(path)
             bar.advance(task)
-    log.info("ingested %d daily batches %s..%s into %s", len(days), days[0], days[-1], raw_dir)
+    log.info(
+        "ingested %d daily batches %s..%s from source %s into %s",
+        len(days),
+        days[0],
+        days[-1],
+        cfg.source,
+        raw_dir,
+    )
     return written
