@@ -65,30 +65,64 @@ def _bare_check(frame: pd.DataFrame, expectation: dict[str, Any], values: dict[s
 
 
 def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) -> dict[str, float]:
-    from {{ cookiecutter.package_name }}.gates import load_suite_json, raw_gate_parameters, validate
+    """The raw gate on `rows` rows in daily batches: the first run (every batch), a daily
+    run (the window moved by one new batch), and the same checks in bare pandas."""
+    from {{ cookiecutter.package_name }}.batches import batch_path
+    from {{ cookiecutter.package_name }}.files import write_parquet
+    from {{ cookiecutter.package_name }}.gates import load_suite_json
+    from {{ cookiecutter.package_name }}.raw_gate import batch_parameters, plausible_label_share, validate_window
 
-    frame, start, end = synthetic_raw(rows)
-    window = Window(end_date=end, days=(end - start).days + 1)
-    values = raw_gate_parameters(window, params.validate_raw)
-    suite_path = params.paths.expectations / "raw.json"
-    suite = load_suite_json(suite_path)
+    days = 10
+    # `rows` over the window, plus one more day of the same size that arrives "tomorrow"
+    frame, _, end = synthetic_raw(rows + rows // days, days=days + 1)
+    cfg = params.validate_raw
+    suite = load_suite_json(params.paths.expectations / "raw.json")
+    by_day = {
+        day: part.reset_index(drop=True)
+        for day, part in frame.groupby(frame["event_timestamp"].dt.date)
+    }
+    window = Window(end_date=end - dt.timedelta(days=1), days=days)
+    rate = float(pd.concat([by_day[d] for d in window.dates()])["churned"].mean())
+    now = dt.datetime.now(dt.UTC)
 
     started = time.perf_counter()
-    for expectation in suite["expectations"]:
-        _bare_check(frame, expectation, values)
+    for day in window.dates():
+        share = plausible_label_share(len(by_day[day]), rate, cfg.label_share_alpha)
+        values = batch_parameters(day, cfg, share, now)
+        for expectation in suite["expectations"]:
+            _bare_check(by_day[day], expectation, values)
     bare = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as tmp:
-        report = validate(frame, suite_path, "raw", report_dir or Path(tmp), values)
+        root = report_dir or Path(tmp)
+        paths = params.paths.model_copy(
+            update={"raw": root / "raw", "gate_reports": root / "gates"}
+        )
+        for day, part in by_day.items():
+            write_parquet(part, batch_path(paths.raw, day))
+        started = time.perf_counter()
+        first = validate_window(paths, window, cfg)
+        first_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        daily = validate_window(paths, Window(end_date=end, days=days), cfg)
+        daily_seconds = time.perf_counter() - started
+    window_rows = sum(len(by_day[d]) for d in window.dates())
     figures = {
-        "rows": float(len(frame)),
-        "expectations": float(report.evaluated),
-        "gx_seconds": report.seconds,
-        "gx_rows_per_second": len(frame) / report.seconds,
+        "rows": float(window_rows),
+        "batches": float(days),
+        "expectations": float(len(suite["expectations"])),
+        "gx_seconds": first_seconds,
+        "gx_rows_per_second": window_rows / first_seconds,
         "bare_pandas_seconds": bare,
-        "gx_over_bare": report.seconds / bare,
+        "gx_over_bare": first_seconds / bare,
+        "daily_run_seconds": daily_seconds,
+        "daily_run_rows": float(daily.rows),
+        "daily_over_first": daily_seconds / first_seconds,
+        "passed": float(first.passed and daily.passed),
     }
-    print_figures(f"raw gate on {len(frame):,} rows ({report.evaluated} expectations)", figures)
+    print_figures(
+        f"raw gate on {window_rows:,} rows in {days} daily batches, then one new batch", figures
+    )
     return figures
 
 

@@ -169,6 +169,8 @@ class IngestConfig(Strict):
 class ValidateRawConfig(Strict):
     min_rows_per_day: int = Field(ge=0)
     max_rows_per_day: int = Field(ge=1)
+    # A day whose share of positive labels is this unlikely under the window's rate fails.
+    label_share_alpha: float = Field(1e-6, gt=0, lt=1)
 
 
 class MaterializeConfig(Strict):

@@ -15,7 +15,6 @@ as {"$PARAMETER": "name"} and supplied at validation time.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from .config import PathsConfig, ValidateRawConfig, Window
+from .config import PathsConfig
 from .errors import PipelineError, StageInputError
 from .files import write_json
 
@@ -45,10 +44,12 @@ class Finding:
     unexpected_percent: float | None = None
     examples: list[Any] = field(default_factory=list)
     error: str | None = None
+    batch: str | None = None  # the daily batch (day) it was found in, for per-batch gates
 
     def describe(self) -> str:
         where = f" on column '{self.column}'" if self.column else ""
-        parts = [f"{self.expectation}{where}"]
+        day = f"batch {self.batch}: " if self.batch else ""
+        parts = [f"{day}{self.expectation}{where}"]
         if self.error:
             parts.append(f"error: {self.error}")
         if self.unexpected_count:
@@ -115,7 +116,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _finding(result: Any) -> Finding:
+def _finding(result: Any, batch: str | None = None) -> Finding:
     config = result.expectation_config
     details = result.result or {}
     exception = result.exception_info or {}
@@ -132,6 +133,7 @@ def _finding(result: Any) -> Finding:
         unexpected_percent=details.get("unexpected_percent"),
         examples=_plain(list(details.get("partial_unexpected_list") or [])[:EXAMPLES]),
         error=error,
+        batch=batch,
     )
 
 
@@ -166,6 +168,82 @@ def _context(docs_dir: Path) -> Any:
     return context
 
 
+class SuiteRunner:
+    """One GX context, suite and checkpoint that validate any number of frames: the
+    per-batch raw gate validates each new daily batch without rebuilding GX's objects.
+
+    With `docs_each_run=False` the Data Docs are built once, by `build_docs()`, for all
+    the runs (half the cost of a small batch's validation is rendering its page)."""
+
+    def __init__(
+        self, suite_path: Path, gate: str, report_dir: Path, docs_each_run: bool = True
+    ) -> None:
+        import great_expectations as gx
+
+        suite_json = load_suite_json(suite_path)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        self.suite_path, self.gate, self.report_dir = suite_path, gate, report_dir
+        context = _context(report_dir / "data_docs")
+        try:
+            suite = context.suites.add(gx.ExpectationSuite(**suite_json))
+        except Exception as exc:  # malformed expectation: name the file, not a GX traceback
+            raise StageInputError(
+                f"expectation suite {suite_path} cannot be loaded: {exc}"
+            ) from exc
+        batch_definition = (
+            context.data_sources.add_pandas("pandas")
+            .add_dataframe_asset(name=gate)
+            .add_batch_definition_whole_dataframe(gate)
+        )
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{gate}_gate", data=batch_definition, suite=suite)
+        )
+        docs = gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["gates"])
+        self.context = context
+        self.checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{gate}_gate",
+                validation_definitions=[definition],
+                actions=[docs] if docs_each_run else [],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
+            )
+        )
+
+    def build_docs(self) -> None:
+        """Render the Data Docs of every run so far (report_dir/data_docs/index.html)."""
+        self.context.build_data_docs(site_names=["gates"])
+
+    def run(
+        self,
+        frame: pd.DataFrame,
+        parameters: dict[str, Any] | None = None,
+        batch: str | None = None,
+    ) -> tuple[GateReport, dict[str, Any]]:
+        """The verdict on `frame` and GX's full result (JSON-ready); writes nothing."""
+        started = time.perf_counter()
+        run = self.checkpoint.run(
+            batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {}
+        )
+        result = next(iter(run.run_results.values()))
+        findings = [_finding(r, batch) for r in result.results if not r.success]
+        report = GateReport(
+            gate=self.gate,
+            suite=str(self.suite_path),
+            rows=len(frame),
+            evaluated=len(result.results),
+            seconds=time.perf_counter() - started,
+            failures=[f for f in findings if f.severity == "critical"],
+            warnings=[f for f in findings if f.severity != "critical"],
+            report_dir=str(self.report_dir),
+        )
+        return report, _plain(result.to_json_dict())
+
+
+def write_summary(report: GateReport, extra: dict[str, Any] | None = None) -> None:
+    summary = {**asdict(report), "passed": report.passed, **(extra or {})}
+    write_json(summary, Path(report.report_dir) / "summary.json")
+
+
 def validate(
     frame: pd.DataFrame,
     suite_path: Path,
@@ -174,51 +252,11 @@ def validate(
     parameters: dict[str, Any] | None = None,
 ) -> GateReport:
     """Validate `frame` with the suite at `suite_path`; write reports; return the verdict."""
-    import great_expectations as gx
-
-    suite_json = load_suite_json(suite_path)
-    report_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    context = _context(report_dir / "data_docs")
-    try:
-        suite = context.suites.add(gx.ExpectationSuite(**suite_json))
-    except Exception as exc:  # malformed expectation: name the file, not a GX traceback
-        raise StageInputError(f"expectation suite {suite_path} cannot be loaded: {exc}") from exc
-    batch_definition = (
-        context.data_sources.add_pandas("pandas")
-        .add_dataframe_asset(name=gate)
-        .add_batch_definition_whole_dataframe(gate)
-    )
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{gate}_gate", data=batch_definition, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{gate}_gate",
-            validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["gates"])],
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
-        )
-    )
-    run = checkpoint.run(
-        batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {}
-    )
-    result = next(iter(run.run_results.values()))
-    seconds = time.perf_counter() - started
-
-    findings = [_finding(r) for r in result.results if not r.success]
-    report = GateReport(
-        gate=gate,
-        suite=str(suite_path),
-        rows=len(frame),
-        evaluated=len(result.results),
-        seconds=seconds,
-        failures=[f for f in findings if f.severity == "critical"],
-        warnings=[f for f in findings if f.severity != "critical"],
-        report_dir=str(report_dir),
-    )
-    write_json(_plain(result.to_json_dict()), report_dir / "result.json")
-    write_json({**asdict(report), "passed": report.passed}, report_dir / "summary.json")
+    report, result = SuiteRunner(suite_path, gate, report_dir).run(frame, parameters)
+    report.seconds = time.perf_counter() - started  # GX's set-up counts too
+    write_json(result, report_dir / "result.json")
+    write_summary(report)
     return report
 
 
@@ -247,18 +285,3 @@ def run_gate(
     )
     enforce(result)
     return result
-
-
-def raw_gate_parameters(
-    window: Window, gate: ValidateRawConfig, now: dt.datetime | None = None
-) -> dict[str, Any]:
-    """The run-time values the raw suite refers to as {"$PARAMETER": ...}."""
-    start = dt.datetime.combine(window.start_date, dt.time.min, tzinfo=dt.UTC)
-    end = dt.datetime.combine(window.end_date, dt.time.max, tzinfo=dt.UTC)
-    return {
-        "window_start": start,
-        "window_end": end,
-        "now": now or dt.datetime.now(dt.UTC),
-        "min_rows": window.days * gate.min_rows_per_day,
-        "max_rows": window.days * gate.max_rows_per_day,
-    }

@@ -1,8 +1,8 @@
-"""Each gate rejects corrupted input naming the expectation that caught it."""
+"""Each gate rejects corrupted input naming the expectation that caught it (the raw gate,
+which judges each daily batch, is tested in test_raw_gate.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,38 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import ValidateRawConfig, Window
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_features
-from {{ cookiecutter.package_name }}.gates import GateFailed, GateReport, enforce, raw_gate_parameters, validate
+from {{ cookiecutter.package_name }}.gates import GateReport, validate
 from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite
 
 from conftest import PROJECT_ROOT
 
 SUITES = PROJECT_ROOT / "expectations"
-RAW_GATE = ValidateRawConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
-
-
-@pytest.fixture(scope="module")
-def raw_parameters(tiny_window: Window) -> dict:
-    return raw_gate_parameters(tiny_window, RAW_GATE)
-
-
-def run_raw(frame: pd.DataFrame, params: dict, tmp_path: Path) -> GateReport:
-    return validate(frame, SUITES / "raw.json", "raw", tmp_path / "raw", params)
 
 
 def failed_types(report: GateReport) -> set[str]:
     return {f.expectation for f in report.failures}
-
-
-def test_good_raw_batches_pass(
-    tiny_raw: pd.DataFrame, raw_parameters: dict, tmp_path: Path
-) -> None:
-    report = run_raw(tiny_raw, raw_parameters, tmp_path)
-    assert report.passed, report.render()
-    assert report.evaluated >= 30
-    enforce(report)  # does not raise
 
 
 def _set(
@@ -55,107 +35,6 @@ def _set(
         return frame
 
     return corrupt
-
-
-RAW_CORRUPTIONS = {
-    "missing column": (
-        lambda f: f.drop(columns=["tenure_months"]),
-        {"expect_table_columns_to_match_set"},
-        "tenure_months",
-    ),
-    "wrong dtype": (
-        lambda f: f.assign(monthly_charges=f["monthly_charges"].astype(str)),
-        {"expect_column_values_to_be_of_type"},
-        "monthly_charges",
-    ),
-    "nulls in a key": (
-        _set("customer_id", None),
-        {"expect_column_values_to_not_be_null"},
-        "customer_id",
-    ),
-    "duplicate keys": (
-        lambda f: pd.concat([f, f.head(3)], ignore_index=True),
-        {"expect_compound_columns_to_be_unique"},
-        "customer_id,event_timestamp",
-    ),
-    "out-of-range value": (
-        _set("tenure_months", -4),
-        {"expect_column_values_to_be_between"},
-        "tenure_months",
-    ),
-    "unknown category": (
-        _set("contract", "weekly"),
-        {"expect_column_values_to_be_in_set"},
-        "contract",
-    ),
-    "future timestamps": (
-        lambda f: f.assign(event_timestamp=f["event_timestamp"] + pd.Timedelta(days=3650)),
-        {"expect_column_max_to_be_between", "expect_column_values_to_be_between"},
-        "event_timestamp",
-    ),
-    "empty batch": (
-        lambda f: f.head(0),
-        {"expect_table_row_count_to_be_between"},
-        None,
-    ),
-    "all-one-class labels": (
-        lambda f: f.assign(churned=0),
-        {"expect_column_mean_to_be_between"},
-        "churned",
-    ),
-    "extra unexpected column": (
-        lambda f: f.assign(debug_flag=1),
-        {"expect_table_columns_to_match_set"},
-        None,
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(RAW_CORRUPTIONS))
-def test_raw_gate_rejects_corruption(
-    case: str, tiny_raw: pd.DataFrame, raw_parameters: dict, tmp_path: Path
-) -> None:
-    corrupt, expected, column = RAW_CORRUPTIONS[case]
-    report = run_raw(corrupt(tiny_raw), raw_parameters, tmp_path)
-    assert not report.passed
-    assert expected <= failed_types(report), report.render()
-    if column:
-        assert column in {f.column for f in report.failures}, report.render()
-    with pytest.raises(GateFailed) as raised:
-        enforce(report)
-    message = str(raised.value)
-    assert "gate 'raw' FAILED" in message and "raw.json" in message
-    assert next(iter(expected)) in message
-
-
-def test_failure_names_examples_and_writes_reports(
-    tiny_raw: pd.DataFrame, raw_parameters: dict, tmp_path: Path
-) -> None:
-    report = run_raw(_set("contract", "weekly")(tiny_raw), raw_parameters, tmp_path)
-    text = report.render()
-    assert "on column 'contract'" in text and "'weekly'" in text
-    out = tmp_path / "raw"
-    result = json.loads((out / "result.json").read_text())
-    assert result["success"] is False
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["passed"] is False and summary["failures"]
-    index = (out / "data_docs" / "index.html").read_text()
-    assert "<html" in index.lower()
-    assert list((out / "data_docs" / "validations").rglob("*.html"))
-
-
-def test_warning_is_reported_but_does_not_stop(
-    tiny_raw: pd.DataFrame, raw_parameters: dict, tmp_path: Path
-) -> None:
-    frame = tiny_raw.copy()
-    frame.loc[frame.index[: len(frame) // 5], "usage_gb_30d"] = np.nan  # 20% > the 5% tolerated
-    report = run_raw(frame, raw_parameters, tmp_path)
-    assert report.passed, report.render()
-    assert {w.column for w in report.warnings} == {"usage_gb_30d"}
-    assert (
-        "WARNING  expect_column_values_to_not_be_null on column 'usage_gb_30d'" in report.render()
-    )
-    enforce(report)
 
 
 @pytest.fixture(scope="module")
@@ -256,12 +135,3 @@ def test_unreadable_suite_is_a_clear_error(tiny_raw: pd.DataFrame, tmp_path: Pat
         validate(tiny_raw, bad, "raw", tmp_path)
     with pytest.raises(StageInputError, match="not found"):
         validate(tiny_raw, tmp_path / "missing.json", "raw", tmp_path)
-
-
-def test_raw_parameters_follow_the_window(tiny_window: Window) -> None:
-    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    values = raw_gate_parameters(tiny_window, RAW_GATE, now=now)
-    assert values["window_start"].date() == tiny_window.start_date
-    assert values["window_end"].date() == tiny_window.end_date
-    assert values["min_rows"] == 100 * tiny_window.days
-    assert values["now"] == now

@@ -1,12 +1,15 @@
-"""Stage `validate_raw`: the Great Expectations gate on the raw batches (expectations/raw.json)."""
+"""Stage `validate_raw`: the Great Expectations gate on each daily batch of the window
+(expectations/raw.json); batches that passed before are not validated again."""
 
 from __future__ import annotations
 
-from ..batches import read_raw
 from ..config import PathsConfig, ValidateRawConfig, Window
-from ..gates import GateReport, raw_gate_parameters, run_gate
+from ..gates import GateReport, enforce
+from ..raw_gate import validate_window
 
 
 def run(paths: PathsConfig, window: Window, cfg: ValidateRawConfig) -> GateReport:
-    """Validate the window's raw rows; raise GateFailed when a critical expectation fails."""
-    return run_gate(read_raw(paths.raw), paths, "raw", parameters=raw_gate_parameters(window, cfg))
+    """Validate the window's new batches; raise GateFailed when a critical expectation fails."""
+    report = validate_window(paths, window, cfg)
+    enforce(report)
+    return report
