@@ -82,9 +82,11 @@ src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/prediction_log.py
 src/{package}/promotion.py
+src/{package}/raw_gate.py
 src/{package}/py.typed
 src/{package}/scoring.py
 src/{package}/serving.py
+src/{package}/sources.py
 src/{package}/split.py
 src/{package}/stages/__init__.py
 src/{package}/stages/evaluate.py
@@ -124,7 +126,9 @@ tests/e2e/test_drift_monitoring_dag.py
 tests/e2e/test_pipeline.py
 tests/unit/test_prediction_log.py
 tests/unit/test_promotion.py
+tests/unit/test_raw_gate.py
 tests/unit/test_serving.py
+tests/unit/test_sources.py
 tests/unit/test_split.py
 tools/__init__.py
 tools/ci_report.py

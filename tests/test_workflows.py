@@ -268,7 +268,7 @@ def test_ci_workflow(workflows: dict[str, Path], baked: dict[str, Path]) -> None
     checkout = next(s for s in steps(ci) if s.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0, "the report needs the base branch"
     comment = next(s for s in steps(ci) if s.get("uses", "").startswith("actions/github-script"))
-    report_module = (baked["default"] / "src" / "churn_model" / "ci_report.py").read_text()
+    report_module = (baked["default"] / "tools" / "ci_report.py").read_text()
     marker = re.search(r'^MARKER = "(.+)"$', report_module, re.MULTILINE)
     assert marker is not None and marker.group(1) in comment["with"]["script"]
     assert "updateComment" in comment["with"]["script"]

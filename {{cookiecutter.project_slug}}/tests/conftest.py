@@ -110,7 +110,14 @@ def redis_server() -> Iterator[str]:
 def make_feast_repo(
     root: Path, features_frame: pd.DataFrame, online: str, redis: str | None = None
 ) -> Path:
-    """A scratch project holding a copy of features/ over `features_frame`."""
+    """A scratch project holding a copy of features/ over `features_frame`. On Redis,
+    the server is emptied first: every test's Feast project has the same name, and Feast
+    keeps an online value whose timestamp is newer than the one being written."""
+    if online == "redis":
+        import redis as redis_client
+
+        host, port = str(redis).split(":")
+        redis_client.Redis(host=host, port=int(port)).flushall()
     repo = root / "features"
     shutil.copytree(
         PROJECT_ROOT / "features", repo, ignore=shutil.ignore_patterns("state", "__pycache__")
