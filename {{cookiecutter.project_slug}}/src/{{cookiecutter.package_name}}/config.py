@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -274,7 +274,8 @@ class MonitoringDriftConfig(Strict):
 class MonitoringQualityConfig(Strict):
     min_labelled_rows: int = Field(500, ge=1)
     min_roc_auc: float = Field(0.75, ge=0, le=1)
-    min_precision: float = Field(0.15, ge=0, le=1)
+    min_precision_lift: float | None = Field(1.5, gt=0, allow_inf_nan=False)  # x positive rate
+    min_precision: float | None = Field(None, ge=0, le=1)  # absolute; both apply when set
     min_recall: float = Field(0.4, ge=0, le=1)
     max_roc_auc_drop: float | None = Field(0.05, ge=0, le=1)
 
@@ -309,6 +310,9 @@ class MlflowConfig(Strict):
 
 # Holdout metrics the promotion gate can read; all of them are "higher is better".
 PromotionMetric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall"]
+LiftMetric = Literal["pr_auc", "precision"]  # chance level: the positive rate (metrics.py)
+Score = Annotated[float, Field(ge=0, le=1)]
+Lift = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # metric >= lift x positive rate
 
 
 class PromotionConfig(Strict):
@@ -318,19 +322,14 @@ class PromotionConfig(Strict):
     # The candidate must beat the champion's primary metric by at least this much
     # (absolute difference, both scored on the same holdout) to replace it.
     min_improvement: float = Field(0.0, ge=0.0, le=1.0)
-    # Floors the candidate must reach on the whole holdout, champion or not.
-    absolute_minimums: dict[PromotionMetric, float] = Field(default_factory=dict)
-    # Floors every slice (data.slice_column) with enough rows must reach.
-    slice_minimums: dict[PromotionMetric, float] = Field(default_factory=dict)
+    # Floors the candidate must reach on the whole holdout, champion or not: absolute, and
+    # lifts over the holdout's positive rate; both apply when set.
+    absolute_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
+    minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
+    # The same in every slice (data.slice_column) with enough rows (its own positive rate).
+    slice_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
+    slice_minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
-
-    @model_validator(mode="after")
-    def _minimums_are_scores(self) -> PromotionConfig:
-        for section in ("absolute_minimums", "slice_minimums"):
-            for metric, floor in getattr(self, section).items():
-                if not 0.0 <= floor <= 1.0:
-                    raise ValueError(f"{section}.{metric} must be between 0 and 1 (got {floor})")
-        return self
 
 
 class Params(Strict):

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from .config import LiftMetric
 from .features import LABEL
 from .files import write_json
 
 SLICE_METRICS = ("rows", "positive_rate", "roc_auc", "pr_auc", "recall", "precision")
+# The metrics whose chance level is the positive rate of the rows they are measured on:
+# a score without skill (evaluate's trivial baseline, one constant score for every row)
+# has PR AUC = positive rate (metrics.json: baseline.pr_auc), and flagging rows at random
+# has precision = positive rate. The gates' lifts (promote.minimum_lifts,
+# monitor.quality.min_precision_lift) are multiples of it; ROC AUC's chance level is 0.5
+# on any data, so its floors stay absolute.
+LIFT_METRICS: tuple[str, ...] = get_args(LiftMetric)
+
+
+def lift_floor(lift: float, positive_rate: float) -> float:
+    """The floor `lift` x the chance level (`positive_rate`) of a LIFT_METRICS metric."""
+    return lift * positive_rate
 
 
 @dataclass(frozen=True)

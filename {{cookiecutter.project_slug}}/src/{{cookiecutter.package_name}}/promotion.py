@@ -5,8 +5,13 @@ with the alias `candidate`. The candidate and the current champion are scored
 on the same latest holdout (the test days of the training set); the candidate
 takes the `champion` alias only if it
 
-- reaches `promote.absolute_minimums` on the whole holdout,
-- reaches `promote.slice_minimums` in every slice with enough rows, and
+- reaches `promote.minimum_lifts` on the whole holdout: PR AUC and precision at least
+  lift x the holdout's positive rate (their chance level, the trivial baseline of
+  metrics.py), e.g. "pr_auc 0.3000 >= 2.0 x positive rate 0.0900 (0.1800)",
+- reaches `promote.absolute_minimums` on the whole holdout (ROC AUC's chance level is
+  0.5 on any data: its floors are absolute),
+- reaches `promote.slice_minimum_lifts` (over the slice's own positive rate) and
+  `promote.slice_minimums` in every slice with enough rows, and
 - beats the champion's `promote.primary_metric` by `promote.min_improvement`
   (the first model has no champion to beat: the minimums decide).
 
@@ -33,7 +38,7 @@ from .champion import CHAMPION, alias_version, booster_scores, load_version, reg
 from .config import Params, PromotionConfig
 from .errors import PipelineError, StageInputError
 from .features import FEATURE_SERVICE, LABEL, TIMESTAMP
-from .metrics import SLICE_METRICS, classification_metrics
+from .metrics import SLICE_METRICS, classification_metrics, lift_floor
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class Check:
     value: float | None
     required: float | None
     detail: str
+    baseline: float | None = None  # lift checks: the positive rate the floor is a multiple of
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,22 @@ def _floor_check(name: str, value: float, floor: float) -> Check:
     return Check(name, value >= floor, value, floor, f"{value:.4f} {verdict} {floor:.4f}")
 
 
+def _lift_check(name: str, metric: str, values: dict[str, float], lift: float) -> Check:
+    """`metric` >= `lift` x the positive rate of the rows `values` were measured on."""
+    value, rate = values.get(metric, math.nan), values.get("positive_rate", math.nan)
+    if math.isnan(rate):
+        return Check(name, False, None, None, "not computable (no positive rate)")
+    floor = lift_floor(lift, rate)
+    rule = f"{lift} x positive rate {rate:.4f} ({floor:.4f})"
+    if math.isnan(value):
+        return Check(name, False, None, floor, "not computable (one class only in the rows)", rate)
+    verdict = ">=" if value >= floor else "<"
+    detail = f"{metric} {value:.4f} {verdict} {rule}"
+    if floor > 1:
+        detail += ": unreachable, lower the lift or set an absolute minimum instead"
+    return Check(name, value >= floor, value, floor, detail, rate)
+
+
 def decide(
     candidate: Scorecard,
     champion: Scorecard | None,
@@ -117,16 +139,26 @@ def decide(
         if card is not None and metric not in card.overall:
             raise ValueError(f"the {who} scorecard has no {metric!r} (promote.primary_metric)")
     checks = [
+        _lift_check(f"lift.{name}", name, candidate.overall, lift)
+        for name, lift in sorted(cfg.minimum_lifts.items())
+    ]
+    checks += [
         _floor_check(f"minimum.{name}", candidate.overall.get(name, math.nan), floor)
         for name, floor in sorted(cfg.absolute_minimums.items())
     ]
     for slice_name, values in sorted(candidate.slices.items()):
         rows = int(values.get("rows", 0))
+        skipped = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
+        for name, lift in sorted(cfg.slice_minimum_lifts.items()):
+            check_name = f"slice.{slice_name}.lift.{name}"
+            if rows < cfg.min_slice_rows:
+                checks.append(Check(check_name, None, values.get(name), None, skipped))
+            else:
+                checks.append(_lift_check(check_name, name, values, lift))
         for name, floor in sorted(cfg.slice_minimums.items()):
             check_name = f"slice.{slice_name}.{name}"
             if rows < cfg.min_slice_rows:
-                detail = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
-                checks.append(Check(check_name, None, values.get(name), floor, detail))
+                checks.append(Check(check_name, None, values.get(name), floor, skipped))
             else:
                 checks.append(_floor_check(check_name, values.get(name, math.nan), floor))
     beats = f"beats_champion.{metric}"

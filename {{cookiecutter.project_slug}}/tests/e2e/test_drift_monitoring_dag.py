@@ -25,7 +25,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edit_params(
         project,
         lambda p: p["monitor"]["quality"].update(
-            {"min_roc_auc": 0.5, "min_precision": 0.0, "min_recall": 0.0, "max_roc_auc_drop": None}
+            {
+                "min_roc_auc": 0.5,
+                "min_precision_lift": None,
+                "min_precision": 0.0,
+                "min_recall": 0.0,
+                "max_roc_auc_drop": None,
+            }
         ),
     )
     dvc(project, "repro")  # the model and training set the monitor compares against

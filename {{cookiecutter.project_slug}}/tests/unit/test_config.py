@@ -147,3 +147,65 @@ def test_ingest_sql_needs_a_url_or_its_variable(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda d: d["ingest"]["sql"].update(url=None, url_env=None))
     with pytest.raises(ConfigError, match=r"ingest\.sql\.url_env: .*ingest\.sql\.url"):
         load_params(path)
+
+
+def test_shipped_gates_are_lifts_over_the_positive_rate(project_params) -> None:
+    promote, quality = project_params.promote, project_params.monitor.quality
+    assert set(promote.minimum_lifts) == {"pr_auc", "precision"}
+    assert "pr_auc" not in promote.absolute_minimums  # relative by default
+    assert promote.absolute_minimums["roc_auc"] > 0.5  # ROC AUC's chance level is 0.5
+    assert quality.min_precision_lift is not None and quality.min_precision is None
+
+
+@pytest.mark.parametrize(
+    ("section", "mutate", "message"),
+    [
+        (
+            "promote",
+            lambda s: s["minimum_lifts"].update({"pr_auc": 0}),
+            r"promote\.minimum_lifts\.pr_auc: Input should be greater than 0",
+        ),
+        (
+            "promote",
+            lambda s: s.update({"slice_minimum_lifts": {"precision": -2}}),
+            r"promote\.slice_minimum_lifts\.precision: Input should be greater than 0",
+        ),
+        (
+            "promote",
+            lambda s: s["minimum_lifts"].update({"roc_auc": 1.3}),
+            r"promote\.minimum_lifts\.roc_auc\.\[key\]: Input should be 'pr_auc' or 'precision'",
+        ),
+        (
+            "promote",
+            lambda s: s["absolute_minimums"].update({"pr_auc": 15}),
+            r"promote\.absolute_minimums\.pr_auc: Input should be less than or equal to 1",
+        ),
+        (
+            "monitor",
+            lambda s: s["quality"].update({"min_precision_lift": 0}),
+            r"monitor\.quality\.min_precision_lift",
+        ),
+        (
+            "monitor",
+            lambda s: s["quality"].update({"min_precision": 1.5}),
+            r"monitor\.quality\.min_precision:",
+        ),
+    ],
+)
+def test_bad_gate_values_are_rejected_with_their_key(
+    tmp_path: Path, section: str, mutate, message: str
+) -> None:
+    path = write_params(tmp_path, lambda d: mutate(d[section]))
+    with pytest.raises(ConfigError, match=message):
+        load_params(path)
+
+
+def test_an_absolute_precision_floor_can_replace_the_lift(tmp_path: Path) -> None:
+    path = write_params(
+        tmp_path,
+        lambda d: d["monitor"]["quality"].update(
+            {"min_precision_lift": None, "min_precision": 0.2}
+        ),
+    )
+    quality = load_params(path).monitor.quality
+    assert quality.min_precision_lift is None and quality.min_precision == 0.2

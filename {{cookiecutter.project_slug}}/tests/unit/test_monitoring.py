@@ -30,15 +30,23 @@ from {{ cookiecutter.package_name }}.config import (
     load_params,
 )
 from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
-from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_features, build_labels
+from {{ cookiecutter.package_name }}.features import (
+    FEATURE_COLUMNS,
+    LABEL,
+    build_features,
+    build_labels,
+)
 from {{ cookiecutter.package_name }}.model import predict_proba, save_model
 from {{ cookiecutter.package_name }}.monitoring import (
+    MonitorData,
     MonitorResult,
     build_monitor_data,
     run_checks,
     verdict,
     write_outputs,
 )
+from {{ cookiecutter.package_name }}.monitoring.checks import precision_floor, quality_check
+from {{ cookiecutter.package_name }}.monitoring.data import _quality_reference
 from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
@@ -416,6 +424,54 @@ def test_verdict_names_every_crossed_threshold() -> None:
     ]
     skipped = {"status": "skipped"}
     assert verdict(skipped, skipped, skipped) == (False, [])
+
+
+def test_precision_is_judged_as_a_lift_over_the_labelled_rows_positive_rate(model, cfg) -> None:
+    _, meta, test_predictions = model
+    # the test days as labelled current rows (label, score, prediction): positive rate about 0.1
+    labelled = _quality_reference(test_predictions, meta.threshold)
+
+    def judge(rows: pd.DataFrame, **limits: Any) -> dict[str, Any]:
+        quality = cfg.quality.model_copy(
+            update={"min_roc_auc": 0.5, "min_recall": 0.0, "min_labelled_rows": 100, **limits}
+        )
+        data = MonitorData(rows, rows, None, meta.threshold, {})
+        return quality_check(rows, data, cfg.model_copy(update={"quality": quality}))
+
+    # The same model on labelled rows where most negatives are missing: base rate about 0.4.
+    keep = (labelled[LABEL] == 1) | (np.random.default_rng(0).random(len(labelled)) < 0.15)
+    high = labelled[keep.to_numpy()]
+    lift = {"min_precision_lift": 2.0, "min_precision": None}
+    low_rate = judge(labelled, **lift)
+    assert low_rate["current"]["positive_rate"] < 0.15 and low_rate["failed"] == []
+    high_rate = judge(high, **lift)
+    precision, rate = high_rate["current"]["precision"], high_rate["current"]["positive_rate"]
+    assert rate > 0.3 and high_rate["failed"] == ["precision"]
+    assert precision > 0.15, "above the old absolute min_precision: only the lift fails it"
+    assert high_rate["thresholds"]["precision"] == pytest.approx(2.0 * rate)
+    skipped = {"status": "skipped"}
+    assert verdict(skipped, skipped, high_rate) == (
+        True,
+        [f"precision {precision:.3f} < 2.0 x positive rate {rate:.3f} ({2.0 * rate:.3f})"],
+    )
+    # An absolute floor instead of the lift, or both (the higher one binds).
+    assert judge(high, min_precision_lift=None, min_precision=0.15)["failed"] == []
+    both = judge(high, min_precision_lift=0.5, min_precision=0.99)
+    assert both["failed"] == ["precision"] and both["thresholds"]["precision"] == 0.99
+    assert verdict(skipped, skipped, both)[1] == [f"precision {precision:.3f} < 0.990"]
+    neither = judge(high, min_precision_lift=None, min_precision=None)
+    assert "precision" not in neither["thresholds"] and neither["failed"] == []
+
+
+def test_precision_floor_is_the_higher_of_the_lift_and_the_absolute_floor(cfg) -> None:
+    limits = cfg.quality.model_copy(update={"min_precision_lift": 1.5, "min_precision": 0.15})
+    assert precision_floor(limits, 0.2) == (pytest.approx(0.3), "1.5 x positive rate 0.200 (0.300)")
+    assert precision_floor(limits, 0.05) == (0.15, None)
+    assert precision_floor(limits.model_copy(update={"min_precision": None}), 0.0)[0] == 0.0
+    off = limits.model_copy(update={"min_precision_lift": None, "min_precision": None})
+    assert precision_floor(off, 0.2) is None
+    shipped = cfg.quality
+    assert shipped.min_precision_lift == 1.5 and shipped.min_precision is None
 
 
 def test_per_feature_overrides_apply_and_unknown_features_are_named(

@@ -36,11 +36,19 @@ CFG = PromotionConfig(
 
 
 def card(
-    pr_auc: float, roc_auc: float = 0.8, slices: dict[str, tuple[int, float]] | None = None
+    pr_auc: float,
+    roc_auc: float = 0.8,
+    slices: dict[str, tuple[int, float]] | None = None,
+    positive_rate: float = 0.1,
 ) -> Scorecard:
     slices = slices or {"consumer": (500, 0.8), "enterprise": (80, 0.7)}
     return Scorecard(
-        overall={"pr_auc": pr_auc, "roc_auc": roc_auc, "rows": 1000.0},
+        overall={
+            "pr_auc": pr_auc,
+            "roc_auc": roc_auc,
+            "rows": 1000.0,
+            "positive_rate": positive_rate,
+        },
         slices={
             name: {"rows": float(rows), "roc_auc": auc} for name, (rows, auc) in slices.items()
         },
@@ -62,6 +70,48 @@ def test_first_model_below_an_absolute_minimum_is_rejected() -> None:
     decision = decide(card(0.30, roc_auc=0.55), None, CFG)
     assert not decision.promote
     assert decision.reasons == ["minimum.roc_auc: 0.5500 < 0.6000"]
+
+
+def test_a_lift_is_judged_against_the_holdouts_positive_rate() -> None:
+    lifts = CFG.model_copy(update={"minimum_lifts": {"pr_auc": 2.0}})
+    passed = decide(card(0.30, positive_rate=0.09), None, lifts)
+    assert passed.promote
+    lift = next(c for c in passed.checks if c.name == "lift.pr_auc")
+    assert lift.detail == "pr_auc 0.3000 >= 2.0 x positive rate 0.0900 (0.1800)"
+    assert lift.baseline == 0.09 and lift.required == pytest.approx(0.18)
+    # the same PR AUC on a holdout where a third of the rows are positive is no skill
+    rejected = decide(card(0.30, positive_rate=0.336), None, lifts)
+    assert not rejected.promote
+    assert rejected.reasons == ["lift.pr_auc: pr_auc 0.3000 < 2.0 x positive rate 0.3360 (0.6720)"]
+    unreachable = decide(card(0.90, positive_rate=0.6), None, lifts)
+    assert not unreachable.promote and "unreachable" in unreachable.reasons[0]
+
+
+def test_absolute_minimums_still_apply_beside_the_lifts() -> None:
+    both = CFG.model_copy(
+        update={"minimum_lifts": {"pr_auc": 2.0}, "absolute_minimums": {"pr_auc": 0.25}}
+    )
+    decision = decide(card(0.22, positive_rate=0.05), None, both)  # lift 4.4, below 0.25
+    assert not decision.promote
+    assert checks(decision)["lift.pr_auc"] is True
+    assert decision.reasons == ["minimum.pr_auc: 0.2200 < 0.2500"]
+
+
+def test_slice_lifts_use_each_slices_positive_rate() -> None:
+    gate = CFG.model_copy(update={"slice_minimum_lifts": {"pr_auc": 1.5}})
+    slices = {
+        "consumer": {"rows": 500.0, "roc_auc": 0.8, "pr_auc": 0.20, "positive_rate": 0.08},
+        "enterprise": {"rows": 80.0, "roc_auc": 0.7, "pr_auc": 0.30, "positive_rate": 0.25},
+        "tiny": {"rows": 10.0, "roc_auc": 0.7, "pr_auc": 0.05, "positive_rate": 0.30},
+    }
+    candidate = Scorecard(card(0.30).overall, slices)
+    decision = decide(candidate, None, gate)
+    assert not decision.promote
+    assert checks(decision)["slice.consumer.lift.pr_auc"] is True
+    assert checks(decision)["slice.tiny.lift.pr_auc"] is None  # below min_slice_rows
+    assert decision.reasons == [
+        "slice.enterprise.lift.pr_auc: pr_auc 0.3000 < 1.5 x positive rate 0.2500 (0.3750)"
+    ]
 
 
 def test_candidate_must_beat_the_champion_by_the_margin() -> None:
@@ -99,12 +149,23 @@ def test_bad_inputs_are_refused() -> None:
         scorecard(holdout, np.array([0.1, 0.9]), 0.5, "segment")
     with pytest.raises(StageInputError, match=r"data\.slice_column"):
         scorecard(holdout, np.array([0.1, 0.9, 0.2]), 0.5, "region")
-    with pytest.raises(ValidationError, match="between 0 and 1"):
+    with pytest.raises(
+        ValidationError, match=r"absolute_minimums\.roc_auc\n.*less than or equal to 1"
+    ):
         PromotionConfig(absolute_minimums={"roc_auc": 65})
     with pytest.raises(ValidationError):
         PromotionConfig(primary_metric="accuracy")
     with pytest.raises(ValidationError):
         PromotionConfig(absolute_minimums={"log_loss": 0.3})
+    with pytest.raises(ValidationError, match=r"minimum_lifts\.pr_auc\n.*greater than 0"):
+        PromotionConfig(minimum_lifts={"pr_auc": 0})
+    with pytest.raises(ValidationError, match=r"slice_minimum_lifts\.precision\n.*greater than"):
+        PromotionConfig(slice_minimum_lifts={"precision": -1.0})
+    with pytest.raises(ValidationError, match=r"minimum_lifts\.pr_auc\n.*finite number"):
+        PromotionConfig(minimum_lifts={"pr_auc": math.inf})
+    for metric in ("roc_auc", "recall", "f1"):  # their chance level is not the positive rate
+        with pytest.raises(ValidationError, match=rf"minimum_lifts\.{metric}\.\[key\]"):
+            PromotionConfig(minimum_lifts={metric: 1.2})
 
 
 def test_scorecard_scores_overall_and_per_slice() -> None:
@@ -113,6 +174,43 @@ def test_scorecard_scores_overall_and_per_slice() -> None:
     assert result.overall["roc_auc"] == 1.0
     assert set(result.slices) == {"a", "b"}
     assert result.slices["a"]["rows"] == 2.0
+
+
+@pytest.fixture(scope="module")
+def holdout_model(
+    tiny_raw: pd.DataFrame, split_config: SplitConfig, train_config: TrainConfig
+) -> tuple[pd.DataFrame, np.ndarray, float]:
+    """A model trained on the generator's tiny window: its holdout, scores and threshold."""
+    from {{ cookiecutter.package_name }}.model import predict_proba
+    from {{ cookiecutter.package_name }}.split import time_split
+    from {{ cookiecutter.package_name }}.training import train_model
+
+    frame = build_features(tiny_raw).assign(
+        **{LABEL: tiny_raw[LABEL].to_numpy(), "segment": tiny_raw["segment"].to_numpy()}
+    )
+    splits = time_split(frame, split_config)
+    booster, meta = train_model(splits, train_config)
+    return splits.test, predict_proba(booster, splits.test), meta.threshold
+
+
+def test_the_same_model_passes_the_lift_on_a_low_base_rate_holdout_only(holdout_model) -> None:
+    holdout, scores, threshold = holdout_model
+    # A high-base-rate holdout: the same rows with four negatives in five left out.
+    keep = (holdout[LABEL] == 1) | (np.random.default_rng(0).random(len(holdout)) < 0.2)
+    low = scorecard(holdout, scores, threshold, "segment")
+    high = scorecard(holdout[keep.to_numpy()], scores[keep.to_numpy()], threshold, "segment")
+    assert low.overall["positive_rate"] < 0.15 < 0.3 < high.overall["positive_rate"]
+    gate = PromotionConfig(minimum_lifts={"pr_auc": 2.0})
+    assert decide(low, None, gate).promote
+    rejected = decide(high, None, gate)
+    assert not rejected.promote
+    assert rejected.reasons[0].startswith(
+        f"lift.pr_auc: pr_auc {high.overall['pr_auc']:.4f} < 2.0 x positive rate "
+        f"{high.overall['positive_rate']:.4f}"
+    )
+    # ... though it beats the old absolute floor by far: only the lift sees it is weak here
+    old = PromotionConfig(absolute_minimums={"pr_auc": 0.15})
+    assert high.overall["pr_auc"] > 2 * 0.15 and decide(high, None, old).promote
 
 
 # --------------------------------------------------------------------------- registry

@@ -4,7 +4,8 @@
   drifted features (`drift.max_drift_share`);
 - prediction drift: the drift of the model's score distribution;
 - model quality: ROC AUC, precision and recall on the current rows whose label has
-  arrived, so concept drift (same inputs, new outcome) is seen too;
+  arrived, so concept drift (same inputs, new outcome) is seen too; precision's floor is
+  by default a lift over those rows' positive rate (`quality.min_precision_lift`);
 - data quality: missing values and categories the model never saw.
 
 Drift and quality checks decide `retrain`, each crossed threshold adding a named
@@ -22,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import MonitoringConfig
+from ..config import MonitoringConfig, MonitoringQualityConfig
 from ..errors import ConfigError
 from ..features import LABEL
+from ..metrics import lift_floor
 from ..prediction_log import SCORE
 from .data import MONITORED, MONITORED_CATEGORICAL, MonitorData, sample
 from .evidently_reports import drift_report, quality_report, read_drift, read_quality
@@ -220,11 +222,14 @@ def quality_check(current: pd.DataFrame, data: MonitorData, cfg: MonitoringConfi
     if labelled[LABEL].nunique() < 2:
         out["reason"] = "the labelled rows hold a single class: ROC AUC is undefined"
         return out
-    floors = {
-        "roc_auc": limits.min_roc_auc,
-        "precision": limits.min_precision,
-        "recall": limits.min_recall,
-    }
+    positive_rate = float(labelled[LABEL].mean())
+    floors = {"roc_auc": limits.min_roc_auc, "recall": limits.min_recall}
+    rules: dict[str, str] = {}
+    precision = precision_floor(limits, positive_rate)
+    if precision is not None:
+        floors["precision"], rule = precision
+        if rule:
+            rules["precision"] = rule
     reference = data.quality_reference
     if (
         reference is not None
@@ -242,15 +247,32 @@ def quality_check(current: pd.DataFrame, data: MonitorData, cfg: MonitoringConfi
     out.update(
         {
             "status": "checked",
-            "current": {**values, "positive_rate": float(labelled[LABEL].mean())},
+            "current": {**values, "positive_rate": positive_rate},
             "reference": evaluated_values,
             "thresholds": floors,
+            "rules": rules,  # how a relative floor was derived, e.g. "1.5 x positive rate ..."
             "failed": failed,
             "seconds": time.perf_counter() - started,
             "_snapshot": snapshot,
         }
     )
     return out
+
+
+def precision_floor(
+    limits: MonitoringQualityConfig, positive_rate: float
+) -> tuple[float, str | None] | None:
+    """The precision floor on labelled rows with this positive rate, and its rule when it
+    is the lift: the higher of min_precision_lift x positive rate and min_precision (the
+    ones set); None when neither is."""
+    floors: list[tuple[float, str | None]] = []
+    if limits.min_precision_lift is not None:
+        floor = lift_floor(limits.min_precision_lift, positive_rate)
+        rule = f"{limits.min_precision_lift} x positive rate {positive_rate:.3f} ({floor:.3f})"
+        floors.append((floor, rule))
+    if limits.min_precision is not None:
+        floors.append((limits.min_precision, None))
+    return max(floors, key=lambda f: f[0], default=None)
 
 
 def verdict(
@@ -276,7 +298,8 @@ def verdict(
         for name in model_quality["failed"]:
             value = model_quality["current"][name]
             floor = model_quality["thresholds"][name]
-            reasons.append(f"{name} {value:.3f} < {floor:.3f}")
+            rule = model_quality.get("rules", {}).get(name) or f"{floor:.3f}"
+            reasons.append(f"{name} {value:.3f} < {rule}")
     return bool(reasons), reasons
 
 

@@ -118,7 +118,7 @@ def quality_report(
         conf_matrix=True,
         pr_curve=True,
         rocauc_tests=[gte(floors["roc_auc"])],
-        precision_tests=[gte(floors["precision"])],
+        precision_tests=[gte(floors["precision"])] if "precision" in floors else None,
         recall_tests=[gte(floors["recall"])],
         include_tests=False,
     )
