@@ -109,7 +109,7 @@ def materialize(params: Path = PARAMS_OPTION) -> None:
     from .stages import materialize as stage
 
     p = load_params(params)
-    stage.run(p.paths, p.materialize.chunk_rows)
+    stage.run(p.paths, p.materialize)
 
 
 @app.command()

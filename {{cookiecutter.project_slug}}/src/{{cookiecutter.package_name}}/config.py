@@ -176,6 +176,7 @@ class ValidateRawConfig(Strict):
 class MaterializeConfig(Strict):
     # Entities written to the online store per call: bounds the stage's memory.
     chunk_rows: int = Field(50_000, ge=1)
+    verify_entities: int = Field(200, ge=0)  # customers read back after writing (0: skip)
 
 
 class SplitConfig(Strict):

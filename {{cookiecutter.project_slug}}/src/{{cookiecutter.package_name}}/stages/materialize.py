@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..config import PathsConfig
+from ..config import MaterializeConfig, PathsConfig
 from ..feature_store import materialize, open_store
 from ..files import read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
 
-def run(paths: PathsConfig, chunk_rows: int) -> dict[str, Any]:
-    """Load what is newer than the last run; write and return the summary."""
+def run(paths: PathsConfig, config: MaterializeConfig) -> dict[str, Any]:
+    """Load what is newer than the last run (everything, when the feature view's schema
+    changed), read a sample back; write and return the summary."""
     features = read_parquet(paths.feature_table, "featurize")
-    summary = materialize(open_store(), features, chunk_rows)
+    summary = materialize(open_store(), features, config.chunk_rows, config.verify_entities)
     write_json(summary, paths.reports / "materialize.json")
     log.info(
         "online store (%s) holds features until %s",
