@@ -26,6 +26,7 @@ import pandas as pd
 from ..config import MonitoringConfig, MonitoringQualityConfig
 from ..errors import ConfigError
 from ..features import LABEL
+from ..metrics import lift_floor
 from ..prediction_log import SCORE
 from .data import MONITORED, MONITORED_CATEGORICAL, MonitorData, sample
 from .evidently_reports import drift_report, quality_report, read_drift, read_quality
@@ -266,7 +267,7 @@ def precision_floor(
     ones set); None when neither is."""
     floors: list[tuple[float, str | None]] = []
     if limits.min_precision_lift is not None:
-        floor = limits.min_precision_lift * positive_rate  # as metrics.lift_floor
+        floor = lift_floor(limits.min_precision_lift, positive_rate)
         rule = f"{limits.min_precision_lift} x positive rate {positive_rate:.3f} ({floor:.3f})"
         floors.append((floor, rule))
     if limits.min_precision is not None:
