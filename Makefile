@@ -31,7 +31,7 @@ demo: setup  ## Bake the default project into demo/ and run its whole pipeline
 	@echo "  MLflow:   cd $(DEMO_DIR)/$(DEMO_SLUG) && make mlflow-ui  -> http://127.0.0.1:5000"
 
 test: setup  ## Run every template test (bakes projects and runs their own tests)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=15
 
 lock: setup  ## Re-resolve the generated project's requirements.lock
 	$(BIN)/python scripts/lock.py
