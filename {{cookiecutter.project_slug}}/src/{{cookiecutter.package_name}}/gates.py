@@ -74,6 +74,7 @@ class GateReport:
     failures: list[Finding]  # critical: they stop the pipeline
     warnings: list[Finding]  # reported only
     report_dir: str
+    details: str = "result.json"  # GX's full result, relative to report_dir
 
     @property
     def passed(self) -> bool:
@@ -89,7 +90,7 @@ class GateReport:
         lines += [f"  FAILED   {f.describe()}" for f in self.failures]
         lines += [f"  WARNING  {w.describe()}" for w in self.warnings]
         lines.append(
-            f"  details: {self.report_dir}/result.json; "
+            f"  details: {self.report_dir}/{self.details}; "
             f"Data Docs: {self.report_dir}/data_docs/index.html"
         )
         return "\n".join(lines)

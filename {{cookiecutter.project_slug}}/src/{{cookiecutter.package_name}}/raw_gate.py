@@ -162,6 +162,7 @@ def validate_window(paths: PathsConfig, window: Window, cfg: ValidateRawConfig) 
         failures=failures,
         warnings=warnings,
         report_dir=str(report_dir),
+        details=f"{BATCHES_DIR}/<day>.result.json (failed days), summary.json",
     )
     write_summary(report, {"validated_batches": validated, "reused_batches": reused})
     log.info("raw gate: %d batches validated, %d passed before", len(validated), len(reused))

@@ -151,6 +151,7 @@ def test_a_corrupted_newest_batch_fails_by_expectation_and_day(
     with pytest.raises(GateFailed) as raised:
         enforce(report)
     assert f"batch {day}: {next(iter(expected))}" in str(raised.value)
+    assert "batches/<day>.result.json" in str(raised.value)
     assert (project.gate_reports / "raw" / "batches" / f"{day}.result.json").is_file()
 
 
