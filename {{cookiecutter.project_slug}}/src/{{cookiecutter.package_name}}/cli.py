@@ -222,12 +222,21 @@ def expectations_init(
         None, "--out", help="Where to write (default expectations/<name>.json)."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing suite."),
+    timestamp: str | None = typer.Option(
+        None,
+        "--timestamp",
+        help="Event-time column: writes a raw-gate suite judged per daily batch "
+        "(day bounds, rows per day, no future times).",
+    ),
+    label: str | None = typer.Option(
+        None, "--label", help="With --timestamp: the 0/1 label whose daily share is checked."
+    ),
 ) -> None:
-    """Profile a sample and write a starting suite to tighten by hand."""
+    """Profile a sample (ideally a whole file, not one day) and write a starting suite."""
     from .suite_bootstrap import write_suite
 
     target = out or Path("expectations") / f"{name}.json"
-    suite = write_suite(sample, name, key, target, force)
+    suite = write_suite(sample, name, key, target, force, timestamp, label)
     console.print(
         f"wrote {len(suite['expectations'])} expectations to {target}: review and tighten them; "
         "a gate uses expectations/<gate>.json"

@@ -94,22 +94,77 @@ def _column_expectations(column: str, series: pd.Series) -> list[dict[str, Any]]
     return [of_type, *_null_expectation(column, series), *_value_expectations(column, series)]
 
 
-def profile_suite(sample: pd.DataFrame, name: str, keys: list[str] | None = None) -> dict[str, Any]:
-    """A starting suite that the sample passes, in GX's suite JSON format."""
+def _param(name: str) -> dict[str, str]:
+    return {"$PARAMETER": name}
+
+
+def _daily_batch_expectations(timestamp: str, label: str | None) -> list[dict[str, Any]]:
+    """The checks the raw gate fills in for each daily batch (raw_gate.batch_parameters)."""
+    out = [
+        _expect(
+            "expect_table_row_count_to_be_between",
+            "rows of one daily batch: params.yaml validate_raw.min_rows_per_day..max_rows_per_day",
+            min_value=_param("min_rows"),
+            max_value=_param("max_rows"),
+        ),
+        _expect(
+            "expect_column_values_to_be_between",
+            "every row of a daily batch belongs to that day",
+            column=timestamp,
+            min_value=_param("day_start"),
+            max_value=_param("day_end"),
+        ),
+        _expect(
+            "expect_column_max_to_be_between",
+            "no timestamps from the future",
+            column=timestamp,
+            max_value=_param("now"),
+        ),
+    ]
+    if label:
+        out.append(
+            _expect(
+                "expect_column_mean_to_be_between",
+                "the day's share of positives is plausible for the window's rate",
+                column=label,
+                min_value=_param("min_label_share"),
+                max_value=_param("max_label_share"),
+            )
+        )
+    return out
+
+
+def profile_suite(
+    sample: pd.DataFrame,
+    name: str,
+    keys: list[str] | None = None,
+    timestamp: str | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """A starting suite that the sample passes, in GX's suite JSON format. With a
+    `timestamp` column it is a raw-gate suite: judged per daily batch with the gate's
+    run-time values (day bounds, rows per day, the label share of `label`)."""
     if sample.empty:
         raise StageInputError("the sample is empty: profile a file with rows")
-    missing_keys = [k for k in keys or [] if k not in sample.columns]
-    if missing_keys:
-        raise StageInputError(f"key columns {missing_keys} are not in the sample")
+    named = [*(keys or []), *([timestamp] if timestamp else []), *([label] if label else [])]
+    missing = [k for k in named if k not in sample.columns]
+    if missing:
+        raise StageInputError(f"columns {missing} are not in the sample")
     expectations = [
         _expect(
             "expect_table_columns_to_match_set", column_set=list(sample.columns), exact_match=True
         ),
-        _expect(
-            "expect_table_row_count_to_be_between",
-            "bootstrapped as 1..10x the sample size: set the bounds your source delivers",
-            min_value=1,
-            max_value=10 * len(sample),
+        *(
+            _daily_batch_expectations(timestamp, label)
+            if timestamp
+            else [
+                _expect(
+                    "expect_table_row_count_to_be_between",
+                    "bootstrapped as 1..10x the sample size: set the bounds your source delivers",
+                    min_value=1,
+                    max_value=10 * len(sample),
+                )
+            ]
         ),
     ]
     if keys:
@@ -128,7 +183,13 @@ def profile_suite(sample: pd.DataFrame, name: str, keys: list[str] | None = None
 
 
 def write_suite(
-    sample_path: Path, name: str, keys: list[str], target: Path, force: bool = False
+    sample_path: Path,
+    name: str,
+    keys: list[str],
+    target: Path,
+    force: bool = False,
+    timestamp: str | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Profile the sample file (parquet or CSV) and write the suite to `target`."""
     if not sample_path.is_file():
@@ -140,6 +201,9 @@ def write_suite(
             f"{target} exists; pass --force to overwrite it or --out to write elsewhere"
         )
     read = pd.read_csv if sample_path.suffix == ".csv" else pd.read_parquet
-    suite = profile_suite(read(sample_path), name, keys)
+    sample = read(sample_path)
+    if timestamp and timestamp in sample.columns:  # CSV holds text: the gate sees UTC times
+        sample[timestamp] = pd.to_datetime(sample[timestamp], utc=True)
+    suite = profile_suite(sample, name, keys, timestamp, label)
     write_json(suite, target)
     return suite

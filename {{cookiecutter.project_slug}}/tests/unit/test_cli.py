@@ -33,6 +33,16 @@ def test_expectations_init_writes_a_suite_and_never_overwrites(
     assert again.exit_code == 1
     assert "exists; pass --force" in again.output
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    daily = runner.invoke(
+        app, [*args, "--force", "--timestamp", "event_timestamp", "--label", "churned"]
+    )
+    assert daily.exit_code == 0, daily.output
+    params = [
+        e["kwargs"].get("min_value")
+        for e in json.loads(out.read_text())["expectations"]
+        if isinstance(e["kwargs"].get("min_value"), dict)
+    ]
+    assert {p["$PARAMETER"] for p in params} == {"min_rows", "day_start", "min_label_share"}
 
 
 def test_expectations_init_with_a_missing_sample_is_explained(tmp_path: Path) -> None:

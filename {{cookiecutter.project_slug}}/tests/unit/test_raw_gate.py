@@ -206,3 +206,26 @@ def test_batch_parameters_are_the_days_own() -> None:
     assert values["day_end"].date() == day and values["day_end"].hour == 23
     assert (values["min_rows"], values["max_rows"]) == (100, 1_000_000)
     assert (values["min_label_share"], values["max_label_share"], values["now"]) == (0.01, 0.2, now)
+
+
+def test_a_suite_bootstrapped_from_the_window_gates_each_batch(
+    project: PathsConfig, tiny_window: Window, tiny_raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`expectations init --timestamp --label` writes a suite the raw gate can use as is."""
+    from {{ cookiecutter.package_name }}.features import ENTITY, TIMESTAMP
+    from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite
+
+    suite = profile_suite(tiny_raw, "raw", [ENTITY, TIMESTAMP], timestamp=TIMESTAMP, label=LABEL)
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    (suites / "raw.json").write_text(json.dumps(suite, default=str))
+    paths = project.model_copy(update={"expectations": suites})
+    report = validate_window(paths, tiny_window, CFG)
+    assert report.passed, report.render()
+    assert len(summary(paths)["validated_batches"]) == tiny_window.days  # a new suite
+    newest = batch_path(paths.raw, tiny_window.end_date)
+    write_parquet(pd.read_parquet(newest).head(20), newest)
+    failed = validate_window(paths, tiny_window, CFG)
+    assert {(f.expectation, f.batch) for f in failed.failures} == {
+        ("expect_table_row_count_to_be_between", tiny_window.end_date.isoformat())
+    }
