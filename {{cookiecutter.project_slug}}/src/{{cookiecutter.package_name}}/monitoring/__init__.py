@@ -9,7 +9,7 @@ The package, in the order a run uses it:
 - data.py: the monitored view of features and raw batches, the current window, sampling,
   and `build_monitor_data` (the reference and current rows of a run);
 - checks.py: feature drift, prediction drift, model quality and data quality, each with
-  thresholds in params.yaml (`monitoring:`), and `verdict` (retrain, and why);
+  thresholds in params.yaml (`monitor:`), and `verdict` (retrain, and why);
 - evidently_reports.py: the Evidently reports the checks read their numbers from;
 - reports.py: summary.json (for machines), metrics.json (DVC metrics), the run folders
   and their index page, the MLflow run, and the console paragraph.
@@ -19,7 +19,6 @@ The monitor stage (stages/monitor.py) runs them in that order.
 
 from __future__ import annotations
 
-from ..prediction_log import PredictionLog, read_prediction_log
 from .checks import MonitorResult, run_checks, verdict
 from .data import MonitorData, build_monitor_data, monitoring_view
 from .reports import describe, log_to_mlflow, write_index, write_outputs
@@ -27,12 +26,10 @@ from .reports import describe, log_to_mlflow, write_index, write_outputs
 __all__ = [
     "MonitorData",
     "MonitorResult",
-    "PredictionLog",
     "build_monitor_data",
     "describe",
     "log_to_mlflow",
     "monitoring_view",
-    "read_prediction_log",  # kept for cli.py until it imports it from prediction_log
     "run_checks",
     "verdict",
     "write_index",
