@@ -26,18 +26,18 @@ DEFAULT = Variant("default", {"include_benchmark": "yes"}, "churn-model", "churn
 CUSTOM = Variant(
     "custom",
     {
-        "project_name": "Loan Default Radar",
-        "package_name": "radar_ml",
+        "project_name": "Biopsy Triage",
+        "package_name": "triage_ml",
         "author_name": "Ada Lovelace",
         "training_device": "cpu",
         "online_store": "redis",
-        "s3_bucket": "radar-ml-data",
+        "s3_bucket": "triage-ml-data",
         "s3_endpoint_url": "http://127.0.0.1:9000",
         "s3_region": "eu-west-1",
         "include_benchmark": "no",  # the post-generation hook removes the benchmark
     },
-    "loan-default-radar",
-    "radar_ml",
+    "biopsy-triage",
+    "triage_ml",
 )
 VARIANTS = {v.name: v for v in (DEFAULT, CUSTOM)}
 
@@ -71,9 +71,56 @@ def run(args: list[str], cwd: Path, timeout: int = 1800) -> subprocess.Completed
     return done
 
 
+def write_biopsy_table(path: Path) -> Path:
+    """A real table none of the project's code knows: scikit-learn's bundled breast-cancer
+    biopsies (569 rows), given what a real feed has: string case ids, biopsy times over
+    20 days, the diagnosis as text, two categoricals (a size band and a texture grade,
+    binned from the measurements), and values a lab did not report."""
+    import csv
+
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [str(n).replace(" ", "_") for n in data.feature_names[:10]]  # the mean_* ones
+    rng = np.random.default_rng(11)
+    rows = len(data.target)
+    seconds = rng.integers(0, 20 * 86_400, rows)  # the bundled rows are grouped by diagnosis
+    start = np.datetime64("2026-05-01T00:00:00")
+    radius, texture = data.data[:, 0], data.data[:, 1]
+    size_band = np.where(radius < 12, "small", np.where(radius < 16, "medium", "large"))
+    grade = 1 + np.searchsorted(np.quantile(texture, [0.25, 0.5, 0.75]), texture)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["case_ref", "biopsy_at", *names, "size_band", "texture_grade", "diagnosis"])
+        for i in rng.permutation(rows):  # a file keeps no order
+            values = [f"{v:.6g}" for v in data.data[i, :10]]
+            if rng.random() < 0.05:
+                values[names.index("mean_concavity")] = ""  # not reported
+            band = "" if rng.random() < 0.03 else size_band[i]
+            when = (start + np.timedelta64(int(seconds[i]), "s")).astype(str) + "+00:00"
+            diagnosis = data.target_names[data.target[i]]
+            writer.writerow([f"case-{i:05d}", when, *values, band, int(grade[i]), diagnosis])
+    return path
+
+
+# How the custom variant brings its table (docs/data.md's command, as a user runs it).
+DATASET_INIT = [
+    "dataset", "init", "--from", "{table}", "--entity", "case_ref", "--entity-name", "case",
+    "--timestamp", "biopsy_at", "--label", "diagnosis", "--positive", "malignant",
+    "--categorical", "texture_grade", "--slices", "texture_grade", "--horizon-days", "2",
+]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def set_up(baked: dict[str, Path]) -> dict[str, Path]:
-    """Each baked project after its own `make setup` (uv's cache makes repeats cheap)."""
+def set_up(baked: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each baked project after its own `make setup` (uv's cache makes repeats cheap);
+    the custom one then brings its own table with `dataset init`."""
     for project in baked.values():
         run(["make", "setup"], project)
+    project = baked["custom"]
+    table = write_biopsy_table(tmp_path_factory.mktemp("table") / "biopsies.csv")
+    args = [arg.format(table=table) for arg in DATASET_INIT]
+    run([str(project / ".venv/bin/python"), "-m", CUSTOM.package, *args], project)
     return baked

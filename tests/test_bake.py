@@ -39,6 +39,7 @@ data/README.md
 docker-compose.yml
 docs/airflow.md
 docs/cicd.md
+docs/data.md
 docs/gates.md
 docs/local-stack.md
 docs/monitoring.md
@@ -65,9 +66,14 @@ src/{package}/batches.py
 src/{package}/champion.py
 src/{package}/cli.py
 src/{package}/config.py
+src/{package}/contract.py
 src/{package}/dask_engine.py
 src/{package}/datagen.py
+src/{package}/dataset_init.py
+src/{package}/dataset_write.py
+src/{package}/derived.py
 src/{package}/errors.py
+src/{package}/expectation_rules.py
 src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
@@ -77,6 +83,7 @@ src/{package}/metrics.py
 src/{package}/model.py
 src/{package}/monitoring/__init__.py
 src/{package}/monitoring/checks.py
+src/{package}/monitoring/columns.py
 src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
@@ -106,14 +113,17 @@ src/{package}/training.py
 tests/airflow_helpers.py
 tests/conftest.py
 tests/e2e/module_recorder/sitecustomize.py
+tests/other_contracts.py
 tests/pipeline_helpers.py
 tests/unit/test_champion.py
 tests/unit/test_cli.py
 tests/unit/test_config.py
+tests/unit/test_contract.py
 tests/e2e/test_continuous_training_dag.py
 tests/unit/test_dags.py
 tests/unit/test_dask_engine.py
 tests/unit/test_datagen.py
+tests/unit/test_dataset_init.py
 tests/unit/test_feature_store.py
 tests/unit/test_features.py
 tests/unit/test_files.py
@@ -127,11 +137,13 @@ tests/e2e/test_pipeline.py
 tests/unit/test_prediction_log.py
 tests/unit/test_promotion.py
 tests/unit/test_raw_gate.py
+tests/unit/test_scoring.py
 tests/unit/test_serving.py
 tests/unit/test_sources.py
 tests/unit/test_split.py
 tools/__init__.py
 tools/ci_report.py
+tools/contract_data.py
 tools/point_in_time.py
 tools/publish.py
 tools/scratch.py
@@ -216,10 +228,10 @@ def test_answers_reach_the_custom_project(baked: dict[str, Path]) -> None:
     project = baked["custom"]
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert params["train"]["device"] == "cpu"
-    assert params["mlflow"]["experiment"] == "loan-default-radar"
+    assert params["mlflow"]["experiment"] == "biopsy-triage"
     assert "endpointurl = http://127.0.0.1:9000" in (project / ".dvc/config").read_text()
     assert "region = eu-west-1" in (project / ".dvc/config").read_text()
-    assert "python -m radar_ml ingest" in (project / "dvc.yaml").read_text()
+    assert "python -m triage_ml ingest" in (project / "dvc.yaml").read_text()
     assert "type: redis" in (project / "features/feature_store.yaml").read_text()
     assert "type: sqlite" in (baked["default"] / "features/feature_store.yaml").read_text()
     default_config = (baked["default"] / ".dvc/config").read_text()

@@ -395,7 +395,7 @@ def test_ci_and_cd_make_targets_run(
 
     edit_params(
         data={"window_days": 20},
-        ingest={"synthetic": {"rows_per_day": 300, "n_customers": 2000, "seed": 42}},
+        ingest={"synthetic": {"rows_per_day": 300, "population": 2000, "seed": 42}},
         split={"valid_days": 3, "test_days": 3},
         train={"num_boost_round": 60, "nthread": 2},
     )

@@ -1,7 +1,8 @@
-"""Feast objects: the customer entity, the feature view over the DVC-tracked
-feature parquet, and the feature service that names exactly the model's features.
+"""Feast objects, all derived from the dataset contract (params.yaml `dataset`): the
+entity, the feature view over the DVC-tracked feature parquet, and the feature
+service naming exactly the model's features.
 
-The feature list comes from the package (features.FEATURE_COLUMNS), so the
+The feature list is the contract's (DatasetContract.feature_columns), so the
 model, the training set and online serving can never disagree on it.
 """
 
@@ -12,40 +13,43 @@ import yaml
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64
 
-from {{ cookiecutter.package_name }}.features import ENTITY, FEATURE_COLUMNS, FEATURE_SERVICE, TIMESTAMP
+from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+CONTRACT = DatasetContract.model_validate(_params["dataset"])
 # The feature parquet written by the `featurize` stage (params.yaml: paths.features).
-_paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["paths"]
-FEATURES_PARQUET = PROJECT_ROOT / _paths["features"] / "features.parquet"
+FEATURES_PARQUET = PROJECT_ROOT / _params["paths"]["features"] / "features.parquet"
+FEATURE_COLUMNS = CONTRACT.feature_columns
 
-customer = Entity(
-    name="customer",
-    join_keys=[ENTITY],
-    value_type=ValueType.INT64,
-    description="A customer account",
+entity = Entity(
+    name=CONTRACT.entity.name,
+    join_keys=[CONTRACT.entity.key],
+    value_type=ValueType.INT64 if CONTRACT.entity.dtype == "int" else ValueType.STRING,
+    description=f"The entity a row is about, keyed by {CONTRACT.entity.key}",
 )
 
-customer_features_source = FileSource(
-    name="customer_features_source",
+features_source = FileSource(
+    name=f"{CONTRACT.feature_view}_source",
     path=str(FEATURES_PARQUET),
-    timestamp_field=TIMESTAMP,
-    description="Daily customer snapshots (DVC stage: featurize)",
+    timestamp_field=CONTRACT.timestamp,
+    description="Model features per entity and event time (DVC stage: featurize)",
 )
 
-customer_features = FeatureView(
-    name="customer_features",
-    entities=[customer],
-    # A snapshot older than this is not served: customers are seen every few days.
+feature_view = FeatureView(
+    name=CONTRACT.feature_view,
+    entities=[entity],
+    # A row older than this is not served.
     ttl=timedelta(days=90),
     schema=[Field(name=column, dtype=Float64) for column in FEATURE_COLUMNS],
-    source=customer_features_source,
+    source=features_source,
     online=True,
     tags={"stage": "featurize"},
 )
 
 model_features = FeatureService(
     name=FEATURE_SERVICE,
-    features=[customer_features],
-    description="Exactly the features the churn model reads, in training and serving",
+    features=[feature_view],
+    description="Exactly the features the model reads, in training and serving",
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from {{ cookiecutter.package_name }}.config import (
     IngestConfig,
@@ -21,7 +22,10 @@ from {{ cookiecutter.package_name }}.config import (
     Window,
     load_params,
 )
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.stages.ingest import fetch_batch
+
+from tools.contract_data import contract_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,17 +42,27 @@ def tiny_window() -> Window:
 
 @pytest.fixture(scope="session")
 def tiny_ingest() -> IngestConfig:
-    return IngestConfig(synthetic=SyntheticConfig(rows_per_day=400, n_customers=3000, seed=7))
+    return IngestConfig(synthetic=SyntheticConfig(rows_per_day=400, population=3000, seed=7))
 
 
-def batches(window: Window, cfg: IngestConfig) -> pd.DataFrame:
-    """The window's daily batches from the ingest stage's source, as one frame."""
-    return pd.concat([fetch_batch(day, cfg) for day in window.dates()], ignore_index=True)
+def batches(window: Window, cfg: IngestConfig, timestamp: str = "event_timestamp") -> pd.DataFrame:
+    """The window's daily batches from an ingest source, as one frame (tests of the
+    sources and the demo generator; other tests build rows from the contract)."""
+    return pd.concat(
+        [fetch_batch(day, cfg, timestamp) for day in window.dates()], ignore_index=True
+    )
 
 
 @pytest.fixture(scope="session")
-def tiny_raw(tiny_window: Window, tiny_ingest: IngestConfig) -> pd.DataFrame:
-    return batches(tiny_window, tiny_ingest)
+def contract(project_params: Params) -> DatasetContract:
+    """The project's dataset contract (params.yaml `dataset`): tests build frames from it."""
+    return project_params.dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tiny_window: Window, contract: DatasetContract) -> pd.DataFrame:
+    """Conformed raw rows of the tiny window, satisfying the project's contract."""
+    return contract_frame(contract, tiny_window.dates(), 400, population=3000, seed=7)
 
 
 @pytest.fixture(scope="session")
@@ -108,11 +122,16 @@ def redis_server() -> Iterator[str]:
 
 
 def make_feast_repo(
-    root: Path, features_frame: pd.DataFrame, online: str, redis: str | None = None
+    root: Path,
+    features_frame: pd.DataFrame,
+    online: str,
+    redis: str | None = None,
+    contract: DatasetContract | None = None,
 ) -> Path:
-    """A scratch project holding a copy of features/ over `features_frame`. On Redis,
-    the server is emptied first: every test's Feast project has the same name, and Feast
-    keeps an online value whose timestamp is newer than the one being written."""
+    """A scratch project holding a copy of features/ over `features_frame`, its params.yaml
+    declaring `contract` (default: the project's dataset section). On Redis, the server is
+    emptied first: every test's Feast project has the same name, and Feast keeps an online
+    value whose timestamp is newer than the one being written."""
     if online == "redis":
         import redis as redis_client
 
@@ -122,7 +141,13 @@ def make_feast_repo(
     shutil.copytree(
         PROJECT_ROOT / "features", repo, ignore=shutil.ignore_patterns("state", "__pycache__")
     )
-    (root / "params.yaml").write_text("paths:\n  features: data\n")
+    if contract is None:
+        dataset = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["dataset"]
+    else:
+        dataset = contract.model_dump(mode="json")
+    (root / "params.yaml").write_text(
+        yaml.safe_dump({"dataset": dataset, "paths": {"features": "data"}}, sort_keys=False)
+    )
     (root / "data").mkdir()
     features_frame.to_parquet(
         root / "data" / "features.parquet", index=False, coerce_timestamps="us"
@@ -139,7 +164,7 @@ def make_feast_repo(
 
 
 @pytest.fixture(scope="session")
-def tiny_features(tiny_raw: pd.DataFrame) -> pd.DataFrame:
+def tiny_features(tiny_raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
     from {{ cookiecutter.package_name }}.features import build_features
 
-    return build_features(tiny_raw)
+    return build_features(tiny_raw, contract)

@@ -1,8 +1,10 @@
 """Benchmarks behind `make bench`: print figures and ratios against a bare baseline
 measured in the same run; `python -m tools.bench --help` lists the commands.
 
-Nothing here asserts a time: a slow machine gives slow figures, not failures. This is
-the template's tooling: it reads the package's modules, the package never imports it.
+Every row is generated for the project's dataset contract (params.yaml `dataset`,
+through tools/contract_data.py), so the figures hold for any table's columns. Nothing
+here asserts a time: a slow machine gives slow figures, not failures. This is the
+template's tooling: it reads the package's modules, the package never imports it.
 """
 
 from __future__ import annotations
@@ -20,21 +22,51 @@ import typer
 from rich.table import Table
 
 from {{ cookiecutter.package_name }}.config import Params, Window, load_params
-from {{ cookiecutter.package_name }}.datagen import generate_day
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.logs import console, setup_logging
 
+from .contract_data import contract_frame
 
-def synthetic_raw(
-    rows: int, seed: int = 0, days: int = 10
-) -> tuple[pd.DataFrame, dt.date, dt.date]:
-    """`rows` raw rows spread over `days` daily batches."""
-    end = dt.date(2026, 3, 31)
-    per_day = max(rows // days, 1)
-    frames = [
-        generate_day(end - dt.timedelta(days=i), rows=per_day, n_customers=per_day * 2, seed=seed)
-        for i in range(days)
-    ]
-    return pd.concat(frames, ignore_index=True), end - dt.timedelta(days=days - 1), end
+# Distinct entities per row of a day when the project shows none (no synthetic source
+# and no ingested batches): each entity is then seen on about one day in five.
+DEFAULT_REVISIT_RATIO = 5.0
+REFERENCE_ROWS_PER_DAY = 1500  # the monitoring bench's fixed training reference
+
+
+def revisit_ratio(params: Params) -> float:
+    """Distinct entities per row of one day, as in the project: from `ingest.synthetic`
+    when it is the source, else measured on the ingested batches (paths.raw), else
+    DEFAULT_REVISIT_RATIO. Generated data keeps it, so per-entity history (Feast's join
+    work) keeps the project's shape at any size."""
+    synthetic = params.ingest.synthetic
+    if params.ingest.source == "synthetic" and synthetic is not None:
+        return synthetic.population / synthetic.rows_per_day
+    files = sorted(params.paths.raw.glob("batch_*.parquet"))
+    if not files:
+        return DEFAULT_REVISIT_RATIO
+    key = params.dataset.entity.key
+    keys = pd.concat([pd.read_parquet(f, columns=[key])[key] for f in files])
+    if keys.empty:
+        return DEFAULT_REVISIT_RATIO
+    return max(1.0, keys.nunique() / (len(keys) / len(files)))
+
+
+def contract_raw(
+    params: Params, rows: int, days: list[dt.date], seed: int = 0, **drift: float
+) -> pd.DataFrame:
+    """About `rows` conformed rows of the project's contract (params.yaml `dataset`), in
+    daily batches over `days`, with the project's revisit ratio; `drift`: contract_frame's
+    `covariate` and `concept`."""
+    per_day = max(rows // len(days), 1)
+    population = max(per_day, round(per_day * revisit_ratio(params)))
+    return contract_frame(params.dataset, days, per_day, population=population, seed=seed, **drift)
+
+
+def _within(values: Any, low: Any, high: Any) -> Any:
+    """values >= low and <= high, a missing bound (None) being no bound."""
+    above = values >= low if low is not None else True
+    below = values <= high if high is not None else True
+    return above & below
 
 
 def _bare_check(frame: pd.DataFrame, expectation: dict[str, Any], values: dict[str, Any]) -> bool:
@@ -42,77 +74,107 @@ def _bare_check(frame: pd.DataFrame, expectation: dict[str, Any], values: dict[s
     kind, kw = expectation["type"], dict(expectation["kwargs"])
     kw = {k: values[v["$PARAMETER"]] if isinstance(v, dict) else v for k, v in kw.items()}
     column = frame[kw["column"]] if "column" in kw else None
+    low, high = kw.get("min_value"), kw.get("max_value")
     if kind == "expect_table_columns_to_match_set":
         return set(frame.columns) == set(kw["column_set"])
     if kind == "expect_table_row_count_to_be_between":
-        return kw.get("min_value", 0) <= len(frame) <= kw.get("max_value", np.inf)
+        return bool(_within(len(frame), low, high))
     if kind == "expect_column_values_to_be_of_type":
-        return column.dtype.name == kw["type_"] or kw["type_"] == "Timestamp"
+        if kw["type_"] == "Timestamp":
+            return isinstance(column.dtype, pd.DatetimeTZDtype)
+        return column.dtype.name == kw["type_"]
+    if kind == "expect_column_values_to_be_in_type_list":
+        return column.dtype.name in kw["type_list"]
     if kind == "expect_column_values_to_not_be_null":
-        return column.notna().mean() >= kw.get("mostly", 1.0)
+        return bool(column.notna().mean() >= kw.get("mostly", 1.0))
     if kind == "expect_compound_columns_to_be_unique":
         return not frame.duplicated(kw["column_list"]).any()
     if kind == "expect_column_values_to_be_between":
-        values_ = column.dropna()
-        return bool(((values_ >= kw["min_value"]) & (values_ <= kw["max_value"])).all())
+        return bool(_within(column.dropna(), low, high).all())
     if kind == "expect_column_max_to_be_between":
-        return column.max() <= kw["max_value"]
+        return bool(_within(column.max(), low, high))
     if kind == "expect_column_values_to_be_in_set":
         return bool(column.dropna().isin(kw["value_set"]).all())
     if kind == "expect_column_mean_to_be_between":
-        return kw["min_value"] <= column.mean() <= kw["max_value"]
+        return bool(_within(column.mean(), low, high))
     raise ValueError(f"no bare baseline for {kind}")
 
 
-def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) -> dict[str, float]:
-    """The raw gate on `rows` rows in daily batches: the first run (every batch), a daily
-    run (the window moved by one new batch), and the same checks in bare pandas."""
-    from {{ cookiecutter.package_name }}.batches import batch_path
-    from {{ cookiecutter.package_name }}.files import write_parquet
-    from {{ cookiecutter.package_name }}.gates import load_suite_json
-    from {{ cookiecutter.package_name }}.raw_gate import batch_parameters, plausible_label_share, validate_window
-
-    days = 10
-    # `rows` over the window, plus one more day of the same size that arrives "tomorrow"
-    frame, _, end = synthetic_raw(rows + rows // days, days=days + 1)
+def gate_config(params: Params, rows_per_day: int) -> Any:
+    """validate_raw with room for `rows_per_day` rows in every batch."""
     cfg = params.validate_raw
-    suite = load_suite_json(params.paths.expectations / "raw.json")
-    by_day = {
-        day: part.reset_index(drop=True)
-        for day, part in frame.groupby(frame["event_timestamp"].dt.date)
-    }
-    window = Window(end_date=end - dt.timedelta(days=1), days=days)
-    rate = float(pd.concat([by_day[d] for d in window.dates()])["churned"].mean())
-    now = dt.datetime.now(dt.UTC)
+    return cfg.model_copy(
+        update={
+            "min_rows_per_day": min(cfg.min_rows_per_day, rows_per_day),
+            "max_rows_per_day": max(cfg.max_rows_per_day, 2 * rows_per_day),
+        }
+    )
 
+
+def _bare_seconds(
+    by_day: dict[dt.date, pd.DataFrame], suite: dict[str, Any], cfg: Any, rate: float
+) -> float:
+    """Seconds to run every expectation of `suite` in bare pandas on each batch."""
+    from {{ cookiecutter.package_name }}.raw_gate import batch_parameters, plausible_label_share
+
+    now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
-    for day in window.dates():
-        share = plausible_label_share(len(by_day[day]), rate, cfg.label_share_alpha)
+    for day, batch in by_day.items():
+        share = plausible_label_share(len(batch), rate, cfg.label_share_alpha)
         values = batch_parameters(day, cfg, share, now)
         for expectation in suite["expectations"]:
-            _bare_check(by_day[day], expectation, values)
-    bare = time.perf_counter() - started
+            _bare_check(batch, expectation, values)
+    return time.perf_counter() - started
+
+
+def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) -> dict[str, float]:
+    """The raw gate on `rows` rows of the contract in daily batches: the first run (every
+    batch), a daily run (the window moved by one new batch), and the same checks in bare
+    pandas on the same batch files. The suite is the contract's raw suite profiled on the
+    generated window (suite_bootstrap.raw_suite), the one `dataset init` writes: the
+    project's own suite describes the project's values, not the generated ones."""
+    from {{ cookiecutter.package_name }}.batches import batch_path
+    from {{ cookiecutter.package_name }}.files import write_json, write_parquet
+    from {{ cookiecutter.package_name }}.raw_gate import validate_window
+    from {{ cookiecutter.package_name }}.suite_bootstrap import raw_suite
+
+    contract, days = params.dataset, 10
+    end = params.interval.end_date
+    window = Window(end_date=end - dt.timedelta(days=1), days=days)
+    # `rows` over the window, plus one more day of the same size that arrives "tomorrow"
+    frame = contract_raw(params, rows + rows // days, Window(end_date=end, days=days + 1).dates())
+    window_frame = frame[frame[contract.timestamp].dt.date < end].reset_index(drop=True)
+    cfg = gate_config(params, len(frame) - len(window_frame))
+    suite = raw_suite(contract, window_frame, days)
+    rate = float(window_frame[contract.label.column].mean())
 
     with tempfile.TemporaryDirectory() as tmp:
         root = report_dir or Path(tmp)
         paths = params.paths.model_copy(
-            update={"raw": root / "raw", "gate_reports": root / "gates"}
+            update={
+                "raw": root / "raw",
+                "gate_reports": root / "gates",
+                "expectations": root / "expectations",
+            }
         )
-        for day, part in by_day.items():
-            write_parquet(part, batch_path(paths.raw, day))
+        write_json(suite, paths.expectations / "raw.json")
+        for day, part in frame.groupby(frame[contract.timestamp].dt.date):
+            write_parquet(part.reset_index(drop=True), batch_path(paths.raw, day))
+        # the batches as the gate reads them (the file's column types)
+        by_day = {day: pd.read_parquet(batch_path(paths.raw, day)) for day in window.dates()}
+        bare = _bare_seconds(by_day, suite, cfg, rate)
         started = time.perf_counter()
-        first = validate_window(paths, window, cfg)
+        first = validate_window(paths, window, cfg, contract)
         first_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        daily = validate_window(paths, Window(end_date=end, days=days), cfg)
+        daily = validate_window(paths, Window(end_date=end, days=days), cfg, contract)
         daily_seconds = time.perf_counter() - started
-    window_rows = sum(len(by_day[d]) for d in window.dates())
     figures = {
-        "rows": float(window_rows),
+        "rows": float(len(window_frame)),
         "batches": float(days),
         "expectations": float(len(suite["expectations"])),
         "gx_seconds": first_seconds,
-        "gx_rows_per_second": window_rows / first_seconds,
+        "gx_rows_per_second": len(window_frame) / first_seconds,
         "bare_pandas_seconds": bare,
         "gx_over_bare": first_seconds / bare,
         "daily_run_seconds": daily_seconds,
@@ -121,83 +183,76 @@ def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) ->
         "passed": float(first.passed and daily.passed),
     }
     print_figures(
-        f"raw gate on {window_rows:,} rows in {days} daily batches, then one new batch", figures
+        f"raw gate on {len(window_frame):,} rows in {days} daily batches, then one new batch",
+        figures,
     )
     return figures
 
 
-DRIFT_SCENARIOS = {
+DRIFT_SCENARIOS: dict[str, dict[str, float]] = {
     "none": {},
-    "covariate": {"covariate_drift": 0.6},
-    "concept": {"concept_drift": 1.0},
+    "covariate": {"covariate": 0.6},
+    "concept": {"concept": 1.0},
 }
 
 
-def _days(start: dt.date, days: int, rows: int, n_customers: int, seed: int, **drift: Any) -> Any:
-    per_day = max(rows // days, 1)
-    customers = max(n_customers, per_day)
-    return pd.concat(
-        [
-            generate_day(
-                start + dt.timedelta(days=i),
-                rows=per_day,
-                n_customers=customers,
-                seed=seed,
-                drift_start=start if drift else None,
-                **drift,
-            )
-            for i in range(days)
-        ],
-        ignore_index=True,
+def _reference_model(params: Params) -> tuple[Any, Any, Any, pd.DataFrame]:
+    """A model trained on a fixed reference of the contract (no drift), ending at the
+    window's end: (booster, meta, splits, test predictions: label and score)."""
+    from {{ cookiecutter.package_name }}.features import build_features
+    from {{ cookiecutter.package_name }}.model import predict_proba
+    from {{ cookiecutter.package_name }}.prediction_log import SCORE
+    from {{ cookiecutter.package_name }}.split import days_needed, time_split
+    from {{ cookiecutter.package_name }}.training import train_model
+
+    contract, label = params.dataset, params.dataset.label.column
+    days = max(days_needed(params.split) + 13, 30)
+    window = Window(end_date=params.interval.end_date, days=days)
+    raw = contract_raw(params, days * REFERENCE_ROWS_PER_DAY, window.dates(), params.monitor.seed)
+    frame = build_features(raw, contract).assign(**{label: raw[label].to_numpy()})
+    splits = time_split(frame, params.split, contract)
+    cfg_train = params.train.model_copy(
+        update={"num_boost_round": 150, "device": "cpu", "engine": "local"}
     )
+    booster, meta = train_model(splits, cfg_train, contract)
+    scores = predict_proba(booster, splits.test)
+    test_predictions = pd.DataFrame({label: splits.test[label].to_numpy(), SCORE: scores})
+    return booster, meta, splits, test_predictions
 
 
 def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[dict[str, Any]]:
     """Time the monitoring checks on `rows` current rows, in full and sampled.
 
-    A model is trained on a fixed synthetic reference (the data generator, no drift);
-    each scenario draws `rows` current rows over the following week, with the given
-    drift injected, and runs the checks twice: every row (sample_rows=0) and sampled
-    (monitor.sample_rows). The verdicts must agree for sampling to be safe.
+    A model is trained on a fixed reference of the contract (no drift); each scenario
+    draws `rows` current rows over the `monitor.current_days` days after it (and the
+    `dataset.label.horizon_days` before those, whose labels have arrived: model quality
+    is judged on them), with the given drift, and runs the checks twice: every row
+    (sample_rows=0) and sampled (monitor.sample_rows). The verdicts must agree for
+    sampling to be safe.
     """
-    from {{ cookiecutter.package_name }}.features import LABEL, build_features
-    from {{ cookiecutter.package_name }}.model import predict_proba
     from {{ cookiecutter.package_name }}.monitoring import build_monitor_data, run_checks
-    from {{ cookiecutter.package_name }}.split import time_split
-    from {{ cookiecutter.package_name }}.training import train_model
 
     unknown = sorted(set(scenarios) - set(DRIFT_SCENARIOS))
     if unknown:
         raise ValueError(f"unknown scenario(s) {unknown}; choose from {sorted(DRIFT_SCENARIOS)}")
-    synthetic = params.ingest.synthetic
-    end = params.interval.end_date
-    ref_days = max(params.split.valid_days + params.split.test_days + 14, 30)
-    ref_start = end - dt.timedelta(days=ref_days - 1)
-    ref_raw = _days(ref_start, ref_days, ref_days * 1500, synthetic.n_customers, synthetic.seed)
-    frame = build_features(ref_raw).assign(**{LABEL: ref_raw[LABEL].to_numpy()})
-    splits = time_split(frame, params.split)
-    cfg_train = params.train.model_copy(
-        update={"num_boost_round": 150, "device": "cpu", "engine": "local"}
-    )
-    booster, meta = train_model(splits, cfg_train)
-    test_scores = predict_proba(booster, splits.test)
-    test_predictions = pd.DataFrame({LABEL: splits.test[LABEL], "score": test_scores})
+    contract = params.dataset
+    booster, meta, splits, test_predictions = _reference_model(params)
 
     import evidently  # noqa: F401  # its cold import (seconds) is not part of the figures
 
     sampled_cfg = params.monitor
     full_cfg = sampled_cfg.model_copy(update={"sample_rows": 0})
+    current_days = sampled_cfg.current_days
+    per_day = max(rows // current_days, 1)
+    span = current_days + contract.label.horizon_days
+    last_day = params.interval.end_date + dt.timedelta(days=span)
+    days = Window(end_date=last_day, days=span).dates()
     figures = []
     for name in scenarios:
-        current_raw = _days(
-            end + dt.timedelta(days=1),
-            sampled_cfg.current_days,
-            rows,
-            synthetic.n_customers,
-            synthetic.seed + 1,
-            **DRIFT_SCENARIOS[name],
+        current_raw = contract_raw(
+            params, per_day * span, days, params.monitor.seed + 1, **DRIFT_SCENARIOS[name]
         )
-        outcome: dict[str, Any] = {"scenario": name, "current_rows": len(current_raw)}
+        outcome: dict[str, Any] = {"scenario": name, "current_rows": per_day * current_days}
         verdicts = {}
         for label, cfg in (("full", full_cfg), ("sampled", sampled_cfg)):
             started = time.perf_counter()
@@ -207,14 +262,17 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
                 booster=booster,
                 threshold=meta.threshold,
                 cfg=cfg,
+                contract=contract,
                 test_predictions=test_predictions,
+                end_date=last_day,
             )
             prepared = time.perf_counter() - started
-            result = run_checks(inputs, cfg)
-            summary = result.summary
+            summary = run_checks(inputs, cfg).summary
+            outcome["labelled_rows"] = len(inputs.labelled)
             outcome[f"{label}_prepare_seconds"] = prepared
             outcome[f"{label}_report_seconds"] = summary["seconds"]
             outcome[f"{label}_drift_share"] = summary["feature_drift"].get("share")
+            outcome[f"{label}_quality"] = summary["model_quality"].get("status")
             verdicts[label] = (
                 summary["retrain"],
                 sorted(summary["feature_drift"].get("drifted", [])),
@@ -226,10 +284,16 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
         outcome["same_drifted_features"] = verdicts["full"][1] == verdicts["sampled"][1]
         outcome["same_failed_checks"] = verdicts["full"][2:] == verdicts["sampled"][2:]
         figures.append(outcome)
+    _print_monitoring(figures, rows, len(splits.train), sampled_cfg.sample_rows)
+    return figures
 
+
+def _print_monitoring(
+    figures: list[dict[str, Any]], rows: int, reference_rows: int, sample_rows: int
+) -> None:
     table = Table(
-        title=f"monitoring on {rows:,} current rows; reference {len(splits.train):,} rows; "
-        f"sampled to {sampled_cfg.sample_rows:,} rows"
+        title=f"monitoring on {rows:,} current rows; reference {reference_rows:,} rows; "
+        f"sampled to {sample_rows:,} rows"
     )
     for column in (
         "scenario",
@@ -250,7 +314,6 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
             str(f["same_drifted_features"]),
         )
     console.print(table)
-    return figures
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -267,6 +330,13 @@ def print_figures(title: str, figures: dict[str, Any]) -> None:
     console.print(table)
 
 
+def served_ids(feature_table: Path, contract: DatasetContract) -> np.ndarray:
+    """The distinct entity ids of the feature table, typed as /predict takes them."""
+    key = contract.entity.key
+    ids = pd.read_parquet(feature_table, columns=[key])[key].drop_duplicates()
+    return np.asarray(contract.key_values(ids.tolist()), dtype=object)
+
+
 def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]:
     """POST /predict over HTTP (uvicorn on 127.0.0.1) against the bare calls it wraps."""
     import socket
@@ -281,19 +351,19 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
     from {{ cookiecutter.package_name }}.model import predict_proba
     from {{ cookiecutter.package_name }}.serving import create_app
 
+    contract = params.dataset
     tracking.setup_mlflow(params.mlflow)
     store = open_store()
-    champion = ChampionModel(params.mlflow.registered_model, refresh_seconds=3600)
+    champion = ChampionModel(params.mlflow.registered_model, contract, refresh_seconds=3600)
     model = champion.get()
-    features = pd.read_parquet(params.paths.feature_table, columns=["customer_id"])
-    ids = features["customer_id"].drop_duplicates().to_numpy()
+    ids = served_ids(params.paths.feature_table, contract)
     rng = np.random.default_rng(0)
     picks = rng.choice(ids, size=requests).tolist()
 
     bare = []
-    for customer in picks:
+    for entity in picks:
         started = time.perf_counter()
-        known, _ = online_features(store, [customer])
+        known, _ = online_features(store, [entity], contract)
         predict_proba(model.booster, known)
         bare.append(time.perf_counter() - started)
 
@@ -301,7 +371,7 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log_path = Path(tempfile.mkdtemp(prefix="bench-")) / "bench_predictions.jsonl"
-    app = create_app(store, champion, log_path)
+    app = create_app(store, champion, log_path, contract)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -315,15 +385,15 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
                 except httpx.TransportError:
                     time.sleep(0.1)
             http = []
-            for customer in picks:
+            for entity in picks:
                 started = time.perf_counter()
-                client.post("/predict", json={"customer_ids": [customer]}).raise_for_status()
+                client.post("/predict", json={"ids": [entity]}).raise_for_status()
                 http.append(time.perf_counter() - started)
             batches = max(requests // batch, 10)
             started = time.perf_counter()
             for _ in range(batches):
                 chunk = rng.choice(ids, size=batch).tolist()
-                client.post("/predict", json={"customer_ids": chunk}).raise_for_status()
+                client.post("/predict", json={"ids": chunk}).raise_for_status()
             batch_seconds = time.perf_counter() - started
     finally:
         server.should_exit = True
@@ -341,50 +411,64 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
     return figures
 
 
-def bench_feature_store(params: Params, rows: int) -> dict[str, float]:
-    """Feast historical retrieval and materialization on `rows` rows, in a scratch repo."""
+def bench_feature_store(
+    params: Params, rows: int, feature_repo: Path = Path("features")
+) -> dict[str, float]:
+    """Feast historical retrieval and materialization on `rows` rows of the contract, in a
+    scratch copy of `feature_repo` (the project's features/)."""
     import shutil
+
+    import yaml
 
     from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
     from {{ cookiecutter.package_name }}.features import build_features, build_labels
 
     from .point_in_time import point_in_time_join
 
-    raw, _, _ = synthetic_raw(rows)
-    features, labels = build_features(raw), build_labels(raw)
+    contract = params.dataset
+    raw = contract_raw(params, rows, Window(end_date=params.interval.end_date, days=10).dates())
+    features, labels = build_features(raw, contract), build_labels(raw, contract)
     scratch = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
         repo = scratch / "features"
-        shutil.copytree(
-            Path("features"), repo, ignore=shutil.ignore_patterns("state", "__pycache__")
-        )
-        (scratch / "params.yaml").write_text("paths:\n  features: data\n")
+        shutil.copytree(feature_repo, repo, ignore=shutil.ignore_patterns("state", "__pycache__"))
+        # features/definitions.py reads `dataset` and <paths.features>/features.parquet
+        scratch_params = {
+            "dataset": contract.model_dump(mode="json"),
+            "paths": {"features": "data"},
+        }
+        (scratch / "params.yaml").write_text(yaml.safe_dump(scratch_params, sort_keys=False))
         (scratch / "data").mkdir()
-        # features/definitions.py reads <paths.features>/features.parquet
         features.to_parquet(
             scratch / "data" / params.paths.feature_table.name, index=False, coerce_timestamps="us"
         )
         store = open_store(repo)
         started = time.perf_counter()
-        frame = historical_features(store, labels)
+        frame = historical_features(store, labels, contract)
         feast_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        point_in_time_join(labels, features)
+        point_in_time_join(labels, features, contract)
         pandas_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        materialize(store, features, params.materialize.chunk_rows)
+        materialize(
+            store,
+            features,
+            contract,
+            params.materialize.chunk_rows,
+            params.materialize.verify_entities,
+        )
         materialize_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     figures = {
-        "rows": float(rows),
+        "rows": float(len(raw)),
         "historical_rows_returned": float(len(frame)),
         "feast_historical_seconds": feast_seconds,
         "pandas_merge_asof_seconds": pandas_seconds,
         "feast_over_pandas": feast_seconds / pandas_seconds,
         "materialize_seconds": materialize_seconds,
     }
-    print_figures(f"Feast on {rows:,} rows (DuckDB offline store)", figures)
+    print_figures(f"Feast on {len(raw):,} rows (DuckDB offline store)", figures)
     return figures
 
 
@@ -494,7 +578,7 @@ def feast(
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Feast historical retrieval and materialization time, against pandas merge_asof."""
-    bench_feature_store(load_params(params), rows)
+    bench_feature_store(load_params(params), rows, params.parent / "features")
 
 
 if __name__ == "__main__":

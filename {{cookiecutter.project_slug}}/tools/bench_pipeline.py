@@ -1,7 +1,8 @@
 """The pipeline benchmark behind `make bench`: the whole `dvc repro` at several data
 sizes against the bare work it wraps, measured in the same run.
 
-For each size a scratch copy of this project runs the real pipeline (with
+For each size a scratch copy of this project runs the real pipeline on generated rows
+of its dataset contract, read through `ingest.source: files` (sized_copy; with
 tools/stage_metrics on PYTHONPATH, every stage process records its start-up, work time
 and peak memory: see its sitecustomize.py; the package has no hook for it), then a
 no-op `dvc repro`, then the bare floor in one fresh process: read the raw parquet,
@@ -27,12 +28,16 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from {{ cookiecutter.package_name }}.config import DataConfig, Params, SyntheticConfig
+from {{ cookiecutter.package_name }}.config import INTERVAL_FILE, Params
 from {{ cookiecutter.package_name }}.logs import console
 
+from .bench import gate_config, revisit_ratio
+from .contract_data import contract_frame, source_rows
 from .scratch import copy_project
 
 CLI = [sys.executable, "-m", "tools.bench"]  # run in a scratch copy, from its root
+# The generated rows a scratch copy ingests (ingest.files.path), relative to its root.
+BENCH_SOURCE = Path("data/source/bench_rows.parquet")
 # Put on PYTHONPATH for the timed `dvc repro`: each stage process records its figures.
 STAGE_METRICS = Path(__file__).resolve().parent / "stage_metrics"
 STAGE_METRICS_ENV = "STAGE_METRICS_FILE"
@@ -72,13 +77,13 @@ def _run(args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) ->
     return done.stdout
 
 
-def size_params(rows: int, data: DataConfig, synthetic: SyntheticConfig) -> dict[str, int]:
-    """ingest.synthetic.* for about `rows` raw rows over data.window_days: more customers,
-    each seen as often as in params.yaml, so per-customer history (Feast's join work)
-    keeps its shape."""
-    per_day = max(rows // data.window_days, 100)
-    ratio = synthetic.n_customers / synthetic.rows_per_day
-    return {"rows_per_day": per_day, "n_customers": max(per_day, round(per_day * ratio))}
+def size_params(rows: int, window_days: int, ratio: float) -> dict[str, int]:
+    """Rows per day and population for about `rows` raw rows over `window_days` days: more
+    entities with more rows, each seen as often as in the project (`ratio`: distinct
+    entities per daily row, bench.revisit_ratio), so per-entity history (Feast's join
+    work) keeps its shape."""
+    per_day = max(rows // window_days, 100)
+    return {"rows_per_day": per_day, "population": max(per_day, round(per_day * ratio))}
 
 
 def stage_metrics_env(metrics_file: Path) -> dict[str, str]:
@@ -87,16 +92,53 @@ def stage_metrics_env(metrics_file: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(path), STAGE_METRICS_ENV: str(metrics_file)}
 
 
-def bench_size(project: Path, scratch: Path, rows: int, params: Params) -> SizeResult:
-    """Full `dvc repro`, a no-op `dvc repro` and the bare floor at one size."""
-    sized = size_params(rows, params.data, params.ingest.synthetic)
+def sized_copy(project: Path, dest: Path, rows: int, params: Params) -> Path:
+    """A scratch copy of `project` whose ingest reads about `rows` generated rows of the
+    contract over the project's window: the rows (the label as the source's values) in
+    BENCH_SOURCE with `ingest.source: files`, the window in data.window_days and
+    interval.yaml, the gates' suites profiled on the rows (suite_bootstrap.contract_suites,
+    as `dataset init` writes them: the project's own suites describe its own values) and
+    room in validate_raw for the rows per day. Everything else is the project's."""
+    from {{ cookiecutter.package_name }}.files import write_json
+    from {{ cookiecutter.package_name }}.suite_bootstrap import contract_suites
+
+    contract, window = params.dataset, params.window
+    if params.paths.expectations.is_absolute():
+        raise ValueError(
+            f"paths.expectations is absolute ({params.paths.expectations}): the bench writes "
+            "each scratch copy's suites below it, so it must be relative to the project root"
+        )
+    sized = size_params(rows, window.days, revisit_ratio(params))
+    frame = contract_frame(
+        contract,
+        window.dates(),
+        sized["rows_per_day"],
+        population=sized["population"],
+        seed=params.train.seed,
+    )
 
     def resize(p: dict[str, Any]) -> None:
-        p["ingest"]["synthetic"].update(sized)
-        gate = p["validate_raw"]
-        gate["max_rows_per_day"] = max(gate["max_rows_per_day"], 2 * sized["rows_per_day"])
+        p["data"]["window_days"] = window.days
+        p["ingest"]["source"] = "files"
+        p["ingest"]["files"] = {"path": BENCH_SOURCE.as_posix(), "format": "parquet"}
+        p["validate_raw"].update(
+            gate_config(params, sized["rows_per_day"]).model_dump(
+                include={"min_rows_per_day", "max_rows_per_day"}
+            )
+        )
+        (dest / INTERVAL_FILE).write_text(f"end_date: '{window.end_date.isoformat()}'\n")
+        for name, suite in contract_suites(contract, frame, window.days).items():
+            write_json(suite, dest / params.paths.expectations / f"{name}.json")
 
-    copy = copy_project(project, scratch / f"rows-{rows}", resize)
+    copy = copy_project(project, dest, resize)
+    (copy / BENCH_SOURCE).parent.mkdir(parents=True, exist_ok=True)
+    source_rows(contract, frame).to_parquet(copy / BENCH_SOURCE, index=False)
+    return copy
+
+
+def bench_size(project: Path, scratch: Path, rows: int, params: Params) -> SizeResult:
+    """Full `dvc repro`, a no-op `dvc repro` and the bare floor at one size."""
+    copy = sized_copy(project, scratch / f"rows-{rows}", rows, params)
     metrics_file = scratch / f"stages-{rows}.jsonl"
     dvc = [sys.executable, "-m", "dvc"]
     started = time.perf_counter()
@@ -141,23 +183,28 @@ class PeakRss:
 
 
 def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
-    """The floor: the same data and XGBoost parameters, no DVC, gates, Feast or MLflow."""
+    """The floor: the same data and XGBoost parameters, no DVC, gates, Feast or MLflow.
+    It trains on the rows the pipeline trains on: those whose label has matured by the
+    window's end (dataset.label.horizon_days)."""
     import xgboost as xgb
 
     from {{ cookiecutter.package_name }}.batches import read_raw
-    from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, LABEL, build_features
+    from {{ cookiecutter.package_name }}.features import build_features
     from {{ cookiecutter.package_name }}.model import feature_matrix, scale_pos_weight, xgb_params
     from {{ cookiecutter.package_name }}.split import time_split
 
-    cfg = params.train
+    cfg, contract = params.train, params.dataset
+    label, features = contract.label.column, contract.feature_columns
     clock = time.perf_counter()
     raw = read_raw(params.paths.raw)
     read_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    frame = build_features(raw).assign(**{LABEL: raw[LABEL].to_numpy()})
-    splits = time_split(frame, params.split)
-    x_train, y_train = feature_matrix(splits.train), splits.train[LABEL].to_numpy()
-    x_valid, y_valid = feature_matrix(splits.valid), splits.valid[LABEL].to_numpy()
+    matured = raw[contract.timestamp] < contract.label_known_before(params.window.end_date)
+    frame = build_features(raw.loc[matured], contract)
+    frame[label] = raw.loc[matured, label].to_numpy()
+    splits = time_split(frame, params.split, contract)
+    x_train, y_train = feature_matrix(splits.train, features), splits.train[label].to_numpy()
+    x_valid, y_valid = feature_matrix(splits.valid, features), splits.valid[label].to_numpy()
     features_s = time.perf_counter() - clock
     spw = scale_pos_weight(y_train, cfg)
     with PeakRss() as memory:
@@ -176,7 +223,7 @@ def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
         )
         train_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    booster.predict(xgb.DMatrix(feature_matrix(splits.test)))
+    booster.predict(xgb.DMatrix(feature_matrix(splits.test, features)))
     predict_s = time.perf_counter() - clock
     rounds = booster.num_boosted_rounds()
     matrix_bytes = x_train.nbytes + x_valid.nbytes
@@ -184,7 +231,7 @@ def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
         "device": device,
         "rows": len(raw),
         "train_rows": len(x_train),
-        "features": len(FEATURE_COLUMNS),
+        "features": len(features),
         "rounds": rounds,
         "read_seconds": read_s,
         "features_seconds": features_s,

@@ -15,7 +15,6 @@ import yaml
 LOCAL_STATE = (
     ".venv",
     ".git",
-    "data",
     "models",
     "reports",
     "logs",
@@ -47,9 +46,18 @@ def edit_params(project: Path, mutate: Callable[[dict[str, Any]], None]) -> None
 def copy_project(
     source: Path, dest: Path, mutate_params: Callable[[dict[str, Any]], None] | None = None
 ) -> Path:
-    """A fresh git + DVC checkout of `source`'s files (no data, models or local state),
+    """A fresh git + DVC checkout of `source`'s files (no stage outputs, models or local
+    state; data/source, the tables ingest.files reads, is copied),
     with params.yaml changed by `mutate_params` before the first commit."""
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*LOCAL_STATE))
+    local_state = shutil.ignore_patterns(*LOCAL_STATE)
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        ignored = set(local_state(folder, names))
+        if Path(folder) == source / "data":  # stage outputs stay; the tables you brought go along
+            ignored = {name for name in names if name not in {"source", "README.md"}}
+        return ignored
+
+    shutil.copytree(source, dest, ignore=ignore)
     if mutate_params:
         edit_params(dest, mutate_params)
     git = ["git", "-c", "user.name=scratch", "-c", "user.email=scratch@example.com"]

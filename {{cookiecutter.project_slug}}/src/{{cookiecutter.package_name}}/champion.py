@@ -8,6 +8,8 @@ Everything the registry knows about a version the project uses lives here:
   without it, fall back to the training run's param `model.threshold`);
 - reading an alias, loading a version (booster + threshold), and `ChampionModel`,
   which holds the champion in memory for serving and reloads it when the alias moves;
+  a version trained on other features than the contract's (params.yaml dataset)
+  fails to load with a FeatureMismatchError naming the difference;
 - scoring a holdout with a booster, by the feature names the booster was trained on.
 """
 
@@ -22,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
-from .features import FEATURE_COLUMNS
+from .model import check_features, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -109,36 +112,34 @@ def version_threshold(client: Any, model_version: Any) -> float:
     return DEFAULT_THRESHOLD
 
 
-def load_version(client: Any, name: str, version: str) -> LoadedModel:
-    """A registered version's booster and threshold."""
+def load_version(client: Any, name: str, version: str, contract: DatasetContract) -> LoadedModel:
+    """A registered version's booster and threshold; a FeatureMismatchError when it
+    reads other features than contract.feature_columns."""
     import mlflow.xgboost
 
     model_version = client.get_model_version(name, str(version))
     threshold = version_threshold(client, model_version)
     booster = mlflow.xgboost.load_model(f"models:/{name}/{version}")
+    check_features(booster.feature_names, contract, f"version {version} of model {name!r}")
     return LoadedModel(name, str(version), model_version.run_id, threshold, booster)
 
 
 def booster_scores(booster: Any, holdout: pd.DataFrame) -> np.ndarray:
-    """Scores of `holdout` by the features the booster was trained on (by name), so a
-    registered model trained on other features fails with a clear StageInputError."""
-    import xgboost as xgb
-
-    names = list(booster.feature_names or FEATURE_COLUMNS)
-    missing = [n for n in names if n not in holdout.columns]
-    if missing:
-        raise StageInputError(f"the holdout lacks features the model reads: {missing}")
-    matrix = xgb.DMatrix(holdout[names].to_numpy(dtype=np.float32), feature_names=names)
-    return booster.predict(matrix)
+    """Scores of `holdout` by the features the booster was trained on (by name); a
+    FeatureMismatchError (a StageInputError) when the holdout lacks one of them."""
+    return predict_proba(booster, holdout)
 
 
 class ChampionModel:
-    """Holds the champion in memory; checks the alias at most every `refresh_seconds`."""
+    """Holds the champion in memory; checks the alias at most every `refresh_seconds`.
+    A champion trained on other features than `contract`'s is never served: get()
+    raises FeatureMismatchError (and retries at the next call)."""
 
-    def __init__(self, name: str, refresh_seconds: float = 30.0) -> None:
+    def __init__(self, name: str, contract: DatasetContract, refresh_seconds: float = 30.0) -> None:
         import mlflow
 
         self.name = name
+        self.contract = contract
         self.refresh_seconds = refresh_seconds
         self._client = mlflow.MlflowClient()
         self._lock = threading.Lock()
@@ -161,8 +162,8 @@ class ChampionModel:
         with self._lock:
             if self._model is None or now - self._checked >= self.refresh_seconds:
                 version = self._champion_version()
-                self._checked = now
                 if self._model is None or self._model.version != version:
-                    self._model = load_version(self._client, self.name, version)
+                    self._model = load_version(self._client, self.name, version, self.contract)
                     log.info("serving %s version %s", self.name, version)
+                self._checked = now
             return self._model

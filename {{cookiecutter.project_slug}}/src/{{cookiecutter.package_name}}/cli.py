@@ -21,7 +21,7 @@ from .errors import PipelineError
 from .logs import console, setup_logging
 
 app = typer.Typer(
-    help="Churn Model: pipeline stages and tools.",
+    help="{{ cookiecutter.project_name }}: pipeline stages and tools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -56,7 +56,7 @@ def ingest(params: Path = PARAMS_OPTION) -> None:
     from .stages import ingest as stage
 
     p = load_params(params)
-    stage.run(p.window, p.ingest, p.paths.raw)
+    stage.run(p.window, p.ingest, p.dataset, p.paths.raw)
 
 
 @app.command()
@@ -72,7 +72,7 @@ def validate(
     if gate == "raw":
         from .stages import validate_raw
 
-        validate_raw.run(p.paths, p.window, p.validate_raw)
+        validate_raw.run(p.paths, p.window, p.validate_raw, p.dataset)
     elif gate == "features":
         from .stages import validate_features
 
@@ -90,7 +90,7 @@ def featurize(params: Path = PARAMS_OPTION) -> None:
     from .stages import featurize as stage
 
     p = load_params(params)
-    stage.run(p.paths, p.data.slice_column)
+    stage.run(p.paths, p.dataset)
 
 
 @app.command("training-set")
@@ -99,7 +99,8 @@ def training_set(params: Path = PARAMS_OPTION) -> None:
     """Build the training set with Feast: labels joined point-in-time with features."""
     from .stages import training_set as stage
 
-    stage.run(load_params(params).paths)
+    p = load_params(params)
+    stage.run(p.paths, p.window, p.split, p.dataset)
 
 
 @app.command()
@@ -109,7 +110,7 @@ def materialize(params: Path = PARAMS_OPTION) -> None:
     from .stages import materialize as stage
 
     p = load_params(params)
-    stage.run(p.paths, p.materialize)
+    stage.run(p.paths, p.materialize, p.dataset)
 
 
 @app.command()
@@ -119,7 +120,7 @@ def train(params: Path = PARAMS_OPTION) -> None:
     from .stages import train as stage
 
     p = load_params(params)
-    stage.run(p.paths, p.split, p.train, p.mlflow)
+    stage.run(p.paths, p.split, p.train, p.mlflow, p.dataset)
 
 
 @app.command()
@@ -129,7 +130,7 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     from .stages import evaluate as stage
 
     p = load_params(params)
-    stage.run(p.paths, p.split, p.evaluate, p.data.slice_column, p.mlflow)
+    stage.run(p.paths, p.split, p.evaluate, p.mlflow, p.dataset)
 
 
 @app.command()
@@ -189,7 +190,9 @@ def serve(
 @command
 def score(
     entities: Path = typer.Option(
-        ..., help="Parquet/CSV with the entity column (and optionally the event timestamp)."
+        ...,
+        help="Parquet/CSV with the entity key column (dataset.entity.key) and optionally "
+        "the timestamp column (dataset.timestamp).",
     ),
     out: Path = typer.Option(
         Path("data/predictions/batch_scores.parquet"), help="Where to write scores."
@@ -240,6 +243,65 @@ def expectations_init(
     console.print(
         f"wrote {len(suite['expectations'])} expectations to {target}: review and tighten them; "
         "a gate uses expectations/<gate>.json"
+    )
+
+
+dataset_app = typer.Typer(help="Bring your own table.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+def _columns(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+@dataset_app.command("init")
+@command
+def dataset_init(
+    table: Path = typer.Option(..., "--from", help="Your table: a CSV or parquet file."),
+    entity: str = typer.Option(..., "--entity", help="The id column (the entity key)."),
+    timestamp: str = typer.Option(..., "--timestamp", help="When each row was observed."),
+    label: str = typer.Option(..., "--label", help="The column the model predicts."),
+    positive: str | None = typer.Option(
+        None, "--positive", help="The label value meaning positive (default: 1 of 0/1)."
+    ),
+    categorical: str | None = typer.Option(
+        None, "--categorical", help="Comma-separated numeric columns holding codes, not amounts."
+    ),
+    drop: str | None = typer.Option(None, "--drop", help="Comma-separated columns to leave out."),
+    slices: str | None = typer.Option(
+        None, "--slices", help="Comma-separated columns to check metrics per value of."
+    ),
+    entity_name: str | None = typer.Option(None, "--entity-name", help="The Feast entity's name."),
+    horizon_days: int = typer.Option(
+        0, "--horizon-days", min=0, help="Days after an event until its label is known."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a table brought before."),
+) -> None:
+    """Profile your table and write the contract, source, window settings and suites."""
+    from .dataset_init import describe
+    from .dataset_write import init_project
+
+    done = init_project(
+        Path(),
+        table,
+        force,
+        entity=entity,
+        timestamp=timestamp,
+        label=label,
+        positive=positive,
+        categorical=_columns(categorical),
+        drop=_columns(drop),
+        slices=_columns(slices),
+        entity_name=entity_name,
+        horizon_days=horizon_days,
+    )
+    console.print(describe(done["inferred"]), highlight=False)
+    console.print(
+        f"wrote params.yaml (dataset, ingest.files.path: {done['source']}, "
+        f"{', '.join(done['settings'])}), interval.yaml, dvc.yaml (ingest deps) and "
+        f"{', '.join(str(p) for p in done['suites'].values())}; {done['dvc']}.\n"
+        "Review them (docs/data.md), then: dvc repro",
+        highlight=False,
     )
 
 

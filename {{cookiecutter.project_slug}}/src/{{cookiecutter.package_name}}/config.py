@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from .contract import DatasetContract
 from .errors import ConfigError
 
 
@@ -48,7 +49,7 @@ class PathsConfig(Strict):
 
     @property
     def label_table(self) -> Path:
-        """The label events with their slice column (featurize's output)."""
+        """The label events with their slice columns (featurize's output)."""
         return self.features / "labels.parquet"
 
 
@@ -56,7 +57,6 @@ class DataConfig(Strict):
     """params.yaml `data`: shared by the stages that read the window of daily batches."""
 
     window_days: int = Field(ge=1, le=3660)  # the rolling window ends at interval.yaml end_date
-    slice_column: str = "segment"  # metrics, labels and promotion minimums per value of this
 
 
 class IntervalConfig(Strict):
@@ -89,16 +89,16 @@ class SyntheticConfig(Strict):
     """The demo's data generator (datagen.py), behind ingest's fetch_batch."""
 
     rows_per_day: int = Field(ge=10)
-    n_customers: int = Field(ge=10)
+    population: int = Field(ge=10)  # distinct entities; each appears at most once a day
     seed: int = 42
     drift: DriftConfig = DriftConfig()
 
     @model_validator(mode="after")
-    def _enough_customers(self) -> SyntheticConfig:
-        if self.rows_per_day > self.n_customers:
+    def _enough_entities(self) -> SyntheticConfig:
+        if self.rows_per_day > self.population:
             raise ValueError(
-                f"rows_per_day ({self.rows_per_day}) cannot exceed n_customers "
-                f"({self.n_customers}): each customer appears at most once a day"
+                f"rows_per_day ({self.rows_per_day}) cannot exceed population "
+                f"({self.population}): each entity appears at most once a day"
             )
         return self
 
@@ -176,7 +176,7 @@ class ValidateRawConfig(Strict):
 class MaterializeConfig(Strict):
     # Entities written to the online store per call: bounds the stage's memory.
     chunk_rows: int = Field(50_000, ge=1)
-    verify_entities: int = Field(200, ge=0)  # customers read back after writing (0: skip)
+    verify_entities: int = Field(200, ge=0)  # entities read back after writing (0: skip)
 
 
 class SplitConfig(Strict):
@@ -237,20 +237,9 @@ class EvaluateConfig(Strict):
 # jensenshannon, psi, ...) flag drift when score >= threshold, tests (ks, chisquare,
 # ...) when p-value < threshold.
 NumStattest = Literal[
-    "wasserstein",
-    "psi",
-    "jensenshannon",
-    "kl_div",
-    "hellinger",
-    "ks",
-    "anderson",
-    "cramer_von_mises",
-    "mannw",
-    "ed",
-    "es",
-    "t_test",
-    "empirical_mmd",
-]
+    "wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "ks", "anderson",
+    "cramer_von_mises", "mannw", "ed", "es", "t_test", "empirical_mmd",
+]  # fmt: skip
 CatStattest = Literal[
     "jensenshannon", "psi", "kl_div", "hellinger", "chisquare", "z", "TVD", "g_test", "fisher_exact"
 ]
@@ -327,13 +316,14 @@ class PromotionConfig(Strict):
     # lifts over the holdout's positive rate; both apply when set.
     absolute_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
     minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
-    # The same in every slice (data.slice_column) with enough rows (its own positive rate).
+    # The same in every slice (dataset.slices) with enough rows (its own positive rate).
     slice_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
     slice_minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
 
 
 class Params(Strict):
+    dataset: DatasetContract
     paths: PathsConfig
     data: DataConfig
     interval: IntervalConfig  # from interval.yaml, not params.yaml

@@ -28,8 +28,8 @@ import pandas as pd
 import xgboost as xgb
 
 from .config import DaskConfig, TrainConfig
+from .contract import DatasetContract
 from .errors import ClusterError
-from .features import FEATURE_COLUMNS, LABEL
 from .model import Fit, cuda_usable, feature_matrix, xgb_params
 from .split import Splits
 
@@ -162,14 +162,17 @@ def dask_client(cfg: DaskConfig, device: str = "cpu") -> Iterator[Client]:
         cluster.close()
 
 
-def _to_cluster(client: Client, frame: pd.DataFrame, partitions: int) -> tuple[Any, set[str]]:
+def _to_cluster(
+    client: Client, frame: pd.DataFrame, partitions: int, contract: DatasetContract
+) -> tuple[Any, set[str]]:
     """The rows of `frame` (features as float32, and the label) as a Dask DataFrame whose
     partitions are spread over the workers (scatter places them round robin), and the
     workers that hold them."""
     import dask.dataframe as dd
 
-    data = pd.DataFrame(feature_matrix(frame), columns=FEATURE_COLUMNS)
-    data[LABEL] = frame[LABEL].to_numpy()
+    features = contract.feature_columns
+    data = pd.DataFrame(feature_matrix(frame, features), columns=features)
+    data[contract.label.column] = frame[contract.label.column].to_numpy()
     bounds = np.linspace(0, len(data), min(partitions, len(data)) + 1).astype(int)
     parts = [data.iloc[lo:hi] for lo, hi in itertools.pairwise(bounds)]
     futures = client.scatter(parts)
@@ -189,7 +192,11 @@ def _worker_count(client: Client, dask_cfg: DaskConfig) -> int:
 
 
 def train_on_dask(
-    splits: Splits, cfg: TrainConfig, dask_cfg: DaskConfig, scale_pos_weight: float
+    splits: Splits,
+    cfg: TrainConfig,
+    dask_cfg: DaskConfig,
+    scale_pos_weight: float,
+    contract: DatasetContract,
 ) -> Fit:
     """The `dask` engine: the same XGBoost parameters and early stopping as the local one."""
     from xgboost import dask as dxgb
@@ -207,21 +214,22 @@ def train_on_dask(
             device,
         )
         params = xgb_params(cfg, device, scale_pos_weight)
-        train, train_workers = _to_cluster(client, splits.train, partitions)
-        valid, valid_workers = _to_cluster(client, splits.valid, partitions)
+        train, train_workers = _to_cluster(client, splits.train, partitions, contract)
+        valid, valid_workers = _to_cluster(client, splits.valid, partitions, contract)
         workers = len(train_workers | valid_workers)  # xgboost.dask trains on these
+        features, label = contract.feature_columns, contract.label.column
         dtrain = dxgb.DaskQuantileDMatrix(
             client,
-            train[FEATURE_COLUMNS],
-            train[LABEL],
-            feature_names=FEATURE_COLUMNS,
+            train[features],
+            train[label],
+            feature_names=features,
             max_bin=cfg.max_bin,
         )
         dvalid = dxgb.DaskQuantileDMatrix(
             client,
-            valid[FEATURE_COLUMNS],
-            valid[LABEL],
-            feature_names=FEATURE_COLUMNS,
+            valid[features],
+            valid[label],
+            feature_names=features,
             max_bin=cfg.max_bin,
             ref=dtrain,
         )
@@ -239,7 +247,7 @@ def train_on_dask(
     best = int(booster.best_iteration)
     # The valid split is in memory here: score it locally, as the saved model will be used.
     valid_scores = booster.predict(
-        xgb.DMatrix(feature_matrix(splits.valid), feature_names=FEATURE_COLUMNS),
+        xgb.DMatrix(feature_matrix(splits.valid, features), feature_names=features),
         iteration_range=(0, best + 1),
     )
     return Fit(booster, device, params, result["history"], valid_scores, workers=workers)

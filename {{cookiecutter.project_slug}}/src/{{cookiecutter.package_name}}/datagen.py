@@ -3,7 +3,8 @@
 A fixed population of customers (static attributes drawn once from the seed)
 is observed every day: each daily batch holds one snapshot row for a random
 subset of customers, with usage and billing features and a label saying
-whether the customer churned within the following 30 days (about 1 in 10
+whether the customer churned within the following 7 days (params.yaml
+dataset.label.horizon_days) (about 1 in 10
 does). A day's batch depends only on (seed, day), so re-generating any window
 gives identical rows, and drift can be switched on from a given date:
 
@@ -41,20 +42,20 @@ EPOCH = dt.date(2026, 1, 1)  # tenures are drawn as of this day and grow after i
 
 
 @functools.lru_cache(maxsize=4)
-def _population(n_customers: int, seed: int) -> pd.DataFrame:
+def _population(population: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng([seed, 0])
-    segment = rng.choice(len(SEGMENTS), n_customers, p=[0.7, 0.2, 0.1])
+    segment = rng.choice(len(SEGMENTS), population, p=[0.7, 0.2, 0.1])
     return pd.DataFrame(
         {
-            "customer_id": np.arange(100_000, 100_000 + n_customers, dtype="int64"),
+            "customer_id": np.arange(100_000, 100_000 + population, dtype="int64"),
             "segment": segment,
-            "contract": rng.choice(len(CONTRACTS), n_customers, p=[0.55, 0.25, 0.20]),
+            "contract": rng.choice(len(CONTRACTS), population, p=[0.55, 0.25, 0.20]),
             "payment_method": rng.choice(
-                len(PAYMENT_METHODS), n_customers, p=[0.35, 0.25, 0.3, 0.1]
+                len(PAYMENT_METHODS), population, p=[0.35, 0.25, 0.3, 0.1]
             ),
-            "base_tenure": rng.integers(0, 73, n_customers),
-            "base_charges": rng.gamma(9.0, 7.5, n_customers) * np.array([1.0, 1.6, 2.5])[segment],
-            "base_usage": rng.gamma(2.0, 40.0, n_customers),
+            "base_tenure": rng.integers(0, 73, population),
+            "base_charges": rng.gamma(9.0, 7.5, population) * np.array([1.0, 1.6, 2.5])[segment],
+            "base_usage": rng.gamma(2.0, 40.0, population),
         }
     )
 
@@ -88,19 +89,19 @@ def generate_day(
     day: dt.date,
     *,
     rows: int,
-    n_customers: int,
+    population: int,
     seed: int,
     drift_start: dt.date | None = None,
     covariate_drift: float = 0.0,
     concept_drift: float = 0.0,
 ) -> pd.DataFrame:
     """One daily batch of `rows` customer snapshots; identical for identical arguments."""
-    if rows > n_customers:
-        raise ValueError(f"rows ({rows}) cannot exceed n_customers ({n_customers})")
-    pop = _population(n_customers, seed)
+    if rows > population:
+        raise ValueError(f"rows ({rows}) cannot exceed population ({population})")
+    pop = _population(population, seed)
     ordinal = (day - EPOCH).days
     rng = np.random.default_rng([seed, 1, ordinal])
-    picked = pop.iloc[np.sort(rng.choice(n_customers, rows, replace=False))].reset_index(drop=True)
+    picked = pop.iloc[np.sort(rng.choice(population, rows, replace=False))].reset_index(drop=True)
     drifting = drift_start is not None and day >= drift_start
     cov = covariate_drift if drifting else 0.0
     concept = concept_drift if drifting else 0.0

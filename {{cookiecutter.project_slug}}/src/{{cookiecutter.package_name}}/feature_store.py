@@ -1,8 +1,9 @@
 """Feast access: one feature service feeds training (historical, point-in-time
 correct) and serving (online, after materialization).
 
-The definitions live in features/definitions.py; every stage applies them
-before use (idempotent), so a fresh clone needs no manual `feast apply`.
+features/definitions.py builds the Feast objects from the dataset contract; every
+stage applies them before use (idempotent), so a fresh clone needs no manual
+`feast apply`. The functions take the contract and check the definitions agree.
 """
 
 from __future__ import annotations
@@ -13,23 +14,28 @@ import importlib.util
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import PipelineError, StageInputError
-from .features import ENTITY, FEATURE_COLUMNS, FEATURE_SERVICE, TIMESTAMP
+from .contract import DatasetContract
+from .errors import ConfigError, PipelineError, StageInputError
+from .features import FEATURE_SERVICE
 from .logs import progress
 
 log = logging.getLogger(__name__)
 
 FEATURE_REPO = Path("features")
-FEATURE_VIEW = "customer_features"
 DEFAULT_REDIS = "127.0.0.1:6379"
 # Registry tag on the feature view: the schema fingerprint its online rows were written with.
 ONLINE_SCHEMA_TAG = "online_schema"
+REPAIR = (
+    "Its recorded schema is cleared, so the next run rewrites the whole window: "
+    "try `dvc repro --force materialize`."
+)
 
 
 def _definitions(repo: Path) -> list[Any]:
@@ -81,14 +87,74 @@ def _keep_online_schema_tags(store: Any, objects: list[Any]) -> None:
             obj.tags = {**obj.tags, ONLINE_SCHEMA_TAG: registered.tags[ONLINE_SCHEMA_TAG]}
 
 
+def feature_view(store: Any, contract: DatasetContract) -> Any:
+    """The contract's feature view; a ConfigError when the Feast definitions disagree with
+    the contract (features/definitions.py reads the project's params.yaml)."""
+    from feast.errors import FeatureViewNotFoundException
+
+    fix = (
+        "features/definitions.py builds the Feast objects from the params.yaml beside "
+        "features/: run with that file (--params) or make the two `dataset` sections agree"
+    )
+    try:
+        view = store.get_feature_view(contract.feature_view)
+    except FeatureViewNotFoundException:
+        raise ConfigError(
+            f"the Feast repository has no feature view {contract.feature_view!r} "
+            f"(dataset.entity.name {contract.entity.name!r}): {fix}"
+        ) from None
+    keys = [f.name for f in view.entity_columns]
+    kinds = [store.get_entity(name).value_type.name for name in view.entities]
+    want_kind = "INT64" if contract.entity.dtype == "int" else "STRING"
+    if keys != [contract.entity.key] or kinds != [want_kind]:
+        raise ConfigError(
+            f"feature view {view.name!r} is keyed by {keys} ({kinds}), the contract by "
+            f"{contract.entity.key!r} ({contract.entity.dtype}, dataset.entity): {fix}"
+        )
+    declared = [f.name for f in view.features]
+    if declared != contract.feature_columns:
+        differ = sorted(set(declared) ^ set(contract.feature_columns))
+        what = f"differ in {differ[:5]}" if differ else "are the same in another order"
+        raise ConfigError(f"feature view {view.name!r} and the contract's features {what}: {fix}")
+    return view
+
+
+def check_entity_keys(frame: pd.DataFrame, contract: DatasetContract, where: str) -> None:
+    """A StageInputError unless `frame` has the entity key column, typed per the contract
+    (dataset.entity.dtype) and never empty."""
+    key, dtype = contract.entity.key, contract.entity.dtype
+    if key not in frame.columns:
+        raise StageInputError(
+            f"{where} has no entity key column {key!r} (dataset.entity.key); "
+            f"columns: {list(frame.columns)[:10]}"
+        )
+    if empty := int(frame[key].isna().sum()):
+        raise StageInputError(f"{where}: {empty} rows have no {key} (dataset.entity.key)")
+    kind = pd.api.types.infer_dtype(frame[key], skipna=False)
+    if len(frame) and kind != ("integer" if dtype == "int" else "string"):
+        raise StageInputError(
+            f"{where}: {key} holds {kind} values, not {dtype} (dataset.entity.dtype): "
+            "rebuild it (featurize) after a contract change, or fix the contract"
+        )
+
+
+def _check_feature_table(features: pd.DataFrame, contract: DatasetContract) -> None:
+    check_entity_keys(features, contract, "the feature table")
+    missing = [c for c in [contract.timestamp, *contract.feature_columns] if c not in features]
+    if missing or not len(features):
+        what = f"lacks {missing[:5]} (params.yaml dataset)" if missing else "has no rows"
+        raise StageInputError(f"the feature table {what}: run `dvc repro featurize`")
+
+
 def schema_fingerprint(store: Any, view: Any) -> str:
-    """What the view's online rows depend on: entity join keys and types, feature names
-    and types, the source path, the online store type and its entity key serialization.
-    Feast itself keeps a view's materialization intervals across such a change."""
+    """What the view's online rows depend on: its entity (name, join key, value type: the
+    contract's entity name, key and dtype, as feature_view checks), its feature names and
+    types (the contract's features), the source path, the online store type and its key
+    serialization. Feast keeps a view's materialization intervals across such a change."""
     spec = {
         "feature_view": view.name,
         "entities": sorted(
-            [store.get_entity(name).join_key, store.get_entity(name).value_type.name]
+            [name, store.get_entity(name).join_key, store.get_entity(name).value_type.name]
             for name in view.entities
         ),
         "entity_columns": sorted([f.name, str(f.dtype)] for f in view.entity_columns),
@@ -100,10 +166,9 @@ def schema_fingerprint(store: Any, view: Any) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _online_rows_present(store: Any, view: Any) -> bool:
-    """Whether the online store holds any row of the view's table (SQLite; `feast apply`
-    recreates a dropped table empty) or any entity key of the project (Redis); other
-    stores are assumed to."""
+def online_entity_count(store: Any, view: Any) -> int | None:
+    """How many entity keys the online store holds for the view (SQLite: in its table, 0
+    when gone; Redis: the project's keys with its join keys); None for other stores."""
     kind = store.config.online_store.type
     provider = store._get_provider()
     if kind == "sqlite":
@@ -113,18 +178,19 @@ def _online_rows_present(store: Any, view: Any) -> bool:
         table = _table_id(
             store.project, view, store.config.registry.enable_online_feature_view_versioning
         )
-        if not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-        ).fetchone():
-            return False
-        return conn.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone() is not None
+        try:
+            return conn.execute(f'SELECT COUNT(DISTINCT entity_key) FROM "{table}"').fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return 0
     if kind == "redis":
         from feast.infra.online_stores.helpers import _redis_key_prefix
 
         client = provider.online_store._get_client(store.config.online_store)
         pattern = b"".join([_redis_key_prefix(view.join_keys), b"*", store.project.encode()])
-        return next(iter(client.scan_iter(match=pattern, count=1000)), None) is not None
-    return True
+        return sum(1 for _ in client.scan_iter(match=pattern, count=10_000))
+    return None
 
 
 def _reset_online_table(store: Any, view: Any) -> None:
@@ -137,73 +203,79 @@ def _reset_online_table(store: Any, view: Any) -> None:
     provider.update_infra(store.project, [], [view], [], entities, partial=True)
 
 
-def historical_features(store: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time join through the feature service: for each (customer, timestamp)
+def historical_features(
+    store: Any, entity_df: pd.DataFrame, contract: DatasetContract
+) -> pd.DataFrame:
+    """Point-in-time join through the feature service: for each (entity key, timestamp)
     row the newest feature values at or before that timestamp (within the TTL)."""
+    key, stamp, columns = contract.entity.key, contract.timestamp, contract.feature_columns
+    feature_view(store, contract)
+    check_entity_keys(entity_df, contract, "the entity rows")
+    if stamp not in entity_df.columns:
+        raise StageInputError(f"the entity rows have no {stamp} column (dataset.timestamp)")
     service = store.get_feature_service(FEATURE_SERVICE)
     frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
-    frame = frame.dropna(subset=FEATURE_COLUMNS, how="all")  # no feature history: cannot train
-    others = [c for c in entity_df.columns if c not in (ENTITY, TIMESTAMP)]
-    return (
-        frame[[ENTITY, TIMESTAMP, *others, *FEATURE_COLUMNS]]
-        .sort_values([TIMESTAMP, ENTITY], kind="stable")
-        .reset_index(drop=True)
-    )
+    frame = frame.dropna(subset=columns, how="all")  # no feature history: cannot train
+    others = [c for c in entity_df.columns if c not in (key, stamp)]
+    frame = frame[[key, stamp, *others, *columns]].sort_values([stamp, key], kind="stable")
+    return frame.reset_index(drop=True)
 
 
 def materialize(
-    store: Any, features: pd.DataFrame, chunk_rows: int = 50_000, verify_entities: int = 200
+    store: Any,
+    features: pd.DataFrame,
+    contract: DatasetContract,
+    chunk_rows: int = 50_000,
+    verify_entities: int = 200,
 ) -> dict[str, Any]:
     """Load feature values newer than the last materialization into the online store.
 
-    Like `feast materialize`, but in bounded memory: the online store keeps one value
-    per customer, so only each customer's newest row in the window is written, in
-    chunks of `chunk_rows` (Feast's own materialize holds every row of the window and
-    its protobuf form at once: ~4.7 GB for 1M rows). The window is then recorded in
-    the registry exactly as `feast materialize` records it.
-
-    The online rows are tied to the view's schema (schema_fingerprint, recorded as the
-    view's ONLINE_SCHEMA_TAG): when it changed, was never recorded, or the online table
-    is gone, the view's online table is recreated and the whole window written again.
-    Afterwards `verify_entities` sampled customers are read back (verify_online).
-    """
-    view = store.get_feature_view(FEATURE_VIEW)
+    Like `feast materialize`, but in bounded memory: each entity's newest row in the window,
+    `chunk_rows` at a time (Feast's own holds the window and its protobuf form at once:
+    ~4.7 GB for 1M rows); the window is recorded in the registry as Feast does. When the
+    view's schema (schema_fingerprint, its ONLINE_SCHEMA_TAG) changed or was never
+    recorded, or the online table is gone, the table is recreated and the whole window
+    written. Then `verify_entities` sampled entities are read back (verify_online) and
+    the online store must hold at least as many entities as the feature table."""
+    view = feature_view(store, contract)
+    _check_feature_table(features, contract)
+    stamps = features[contract.timestamp]
     fingerprint = schema_fingerprint(store, view)
-    latest = features[TIMESTAMP].max().to_pydatetime()
-    end = latest + dt.timedelta(seconds=1)
+    end = stamps.max().to_pydatetime() + dt.timedelta(seconds=1)
     start = view.most_recent_end_time
     reset = _reset_reason(store, view, fingerprint)
     if reset:
         if start is not None:
             log.warning("online store reset: %s; materializing the whole window again", reset)
         _reset_online_table(store, view)
-        start = features[TIMESTAMP].min().to_pydatetime()
-    in_window = (features[TIMESTAMP] >= pd.Timestamp(start)) & (
-        features[TIMESTAMP] < pd.Timestamp(end)
-    )
+        start = stamps.min().to_pydatetime()
+    in_window = (stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))
     written = 0
     if start >= end:
         log.info("online store already holds features up to %s: nothing to materialize", start)
     else:
-        written = _write_newest(store, features.loc[in_window], chunk_rows)
+        written = _write_newest(store, view.name, features.loc[in_window], contract, chunk_rows)
         store.registry.apply_materialization(view, store.project, start, end)
     try:
-        checked = verify_online(store, features, verify_entities)
+        checked = verify_online(store, features, contract, verify_entities)
+        online = _verify_count(store, view, features, contract)
     except PipelineError:
-        _record_online_schema(store, None)  # the next run rewrites the whole window
+        _record_online_schema(store, view.name, None)  # the next run rewrites the whole window
         raise
-    _record_online_schema(store, fingerprint)
+    _record_online_schema(store, view.name, fingerprint)
     return {
-        "feature_view": FEATURE_VIEW,
+        "feature_view": view.name,
         "feature_service": FEATURE_SERVICE,
+        "entity": contract.entity.name,
         "online_store": store.config.online_store.type,
         "schema_fingerprint": fingerprint,
         "full_rewrite": bool(reset),
         "window_start": start.isoformat(),
         "materialized_until": end.isoformat(),
         "rows_in_window": int(in_window.sum()),
-        "customers_written": written,
-        "customers_verified": checked,
+        "entities_written": written,
+        "entities_verified": checked,
+        "entities_online": online,
     }
 
 
@@ -216,88 +288,112 @@ def _reset_reason(store: Any, view: Any, fingerprint: str) -> str | None:
         return "no schema fingerprint recorded for the online rows"
     if recorded != fingerprint:
         return f"the feature view's schema changed ({recorded} -> {fingerprint})"
-    if not _online_rows_present(store, view):
+    if online_entity_count(store, view) == 0:
         return "the online store holds no rows (table/keys) for the view"
     return None
 
 
-def _write_newest(store: Any, window: pd.DataFrame, chunk_rows: int) -> int:
-    """Each customer's newest row of `window`, `chunk_rows` at a time; how many."""
-    newest = (
-        window[[ENTITY, TIMESTAMP, *FEATURE_COLUMNS]]
-        .sort_values(TIMESTAMP, kind="stable")
-        .drop_duplicates(ENTITY, keep="last")
+def _newest(features: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
+    """Each entity's newest row (key, timestamp, features)."""
+    key, stamp = contract.entity.key, contract.timestamp
+    return (
+        features[[key, stamp, *contract.feature_columns]]
+        .sort_values(stamp, kind="stable")
+        .drop_duplicates(key, keep="last")
     )
-    written = 0
+
+
+def _write_newest(
+    store: Any, view: str, window: pd.DataFrame, contract: DatasetContract, chunk_rows: int
+) -> int:
+    """Each entity's newest row of `window`, `chunk_rows` at a time; how many."""
+    newest = _newest(window, contract)
     with progress() as bar:
-        task = bar.add_task("materialize (customers)", total=len(newest))
+        task = bar.add_task("materialize (entities)", total=len(newest))
         for offset in range(0, len(newest), chunk_rows):
             chunk = newest.iloc[offset : offset + chunk_rows]
-            store.write_to_online_store(FEATURE_VIEW, chunk, transform_on_write=False)
-            written += len(chunk)
+            store.write_to_online_store(view, chunk, transform_on_write=False)
             bar.advance(task, len(chunk))
-    return written
+    return len(newest)
 
 
-def _record_online_schema(store: Any, fingerprint: str | None) -> None:
+def _verify_count(
+    store: Any, view: Any, features: pd.DataFrame, contract: DatasetContract
+) -> int | None:
+    """The online store's entity count; a PipelineError when it is below the feature
+    table's distinct keys (every one was written, now or earlier)."""
+    online = online_entity_count(store, view)
+    expected = int(features[contract.entity.key].nunique())
+    if online is not None and online < expected:
+        raise PipelineError(
+            f"materialize: the online store holds rows of {online} entities for "
+            f"{view.name}, fewer than the {expected} distinct {contract.entity.key} values "
+            "of the feature table: rows were lost or removed behind Feast's back. " + REPAIR
+        )
+    return online
+
+
+def _record_online_schema(store: Any, view_name: str, fingerprint: str | None) -> None:
     """Set (or clear) the view's ONLINE_SCHEMA_TAG in the registry; a tag-only change
     keeps the view's materialization intervals."""
-    view = store.registry.get_feature_view(FEATURE_VIEW, store.project)
-    tags = {k: v for k, v in view.tags.items() if k != ONLINE_SCHEMA_TAG}
+    view = store.registry.get_feature_view(view_name, store.project)
+    view.tags = {k: v for k, v in view.tags.items() if k != ONLINE_SCHEMA_TAG}
     if fingerprint is not None:
-        tags[ONLINE_SCHEMA_TAG] = fingerprint
-    view.tags = tags
+        view.tags[ONLINE_SCHEMA_TAG] = fingerprint
     store.registry.apply_feature_view(view, store.project)
 
 
-def verify_online(store: Any, features: pd.DataFrame, sample: int, seed: int = 0) -> int:
-    """Read back, through the feature service, the newest row of `sample` customers
+def verify_online(
+    store: Any, features: pd.DataFrame, contract: DatasetContract, sample: int, seed: int = 0
+) -> int:
+    """Read back, through the feature service, the newest row of `sample` entities
     (seeded random choice) and raise a PipelineError when any is unknown online or
-    holds other values. Memory: only the sampled customers' rows are copied."""
-    ids = features[ENTITY].unique()
+    holds other values. Memory: only the sampled entities' rows are copied."""
+    key, columns = contract.entity.key, contract.feature_columns
+    ids = features[key].unique()
     if sample <= 0 or len(ids) == 0:
         return 0
     chosen = np.random.default_rng(seed).choice(ids, size=min(sample, len(ids)), replace=False)
-    expected = (
-        features.loc[features[ENTITY].isin(chosen), [ENTITY, TIMESTAMP, *FEATURE_COLUMNS]]
-        .sort_values(TIMESTAMP, kind="stable")
-        .drop_duplicates(ENTITY, keep="last")
-        .set_index(ENTITY)
-        .loc[chosen, FEATURE_COLUMNS]
-    )
-    online, unknown = online_features(store, [int(i) for i in chosen])
-    online = online.set_index(ENTITY).reindex(expected.index)[FEATURE_COLUMNS]
-    want = expected.to_numpy(dtype="float64")
-    got = online.to_numpy(dtype="float64")
+    chosen = contract.key_values(chosen.tolist())
+    sampled = features.loc[features[key].isin(chosen)]
+    expected = _newest(sampled, contract).set_index(key).loc[chosen, columns]
+    online, unknown = online_features(store, chosen, contract)
+    online = online.set_index(key).reindex(expected.index)[columns]
+    got, want = online.to_numpy(dtype="float64"), expected.to_numpy(dtype="float64")
     same = np.isclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True).all(axis=1)
     differ = int((~same).sum()) - len(unknown)
     if unknown or differ:
         raise PipelineError(
             f"materialize: the online store does not hold what was materialized: of "
-            f"{len(chosen)} sampled customers, {len(unknown)} are unknown online and "
+            f"{len(chosen)} sampled entities, {len(unknown)} are unknown online and "
             f"{differ} hold values other than their newest row in the feature table "
-            f"(e.g. customer {int(expected.index[~same][0])}). The online store was "
-            "changed or emptied behind Feast's back, or holds rows of an older feature "
-            "schema. Its recorded schema is cleared, so the next run rewrites the whole "
-            "window: try `dvc repro --force materialize`."
+            f"(e.g. {key} {expected.index[~same][0]!r}). The online store was changed or "
+            "emptied behind Feast's back, or holds rows of an older feature schema. " + REPAIR
         )
     return len(chosen)
 
 
-def online_features(store: Any, customer_ids: list[int]) -> tuple[pd.DataFrame, list[int]]:
-    """Feature rows (FEATURE_COLUMNS order) for the known customers, and the unknown ids."""
+def online_features(
+    store: Any, ids: list[int] | list[str], contract: DatasetContract
+) -> tuple[pd.DataFrame, list[int] | list[str]]:
+    """Feature rows (key, then contract.feature_columns) for the ids known online, and the
+    unknown ids. Ids are keyed as dataset.entity.dtype says (int or str)."""
+    key, columns = contract.entity.key, contract.feature_columns
+    ids = contract.key_values(list(ids))
+    if not ids:
+        return pd.DataFrame(columns=[key, *columns]), []
     service = store.get_feature_service(FEATURE_SERVICE)
     values = store.get_online_features(
-        features=service, entity_rows=[{ENTITY: int(i)} for i in customer_ids]
+        features=service, entity_rows=[{key: i} for i in ids]
     ).to_dict()
-    frame = pd.DataFrame({ENTITY: values[ENTITY], **{c: values[c] for c in FEATURE_COLUMNS}})
-    unknown_mask = frame[FEATURE_COLUMNS].isna().all(axis=1)
+    frame = pd.DataFrame({key: ids, **{c: values[c] for c in columns}})
+    unknown_mask = frame[columns].isna().all(axis=1)
     known = frame.loc[~unknown_mask].reset_index(drop=True)
-    known[FEATURE_COLUMNS] = known[FEATURE_COLUMNS].astype("float64")
-    return known, [int(i) for i in frame.loc[unknown_mask, ENTITY]]
+    known[columns] = known[columns].astype("float64")
+    return known, [i for i, unknown in zip(ids, unknown_mask, strict=True) if unknown]
 
 
-def freshness(store: Any) -> str | None:
+def freshness(store: Any, contract: DatasetContract) -> str | None:
     """Until when the online store holds materialized features (ISO), if ever."""
-    end = store.get_feature_view(FEATURE_VIEW).most_recent_end_time
+    end = store.get_feature_view(contract.feature_view).most_recent_end_time
     return end.isoformat() if end else None

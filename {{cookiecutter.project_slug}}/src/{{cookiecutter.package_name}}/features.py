@@ -1,83 +1,62 @@
-"""Feature engineering: plain, row-wise functions over DataFrames.
+"""Feature engineering: plain, row-wise functions over DataFrames, driven by the contract.
 
 Every feature of a row is computed from that row alone (no statistics fitted
 on the data), so the same function serves training and online serving and
-nothing leaks across time. Categories are one-hot encoded against fixed
-vocabularies: an unseen category becomes all zeros, never a new column.
+nothing leaks across time. Numeric columns are read as they are (a nullable
+one also gets a `<column>_missing` flag and its missing values read 0); derived
+features come from derived.py; categories are one-hot encoded against the
+contract's vocabularies: an unseen category becomes all zeros, never a new column.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from .datagen import CONTRACTS, PAYMENT_METHODS, SEGMENTS
+from .contract import DatasetContract
+from .derived import compute_derived
 
-ENTITY = "customer_id"
-TIMESTAMP = "event_timestamp"
-LABEL = "churned"
 # The Feast feature service naming exactly the features the model reads (features/).
 FEATURE_SERVICE = "model_features"
 
-NUMERIC = [
-    "tenure_months",
-    "monthly_charges",
-    "total_charges",
-    "support_calls_30d",
-    "usage_gb_30d",
-    "late_payments_90d",
-]
-VOCABULARIES: dict[str, tuple[str, ...]] = {
-    "contract": CONTRACTS,
-    "payment_method": PAYMENT_METHODS,
-    "segment": SEGMENTS,
-}
 
-
-# Model features that flag a missing raw value, and the raw column whose value they flag.
-MISSING_FLAGS: dict[str, str] = {"usage_missing": "usage_gb_30d"}
-
-
-def one_hot_columns(col: str) -> list[str]:
-    """The model features of `col`'s one-hot group, in VOCABULARIES[col] order."""
-    return [f"{col}_{value.replace('-', '_')}" for value in VOCABULARIES[col]]
-
-
-FEATURE_COLUMNS: list[str] = [
-    *NUMERIC,
-    *MISSING_FLAGS,
-    "avg_monthly_spend",
-    "charges_per_gb",
-    "support_calls_per_tenure_year",
-    "log_total_charges",
-    *[column for col in VOCABULARIES for column in one_hot_columns(col)],
-]
-
-
-def build_features(raw: pd.DataFrame) -> pd.DataFrame:
-    """Model features keyed by (customer_id, event_timestamp), in FEATURE_COLUMNS order."""
+def build_features(raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
+    """Model features keyed by (entity key, timestamp), in contract.feature_columns order."""
+    keys = [contract.entity.key, contract.timestamp]
+    missing = [c for c in [*keys, *contract.numeric, *contract.categorical] if c not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"the raw rows lack {missing}, declared in params.yaml dataset: fix the source "
+            "or the contract (the raw gate names the day)"
+        )
     # Copy the key columns as they are: .to_numpy() on tz-aware timestamps builds slow objects.
-    out = raw[[ENTITY, TIMESTAMP]].reset_index(drop=True)
-    for col in NUMERIC:
-        out[col] = raw[col].astype("float64").to_numpy()
-    for flag, column in MISSING_FLAGS.items():
-        out[flag] = out[column].isna().astype("float64")
-        out[column] = out[column].fillna(0.0)
-    tenure = np.maximum(out["tenure_months"], 1.0)
-    out["avg_monthly_spend"] = out["total_charges"] / tenure
-    out["charges_per_gb"] = out["monthly_charges"] / (out["usage_gb_30d"] + 1.0)
-    out["support_calls_per_tenure_year"] = out["support_calls_30d"] / (tenure / 12.0)
-    out["log_total_charges"] = np.log1p(out["total_charges"].clip(lower=0.0))
-    for col, vocab in VOCABULARIES.items():
-        values = raw[col].to_numpy()
-        for value, column in zip(vocab, one_hot_columns(col), strict=True):
-            out[column] = (values == value).astype("float64")
-    return out[[ENTITY, TIMESTAMP, *FEATURE_COLUMNS]]
+    out = raw[keys].reset_index(drop=True)
+    numeric = pd.DataFrame(
+        {
+            c: pd.to_numeric(raw[c], errors="coerce").astype("float64").to_numpy()
+            for c in contract.numeric
+        },
+        index=out.index,
+    )
+    columns = {c: numeric[c] for c in contract.numeric}
+    for flag, column in contract.missing_flags.items():
+        columns[flag] = numeric[column].isna().astype("float64")
+        columns[column] = numeric[column].fillna(0.0)
+    derived = compute_derived(contract.derived, numeric)
+    columns.update({name: derived[name] for name in contract.derived})
+    for column, group in contract.one_hot_groups.items():
+        values = raw[column].to_numpy()
+        for value, name in zip(contract.categorical[column].values, group, strict=True):
+            columns[name] = pd.Series((values == value).astype("float64"), index=out.index)
+    return pd.concat([out, pd.DataFrame(columns, index=out.index)], axis=1)[
+        [*keys, *contract.feature_columns]
+    ]
 
 
-def build_labels(raw: pd.DataFrame, slice_column: str = "segment") -> pd.DataFrame:
-    """Label events: what the model predicts, when it was observed, and the slice it belongs to."""
-    columns = [ENTITY, TIMESTAMP, LABEL]
-    if slice_column not in columns:
-        columns.append(slice_column)
+def build_labels(raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
+    """Label events: what the model predicts (0/1), when it was observed, and its slices."""
+    columns = [contract.entity.key, contract.timestamp, contract.label.column]
+    columns += [c for c in contract.slices if c not in columns]
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise ValueError(f"the raw rows lack {missing} (params.yaml dataset: label, slices)")
     return raw[columns].reset_index(drop=True)

@@ -1,4 +1,10 @@
-"""Evaluate stage: metrics, curves and per-slice metrics on the held-out test days."""
+"""Evaluate stage: metrics, curves and per-slice metrics on the held-out test days.
+
+Slices are the values of the columns `dataset.slices` lists. A slice is named by
+its value when one column is listed (`north`) and by `column=value` when there
+are several (`region=north`); a missing value is the slice `(missing)`. With
+`slices: []` there are no per-slice metrics.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,8 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from .config import LiftMetric
-from .features import LABEL
+from .contract import DatasetContract
+from .errors import StageInputError
 from .files import write_json
 
 SLICE_METRICS = ("rows", "positive_rate", "roc_auc", "pr_auc", "recall", "precision")
@@ -22,6 +29,7 @@ SLICE_METRICS = ("rows", "positive_rate", "roc_auc", "pr_auc", "recall", "precis
 # monitor.quality.min_precision_lift) are multiples of it; ROC AUC's chance level is 0.5
 # on any data, so its floors stay absolute.
 LIFT_METRICS: tuple[str, ...] = get_args(LiftMetric)
+MISSING_SLICE = "(missing)"
 
 
 def lift_floor(lift: float, positive_rate: float) -> float:
@@ -56,6 +64,44 @@ def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) 
     }
 
 
+def _slice_value(value: object) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return MISSING_SLICE
+    if isinstance(value, float) and value.is_integer():  # integer codes read back as float
+        return str(int(value))
+    return str(value)
+
+
+def slice_indices(frame: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
+    """Row positions of every slice of `frame` (see the module docstring for the names)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StageInputError(
+            f"slice columns {missing} (params.yaml: dataset.slices) are not in the rows: "
+            "re-run the training_set stage, or fix dataset.slices"
+        )
+    out: dict[str, np.ndarray] = {}
+    for column in columns:
+        names = frame[column].astype(object).map(_slice_value)
+        for value, idx in names.groupby(names, sort=True).indices.items():
+            out[value if len(columns) == 1 else f"{column}={value}"] = idx
+    return out
+
+
+def slice_metrics(
+    y: np.ndarray, scores: np.ndarray, threshold: float, indices: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """SLICE_METRICS of every slice (`indices`: slice_indices of the rows)."""
+    return {
+        name: {
+            k: v
+            for k, v in classification_metrics(y[idx], scores[idx], threshold).items()
+            if k in SLICE_METRICS
+        }
+        for name, idx in indices.items()
+    }
+
+
 def _thin(frame: pd.DataFrame, points: int) -> pd.DataFrame:
     if len(frame) <= points:
         return frame.reset_index(drop=True)
@@ -69,10 +115,12 @@ def evaluate(
     threshold: float,
     train_positive_rate: float,
     importance: dict[str, float],
-    slice_column: str,
+    contract: DatasetContract,
     plot_points: int = 200,
 ) -> Evaluation:
-    y = test[LABEL].to_numpy()
+    """Metrics of `scores` on the test rows (label contract.label.column, 0/1), against
+    the trivial baseline, per slice (contract.slices), with curves and importances."""
+    y = test[contract.label.column].to_numpy()
     model_metrics = classification_metrics(y, scores, threshold)
     # Trivial baseline: predict the training prior for everyone.
     prior = np.full(len(y), train_positive_rate)
@@ -83,10 +131,7 @@ def evaluate(
         "pr_auc_lift_over_baseline": model_metrics["pr_auc"] / max(baseline["pr_auc"], 1e-12),
     }
 
-    slices = {}
-    for value, idx in test.groupby(slice_column, sort=True).indices.items():
-        part = classification_metrics(y[idx], scores[idx], threshold)
-        slices[str(value)] = {k: part[k] for k in SLICE_METRICS}
+    slices = slice_metrics(y, scores, threshold, slice_indices(test, contract.slices))
 
     fpr, tpr, _ = skm.roc_curve(y, scores)
     precision, recall, _ = skm.precision_recall_curve(y, scores)

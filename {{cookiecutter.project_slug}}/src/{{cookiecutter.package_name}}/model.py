@@ -19,7 +19,8 @@ import pandas as pd
 import xgboost as xgb
 
 from .config import TrainConfig
-from .features import FEATURE_COLUMNS, LABEL
+from .contract import DatasetContract
+from .errors import StageInputError
 from .files import read_json, require, write_json
 from .logs import progress
 from .split import Splits
@@ -30,9 +31,13 @@ MODEL_FILE = "model.ubj"
 META_FILE = "model_meta.json"
 
 
+class FeatureMismatchError(StageInputError):
+    """A model was trained on other features than the contract's (params.yaml dataset)."""
+
+
 @dataclass
 class ModelMeta:
-    feature_names: list[str]
+    feature_names: list[str]  # what the model reads, in contract.feature_columns order
     device: str
     best_iteration: int
     threshold: float
@@ -71,8 +76,26 @@ def resolve_device(requested: str) -> str:
     return device
 
 
-def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
-    return frame[FEATURE_COLUMNS].to_numpy(dtype=np.float32)
+def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    return frame[features].to_numpy(dtype=np.float32)
+
+
+def check_features(trained: list[str] | None, contract: DatasetContract, model: str) -> None:
+    """A FeatureMismatchError naming the difference when `model` (what to call it in the
+    message) reads other features than contract.feature_columns. Order does not matter:
+    models are scored by feature name."""
+    if trained is None:
+        raise FeatureMismatchError(f"{model} records no feature names: retrain it")
+    expected = contract.feature_columns
+    missing = [c for c in expected if c not in trained]
+    extra = [c for c in trained if c not in expected]
+    if missing or extra:
+        raise FeatureMismatchError(
+            f"{model} was trained on other features than params.yaml dataset declares: "
+            f"features of the contract it lacks: {missing or 'none'}; features it reads that "
+            f"the contract no longer produces: {extra or 'none'}. Retrain on this contract "
+            "(dvc repro train) or restore the contract the model was trained with."
+        )
 
 
 def scale_pos_weight(y_train: np.ndarray, cfg: TrainConfig) -> float:
@@ -140,20 +163,23 @@ class Fit:
     workers: int = 1  # Dask workers that trained (1: the local engine)
 
 
-def train_local(splits: Splits, cfg: TrainConfig, scale_pos_weight: float) -> Fit:
+def train_local(
+    splits: Splits, cfg: TrainConfig, scale_pos_weight: float, contract: DatasetContract
+) -> Fit:
     """The `local` engine: XGBoost in this process, on the whole train split in memory."""
     device = resolve_device(cfg.device)
     params = xgb_params(cfg, device, scale_pos_weight)
+    features, label = contract.feature_columns, contract.label.column
     dtrain = xgb.QuantileDMatrix(
-        feature_matrix(splits.train),
-        splits.train[LABEL].to_numpy(),
-        feature_names=FEATURE_COLUMNS,
+        feature_matrix(splits.train, features),
+        splits.train[label].to_numpy(),
+        feature_names=features,
         max_bin=cfg.max_bin,
     )
     dvalid = xgb.QuantileDMatrix(
-        feature_matrix(splits.valid),
-        splits.valid[LABEL].to_numpy(),
-        feature_names=FEATURE_COLUMNS,
+        feature_matrix(splits.valid, features),
+        splits.valid[label].to_numpy(),
+        feature_names=features,
         max_bin=cfg.max_bin,
         ref=dtrain,
     )
@@ -183,13 +209,22 @@ def save_model(booster: xgb.Booster, meta: ModelMeta, model_dir: Path) -> Path:
     return path
 
 
-def load_model(model_dir: Path) -> tuple[xgb.Booster, ModelMeta]:
+def load_model(model_dir: Path, contract: DatasetContract) -> tuple[xgb.Booster, ModelMeta]:
+    """The trained model; a FeatureMismatchError when it reads other features than
+    the contract's (params.yaml dataset changed since it was trained)."""
     booster = xgb.Booster()
     booster.load_model(require(model_dir / MODEL_FILE, "train"))
     meta = ModelMeta(**read_json(model_dir / META_FILE, "train"))
+    check_features(meta.feature_names, contract, f"the model in {model_dir}")
     return booster, meta
 
 
 def predict_proba(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
-    matrix = xgb.DMatrix(feature_matrix(frame), feature_names=FEATURE_COLUMNS)
-    return booster.predict(matrix)
+    """Scores of `frame`'s rows, read by the feature names the booster was trained on."""
+    names = booster.feature_names
+    if not names:
+        raise FeatureMismatchError("the model records no feature names: retrain it")
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise FeatureMismatchError(f"the rows to score lack features the model reads: {missing}")
+    return booster.predict(xgb.DMatrix(feature_matrix(frame, names), feature_names=names))

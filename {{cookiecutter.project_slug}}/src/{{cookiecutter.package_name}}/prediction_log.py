@@ -8,15 +8,18 @@ A record, as written (JSON types):
 
     timestamp      string   ISO-8601 UTC time of the request (required)
     request_id     string   a UUID per prediction
-    customer_id    integer  the entity scored
+    entity_id      int/str  the entity scored (its dataset.entity.key value): an integer
+                            or a string, as dataset.entity.dtype says
     model_name     string   the registered model
     model_version  string   the registry version that scored it
-    features       object   every model feature (features.FEATURE_COLUMNS) -> number or null (required)
+    features       object   every model feature (the contract's feature_columns) -> number
+                            or null (required)
     score          number   the model's probability, in [0, 1] (required)
     predicted      0 or 1   the label served (score >= the model's threshold)
 
-Reading is lenient: a line that is not a valid record is skipped and reported,
-never fatal (one bad write must not stop monitoring, nor make it decide anything).
+Reading is lenient: a line that is not a valid record (an entity_id of the wrong
+type included) is skipped and reported, never fatal (one bad write must not stop
+monitoring, nor make it decide anything).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .contract import DatasetContract
 from .errors import StageInputError
-from .features import ENTITY, FEATURE_COLUMNS, TIMESTAMP
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class PredictionRecord:
 
     timestamp: str
     request_id: str
-    customer_id: int
+    entity_id: int | str
     model_name: str
     model_version: str
     features: dict[str, float | None]
@@ -54,7 +57,8 @@ class PredictionRecord:
 RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
 # The fields without which a line is unusable; the others are read when present and valid.
 REQUIRED_FIELDS = ("timestamp", "features", "score")
-# Columns of the frame read back (besides ENTITY, TIMESTAMP, "model_version" and the features).
+# Columns of the frame read back (besides the contract's timestamp and entity key columns,
+# "model_version" and the features).
 SCORE = "score"
 PREDICTION = "prediction"
 MALFORMED_EXAMPLES = 5
@@ -79,8 +83,9 @@ class PredictionLogWriter:
 class PredictionLog:
     """Served predictions read from the JSON-lines log, with what could not be read.
 
-    `frame` holds TIMESTAMP (UTC), ENTITY (nullable), model_version, the
-    FEATURE_COLUMNS, SCORE and PREDICTION (nullable), one row per valid line."""
+    `frame` holds the contract's timestamp column (the request time, UTC), its entity key
+    column (nullable: Int64, or object strings), model_version, the contract's
+    feature_columns, SCORE and PREDICTION (nullable Int64), one row per valid line."""
 
     path: Path
     frame: pd.DataFrame
@@ -101,23 +106,40 @@ class MalformedLine(ValueError):
     """A log line that is not a valid prediction record; the message says why."""
 
 
-def _feature_values(features: Any) -> list[Any]:
+def _feature_values(features: Any, columns: list[str]) -> list[Any]:
     if not isinstance(features, dict):
         raise MalformedLine("'features' is not an object")
     try:
-        values = [features[c] for c in FEATURE_COLUMNS]
+        values = [features[c] for c in columns]
     except KeyError:
-        absent = [c for c in FEATURE_COLUMNS if c not in features]
+        absent = [c for c in columns if c not in features]
         more = f" (+{len(absent) - 3} more)" if len(absent) > 3 else ""
         raise MalformedLine(f"features lack {', '.join(absent[:3])}{more}") from None
-    for column, value in zip(FEATURE_COLUMNS, values, strict=True):
+    for column, value in zip(columns, values, strict=True):
         if value is not None and type(value) not in NUMBER:
             raise MalformedLine(f"feature {column} is not a number ({value!r})")
     return values
 
 
-def parse_line(line: str) -> tuple[str, list[Any], float, int | None, int | None, str]:
-    """One line's (timestamp text, feature values, score, predicted, customer_id,
+def _entity_id(entry: dict[str, Any], contract: DatasetContract) -> int | str | None:
+    """The line's entity_id (None when absent or null); MalformedLine when its JSON type is
+    not the contract's (a bool is not an integer)."""
+    value = entry.get("entity_id")
+    if value is None:
+        return None
+    wanted = int if contract.entity.dtype == "int" else str
+    if type(value) is not wanted:
+        raise MalformedLine(
+            f"entity_id is not {'an integer' if wanted is int else 'a string'} "
+            f"(dataset.entity.dtype {contract.entity.dtype}): {value!r}"
+        )
+    return value
+
+
+def parse_line(
+    line: str, contract: DatasetContract
+) -> tuple[str, list[Any], float, int | None, int | str | None, str]:
+    """One line's (timestamp text, feature values, score, predicted, entity_id,
     model_version); MalformedLine says why the line is unusable.
 
     The timestamp is returned as text and parsed for all lines at once (vectorised).
@@ -131,7 +153,7 @@ def parse_line(line: str) -> tuple[str, list[Any], float, int | None, int | None
     absent = [k for k in REQUIRED_FIELDS if k not in entry]
     if absent:
         raise MalformedLine(f"missing {', '.join(absent)}")
-    values = _feature_values(entry["features"])
+    values = _feature_values(entry["features"], contract.feature_columns)
     score = entry["score"]
     if type(score) not in NUMBER or not 0.0 <= score <= 1.0:
         raise MalformedLine(f"score is not a probability ({score!r})")
@@ -139,18 +161,19 @@ def parse_line(line: str) -> tuple[str, list[Any], float, int | None, int | None
     if not isinstance(stamp, str) or not stamp:
         raise MalformedLine(f"timestamp is not ISO-8601 ({stamp!r})")
     predicted = entry.get("predicted")
-    customer = entry.get("customer_id")
     return (
         stamp,
         values,
         float(score),
         predicted if predicted in (0, 1) and type(predicted) is int else None,
-        customer if type(customer) is int else None,
+        _entity_id(entry, contract),
         str(entry.get("model_version", "")),
     )
 
 
-def _read_lines(path: Path) -> tuple[list[int], list[tuple], list[tuple[int, str]], int]:
+def _read_lines(
+    path: Path, contract: DatasetContract
+) -> tuple[list[int], list[tuple], list[tuple[int, str]], int]:
     """(line numbers of the parsed rows, parsed rows, malformed lines, non-blank lines)."""
     numbers, rows, malformed, count = [], [], [], 0
     try:
@@ -160,7 +183,7 @@ def _read_lines(path: Path) -> tuple[list[int], list[tuple], list[tuple[int, str
                     continue
                 count += 1
                 try:
-                    rows.append(parse_line(line))
+                    rows.append(parse_line(line, contract))
                     numbers.append(number)
                 except MalformedLine as exc:
                     malformed.append((number, str(exc)))
@@ -169,29 +192,36 @@ def _read_lines(path: Path) -> tuple[list[int], list[tuple], list[tuple[int, str
     return numbers, rows, malformed, count
 
 
-def read_prediction_log(path: Path) -> PredictionLog | None:
-    """The served predictions in `path` (None when there is no log yet).
+def read_prediction_log(path: Path, contract: DatasetContract) -> PredictionLog | None:
+    """The served predictions in `path` (None when there is no log yet), with the
+    contract's entity key and timestamp as column names.
 
     A line that is not a valid prediction record is skipped and reported, never fatal.
     """
     if not path.is_file():
         return None
-    numbers, rows, malformed, count = _read_lines(path)
-    stamps, values, scores, predicted, customers, versions = (
+    numbers, rows, malformed, count = _read_lines(path, contract)
+    stamps, values, scores, predicted, entities, versions = (
         (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [])
     )
+    columns, stamp = contract.feature_columns, contract.timestamp
     frame = pd.DataFrame(
-        np.array(values, dtype="float64").reshape(-1, len(FEATURE_COLUMNS)), columns=FEATURE_COLUMNS
+        np.array(values, dtype="float64").reshape(-1, len(columns)), columns=columns
     )
     parsed = pd.to_datetime(
         pd.Series(stamps, dtype=object), utc=True, format="ISO8601", errors="coerce"
     )
-    frame.insert(0, TIMESTAMP, parsed)
-    frame.insert(1, ENTITY, pd.array(customers, dtype="Int64"))
+    frame.insert(0, stamp, parsed)
+    ids = (
+        pd.array(entities, dtype="Int64")
+        if contract.entity.dtype == "int"
+        else pd.Series(entities, dtype=object).to_numpy()
+    )
+    frame.insert(1, contract.entity.key, ids)
     frame.insert(2, "model_version", versions)
     frame[SCORE] = np.array(scores, dtype="float64")
     frame[PREDICTION] = pd.array(predicted, dtype="Int64")
-    unparsed = frame[TIMESTAMP].isna().to_numpy()
+    unparsed = frame[stamp].isna().to_numpy()
     if unparsed.any():
         for index in np.flatnonzero(unparsed):
             malformed.append((numbers[index], f"timestamp is not ISO-8601 ({stamps[index]!r})"))

@@ -11,7 +11,8 @@ takes the `champion` alias only if it
 - reaches `promote.absolute_minimums` on the whole holdout (ROC AUC's chance level is
   0.5 on any data: its floors are absolute),
 - reaches `promote.slice_minimum_lifts` (over the slice's own positive rate) and
-  `promote.slice_minimums` in every slice with enough rows, and
+  `promote.slice_minimums` in every slice (values of `dataset.slices`, named as in
+  metrics.py) with enough rows (`slices: []`: no slice checks), and
 - beats the champion's `promote.primary_metric` by `promote.min_improvement`
   (the first model has no champion to beat: the minimums decide).
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,15 +38,17 @@ import pandas as pd
 
 from .champion import CHAMPION, alias_version, booster_scores, load_version, register
 from .config import Params, PromotionConfig
+from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
-from .features import FEATURE_SERVICE, LABEL, TIMESTAMP
-from .metrics import SLICE_METRICS, classification_metrics, lift_floor
+from .features import FEATURE_SERVICE
+from .metrics import classification_metrics, lift_floor, slice_indices, slice_metrics
 
 log = logging.getLogger(__name__)
 
 CANDIDATE = "candidate"
 REPORT_FILE = "promotion.json"
 MAX_TAG_LENGTH = 5000  # MLflow's limit on a tag value
+TAG_KEY_UNSAFE = re.compile(r"[^\w.\- ]")  # MLflow tag keys: word characters, . - and space
 
 
 @dataclass(frozen=True)
@@ -79,25 +83,14 @@ class Decision:
 
 
 def scorecard(
-    holdout: pd.DataFrame, scores: np.ndarray, threshold: float, slice_column: str
+    holdout: pd.DataFrame, scores: np.ndarray, threshold: float, contract: DatasetContract
 ) -> Scorecard:
-    """Metrics of `scores` on the holdout, overall and per value of `slice_column`."""
+    """Metrics of `scores` on the holdout, overall and per slice (contract.slices)."""
     if len(holdout) != len(scores):
         raise ValueError(f"{len(scores)} scores for {len(holdout)} holdout rows")
-    if slice_column not in holdout.columns:
-        raise StageInputError(
-            f"slice column {slice_column!r} (params.yaml: data.slice_column) is not in the "
-            "training set: the promotion gate cannot check per-slice minimums"
-        )
-    y = holdout[LABEL].to_numpy()
-    slices = {
-        str(value): {
-            k: v
-            for k, v in classification_metrics(y[idx], scores[idx], threshold).items()
-            if k in SLICE_METRICS
-        }
-        for value, idx in holdout.groupby(slice_column, sort=True).indices.items()
-    }
+    indices = slice_indices(holdout, contract.slices)
+    y = holdout[contract.label.column].to_numpy()
+    slices = slice_metrics(y, scores, threshold, indices)
     return Scorecard(classification_metrics(y, scores, threshold), slices)
 
 
@@ -124,6 +117,31 @@ def _lift_check(name: str, metric: str, values: dict[str, float], lift: float) -
     return Check(name, value >= floor, value, floor, detail, rate)
 
 
+def _slice_checks(slices: dict[str, dict[str, float]], cfg: PromotionConfig) -> list[Check]:
+    """promote.slice_minimum_lifts and slice_minimums in every slice with enough rows."""
+    if not slices:
+        if not (cfg.slice_minimum_lifts or cfg.slice_minimums):
+            return []
+        return [Check("slices", None, None, None, "skipped: no slices (dataset.slices is empty)")]
+    checks = []
+    for slice_name, values in sorted(slices.items()):
+        rows = int(values.get("rows", 0))
+        skipped = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
+        for name, lift in sorted(cfg.slice_minimum_lifts.items()):
+            check_name = f"slice.{slice_name}.lift.{name}"
+            if rows < cfg.min_slice_rows:
+                checks.append(Check(check_name, None, values.get(name), None, skipped))
+            else:
+                checks.append(_lift_check(check_name, name, values, lift))
+        for name, floor in sorted(cfg.slice_minimums.items()):
+            check_name = f"slice.{slice_name}.{name}"
+            if rows < cfg.min_slice_rows:
+                checks.append(Check(check_name, None, values.get(name), floor, skipped))
+            else:
+                checks.append(_floor_check(check_name, values.get(name, math.nan), floor))
+    return checks
+
+
 def decide(
     candidate: Scorecard,
     champion: Scorecard | None,
@@ -146,21 +164,7 @@ def decide(
         _floor_check(f"minimum.{name}", candidate.overall.get(name, math.nan), floor)
         for name, floor in sorted(cfg.absolute_minimums.items())
     ]
-    for slice_name, values in sorted(candidate.slices.items()):
-        rows = int(values.get("rows", 0))
-        skipped = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
-        for name, lift in sorted(cfg.slice_minimum_lifts.items()):
-            check_name = f"slice.{slice_name}.lift.{name}"
-            if rows < cfg.min_slice_rows:
-                checks.append(Check(check_name, None, values.get(name), None, skipped))
-            else:
-                checks.append(_lift_check(check_name, name, values, lift))
-        for name, floor in sorted(cfg.slice_minimums.items()):
-            check_name = f"slice.{slice_name}.{name}"
-            if rows < cfg.min_slice_rows:
-                checks.append(Check(check_name, None, values.get(name), floor, skipped))
-            else:
-                checks.append(_floor_check(check_name, values.get(name, math.nan), floor))
+    checks += _slice_checks(candidate.slices, cfg)
     beats = f"beats_champion.{metric}"
     if champion is None:
         checks.append(
@@ -225,9 +229,15 @@ class _Compared:
 
 
 def _compare_with_champion(
-    client: Any, name: str, champion: Any | None, version: Any, holdout: pd.DataFrame, slices: str
+    client: Any,
+    name: str,
+    champion: Any | None,
+    version: Any,
+    holdout: pd.DataFrame,
+    contract: DatasetContract,
 ) -> _Compared:
-    """Score the champion on the holdout, unless there is none or it is the candidate."""
+    """Score the champion on the holdout, unless there is none or it is the candidate. A
+    champion trained on other features (another contract) is not compared with."""
     if champion is None:
         first = "no champion yet: the first model needs only the minimums"
         return _Compared(None, None, None, first)
@@ -235,15 +245,15 @@ def _compare_with_champion(
         # Only the gate's params changed since this model was promoted: re-check, keep the alias.
         why = f"this model (version {version.version}) is already the champion"
         return _Compared(None, None, None, why)
-    loaded = load_version(client, name, champion.version)
     info: dict[str, Any] = {"version": int(champion.version), "run_id": champion.run_id}
     try:
+        loaded = load_version(client, name, champion.version, contract)
         scores = booster_scores(loaded.booster, holdout)
     except StageInputError as exc:
         info["error"] = str(exc)
         why = f"champion version {champion.version} cannot score this holdout ({exc})"
         return _Compared(champion, None, info, why)
-    theirs = scorecard(holdout, scores, loaded.threshold, slices)
+    theirs = scorecard(holdout, scores, loaded.threshold, contract)
     info.update({"threshold": loaded.threshold, "metrics": theirs.overall, "slices": theirs.slices})
     return _Compared(champion, theirs, info, "")
 
@@ -269,7 +279,10 @@ def _version_tags(
         "promotion.compared_with": champion_info["version"] if champion_info else "none",
         "promotion.decided_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **{
-            f"gate.{c.name}": ("skip" if c.passed is None else "pass" if c.passed else "fail")
+            # slice values name checks: keep the key to the characters MLflow accepts
+            "gate." + TAG_KEY_UNSAFE.sub("_", c.name): (
+                "skip" if c.passed is None else "pass" if c.passed else "fail"
+            )
             + f": {c.detail}"
             for c in decision.checks
         },
@@ -285,23 +298,25 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     from .model import load_model
     from .split import time_split
 
-    cfg, name = p.promote, p.mlflow.registered_model
-    booster, meta = load_model(p.paths.model_dir)
+    cfg, name, contract = p.promote, p.mlflow.registered_model, p.dataset
+    booster, meta = load_model(p.paths.model_dir, contract)
     run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
-    holdout = time_split(read_parquet(p.paths.training_set, "training_set"), p.split).test
+    training = read_parquet(p.paths.training_set, "training_set")
+    holdout = time_split(training, p.split, contract).test
     holdout_info = {
         "rows": len(holdout),
-        "start": str(holdout[TIMESTAMP].min().date()),
-        "end": str(holdout[TIMESTAMP].max().date()),
+        "start": str(holdout[contract.timestamp].min().date()),
+        "end": str(holdout[contract.timestamp].max().date()),
     }
-    slice_column = p.data.slice_column
-    ours = scorecard(holdout, booster_scores(booster, holdout), meta.threshold, slice_column)
+    if not contract.slices:
+        log.info("no slice checks: dataset.slices is empty")
+    ours = scorecard(holdout, booster_scores(booster, holdout), meta.threshold, contract)
 
     tracking.setup_mlflow(p.mlflow, root)
     client = mlflow.MlflowClient()
     before = alias_version(client, name, CHAMPION)
     version = register(client, name, run_id, meta.threshold)
-    compared = _compare_with_champion(client, name, before, version, holdout, slice_column)
+    compared = _compare_with_champion(client, name, before, version, holdout, contract)
     decision = decide(ours, compared.scorecard, cfg, compared.no_champion)
     candidate_info = {
         "version": int(version.version),

@@ -9,7 +9,8 @@ size given the window's own rate (a two-sided binomial band at
 validate_raw.label_share_alpha). A batch that passed is recorded in
 reports/gates/raw/batches/<day>.json with the hashes of its file and of the suite;
 the next run reuses that verdict while both are unchanged. The window itself must
-have a batch for every day and hold both label classes.
+have a batch for every day and hold both label classes. The label column and its
+0/1 values (as ingest writes them) come from the dataset contract.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 
 from .batches import batch_path
 from .config import PathsConfig, ValidateRawConfig, Window
-from .features import LABEL
+from .contract import DatasetContract
 from .files import write_json
 from .gates import Finding, GateReport, SuiteRunner, write_summary
 
@@ -71,15 +72,15 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _label_counts(path: Path) -> tuple[int, int | None]:
-    """(rows, positives) of a batch file, reading only the label column."""
+def _label_counts(path: Path, label: str) -> tuple[int, int | None]:
+    """(rows, positives) of a batch file, reading only the 0/1 label column `label`."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
     rows = parquet.metadata.num_rows
-    if LABEL not in parquet.schema_arrow.names:
+    if label not in parquet.schema_arrow.names:
         return rows, None  # the suite names the missing column
-    labels = parquet.read(columns=[LABEL]).column(LABEL).to_pandas()
+    labels = parquet.read(columns=[label]).column(label).to_pandas()
     return rows, int((labels == 1).sum())
 
 
@@ -94,7 +95,7 @@ def _passed_before(record: Path, key: dict[str, Any]) -> bool:
 
 
 def _window_findings(
-    window: Window, files: dict[dt.date, Path], rate: float | None
+    window: Window, files: dict[dt.date, Path], rate: float | None, label: str
 ) -> list[Finding]:
     missing = [day.isoformat() for day, path in files.items() if not path.is_file()]
     findings = [
@@ -105,7 +106,7 @@ def _window_findings(
         findings.append(
             Finding(
                 "expect_window_to_hold_both_label_classes",
-                LABEL,
+                label,
                 "critical",
                 observed=f"label share {rate:.3f} over {window.start_date}..{window.end_date}",
             )
@@ -113,7 +114,9 @@ def _window_findings(
     return findings
 
 
-def validate_window(paths: PathsConfig, window: Window, cfg: ValidateRawConfig) -> GateReport:
+def validate_window(
+    paths: PathsConfig, window: Window, cfg: ValidateRawConfig, contract: DatasetContract
+) -> GateReport:
     """Validate every new or changed batch of the window; reuse the verdicts of the rest."""
     report_dir = paths.gate_reports / GATE
     records = report_dir / BATCHES_DIR
@@ -121,7 +124,8 @@ def validate_window(paths: PathsConfig, window: Window, cfg: ValidateRawConfig) 
     suite_path = paths.expectations / f"{GATE}.json"
     files = {day: batch_path(paths.raw, day) for day in window.dates()}
     present = {day: path for day, path in files.items() if path.is_file()}
-    counts = {day: _label_counts(path) for day, path in present.items()}
+    label = contract.label.column
+    counts = {day: _label_counts(path, label) for day, path in present.items()}
     labelled = [c for c in counts.values() if c[1] is not None]
     total = sum(rows for rows, _ in labelled)
     rate = sum(pos for _, pos in labelled) / total if total else None
@@ -129,10 +133,10 @@ def validate_window(paths: PathsConfig, window: Window, cfg: ValidateRawConfig) 
     runner: SuiteRunner | None = None
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
-    failures, warnings = _window_findings(window, files, rate), []
+    failures, warnings = _window_findings(window, files, rate, label), []
     validated, reused, rows_checked, evaluated = [], [], 0, 0
     for day, path in present.items():
-        key = {"batch_md5": _md5(path), "suite_md5": suite_hash, **cfg.model_dump()}
+        key = {"batch_md5": _md5(path), "suite_md5": suite_hash, "label": label, **cfg.model_dump()}
         record = records / f"{day.isoformat()}.json"
         if _passed_before(record, key):
             reused.append(day.isoformat())

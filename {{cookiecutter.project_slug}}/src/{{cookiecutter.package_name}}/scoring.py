@@ -11,9 +11,9 @@ import pandas as pd
 from . import tracking
 from .champion import ChampionModel
 from .config import Params
+from .contract import DatasetContract
 from .errors import StageInputError
-from .feature_store import freshness, historical_features, open_store
-from .features import ENTITY, TIMESTAMP
+from .feature_store import check_entity_keys, freshness, historical_features, open_store
 from .files import write_parquet
 from .gates import GateReport, run_gate
 from .model import predict_proba
@@ -21,29 +21,42 @@ from .model import predict_proba
 log = logging.getLogger(__name__)
 
 
-def read_entities(path: Path) -> pd.DataFrame:
-    """The entities to score (CSV or parquet), with the entity column and maybe a timestamp."""
+def read_entities(path: Path, contract: DatasetContract) -> pd.DataFrame:
+    """The entities to score (CSV or parquet): the entity key column (dataset.entity.key,
+    of its declared type) and maybe the timestamp column (dataset.timestamp)."""
     if not path.is_file():
         raise StageInputError(f"entities file {path} not found: give a CSV or parquet file")
-    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    if ENTITY not in frame.columns:
-        raise StageInputError(f"{path} has no {ENTITY} column (columns: {list(frame.columns)})")
+    key = contract.entity.key
+    if path.suffix == ".csv":  # string ids stay text ("007" is not 7)
+        text_key = {key: str} if contract.entity.dtype == "string" else None
+        frame = pd.read_csv(path, dtype=text_key)
+    else:
+        frame = pd.read_parquet(path)
+    check_entity_keys(frame, contract, f"entities file {path}")
     return frame
 
 
 def score_file(p: Params, entities: Path, out: Path, at: str | None = None) -> GateReport:
     """Score every entity of `entities` as of its timestamp (or `at`, or the online store's
     freshness), write `out`, and gate the scores like the test-day predictions."""
-    frame = read_entities(entities)
+    contract = p.dataset
+    key, stamp = contract.entity.key, contract.timestamp
+    frame = read_entities(entities, contract)
     store = open_store()
-    if TIMESTAMP not in frame.columns:
-        frame[TIMESTAMP] = pd.Timestamp(at or freshness(store) or pd.Timestamp.now(tz="UTC"))
-    frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    try:
+        if stamp not in frame.columns:
+            when = at or freshness(store, contract) or pd.Timestamp.now(tz="UTC")
+            frame[stamp] = pd.Timestamp(when)
+        frame[stamp] = pd.to_datetime(frame[stamp], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise StageInputError(
+            f"entities file {entities}: {stamp} (dataset.timestamp) or --at is not a time: {exc}"
+        ) from exc
     tracking.setup_mlflow(p.mlflow)
-    model = ChampionModel(p.mlflow.registered_model).get()
-    features = historical_features(store, frame[[ENTITY, TIMESTAMP]])
+    model = ChampionModel(p.mlflow.registered_model, contract).get()
+    features = historical_features(store, frame[[key, stamp]], contract)
     scores = predict_proba(model.booster, features)
-    result = features[[ENTITY, TIMESTAMP]].assign(
+    result = features[[key, stamp]].assign(
         score=scores,
         predicted=(scores >= model.threshold).astype("int64"),
         model_version=model.version,

@@ -25,10 +25,6 @@ from .errors import ConfigError, StageInputError
 
 log = logging.getLogger(__name__)
 
-# The column daily batches are cut by: features.TIMESTAMP (not imported here, so that the
-# ingest stage stays independent of features.py; tests/unit/test_sources.py checks they agree).
-TIMESTAMP = "event_timestamp"
-
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     """The day's UTC bounds, half-open: start <= timestamp < end."""
@@ -36,10 +32,10 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
-def _no_rows(source: str, day: dt.date, check: str) -> StageInputError:
+def _no_rows(source: str, day: dt.date, check: str, timestamp: str) -> StageInputError:
     start, end = day_bounds(day)
     return StageInputError(
-        f"ingest source {source} has no rows for {day.isoformat()} ({TIMESTAMP} from "
+        f"ingest source {source} has no rows for {day.isoformat()} ({timestamp} from "
         f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, end excluded). Every day of the "
         f"window (interval.yaml end_date and the data.window_days before it) needs rows: "
         f"{check}, or move interval.yaml end_date / shorten data.window_days to the days it covers."
@@ -54,7 +50,7 @@ def synthetic_batch(day: dt.date, cfg: SyntheticConfig) -> pd.DataFrame:
     return generate_day(
         day,
         rows=cfg.rows_per_day,
-        n_customers=cfg.n_customers,
+        population=cfg.population,
         seed=cfg.seed,
         drift_start=cfg.drift.start_date,
         covariate_drift=cfg.drift.covariate,
@@ -96,7 +92,7 @@ def _read_file(path: Path, fmt: str) -> pd.DataFrame:
         raise StageInputError(f"ingest.files: cannot read {path} as {fmt}: {exc}") from exc
 
 
-def to_utc(values: pd.Series, where: str) -> pd.Series:
+def to_utc(values: pd.Series, where: str, column: str) -> pd.Series:
     """Timestamps as UTC: naive values are taken as UTC, aware ones converted to it."""
     try:
         try:
@@ -105,7 +101,7 @@ def to_utc(values: pd.Series, where: str) -> pd.Series:
             return pd.to_datetime(values, utc=True, format="mixed")
     except (ValueError, TypeError, OverflowError) as exc:
         raise StageInputError(
-            f"{where}: column {TIMESTAMP} does not parse as timestamps ({exc}); "
+            f"{where}: column {column} does not parse as timestamps ({exc}); "
             "write them as ISO 8601, e.g. 2026-03-01 08:15:00+00:00 (no offset: UTC)."
         ) from exc
 
@@ -113,26 +109,27 @@ def to_utc(values: pd.Series, where: str) -> pd.Series:
 class FileTable:
     """The rows of a files source, sorted by timestamp: a day is a slice of it."""
 
-    def __init__(self, files: list[Path], fmt: str) -> None:
+    def __init__(self, files: list[Path], fmt: str, timestamp: str) -> None:
         frames = []
         for path in files:
             frame = _read_file(path, _file_format(path, fmt))
-            if TIMESTAMP not in frame.columns:
+            if timestamp not in frame.columns:
                 raise StageInputError(
-                    f"ingest.files: {path} has no {TIMESTAMP} column, the timestamp daily "
-                    f"batches are cut by (UTC); its columns are {', '.join(map(str, frame.columns))}."
+                    f"ingest.files: {path} has no {timestamp} column (dataset.timestamp), the "
+                    "timestamp daily batches are cut by (UTC); its columns are "
+                    f"{', '.join(map(str, frame.columns))}."
                 )
-            frame[TIMESTAMP] = to_utc(frame[TIMESTAMP], f"ingest.files: {path}")
+            frame[timestamp] = to_utc(frame[timestamp], f"ingest.files: {path}", timestamp)
             frames.append(frame)
         rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        missing = int(rows[TIMESTAMP].isna().sum())
+        missing = int(rows[timestamp].isna().sum())
         if missing:
             log.warning(
-                "ingest.files: %d rows without %s belong to no day: skipped", missing, TIMESTAMP
+                "ingest.files: %d rows without %s belong to no day: skipped", missing, timestamp
             )
-            rows = rows[rows[TIMESTAMP].notna()]
-        self.rows = rows.sort_values(TIMESTAMP, kind="stable").reset_index(drop=True)
-        self._timestamps = self.rows[TIMESTAMP]
+            rows = rows[rows[timestamp].notna()]
+        self.rows = rows.sort_values(timestamp, kind="stable").reset_index(drop=True)
+        self._timestamps = self.rows[timestamp]
         log.info("ingest.files: read %d rows from %d file(s)", len(self.rows), len(files))
 
     def day(self, day: dt.date) -> pd.DataFrame:
@@ -143,32 +140,33 @@ class FileTable:
 
 
 @functools.lru_cache(maxsize=2)
-def _file_table(stamp: tuple[tuple[str, int, int], ...], fmt: str) -> FileTable:
+def _file_table(stamp: tuple[tuple[str, int, int], ...], fmt: str, timestamp: str) -> FileTable:
     """Keyed by each file's (path, mtime, size): a file changed on disk is read again."""
-    return FileTable([Path(path) for path, _, _ in stamp], fmt)
+    return FileTable([Path(path) for path, _, _ in stamp], fmt, timestamp)
 
 
-def file_table(cfg: FilesSourceConfig) -> FileTable:
+def file_table(cfg: FilesSourceConfig, timestamp: str) -> FileTable:
     """The files of `cfg.path`, read once per process (while they do not change)."""
     files = matching_files(cfg.path)
     if not files:
         raise StageInputError(
             f"ingest.files.path {cfg.path!r} matches no file (relative to the project root, "
             f"{Path.cwd()}): point it at a CSV or parquet file, or a glob of them, with "
-            f"the {TIMESTAMP} column (UTC)."
+            f"the {timestamp} column (UTC)."
         )
     stamp = tuple((str(p), (st := p.stat()).st_mtime_ns, st.st_size) for p in files)
-    return _file_table(stamp, cfg.format)
+    return _file_table(stamp, cfg.format, timestamp)
 
 
-def files_batch(day: dt.date, cfg: FilesSourceConfig) -> pd.DataFrame:
-    """The rows of the files source whose timestamp falls on `day` (UTC)."""
-    batch = file_table(cfg).day(day)
+def files_batch(day: dt.date, cfg: FilesSourceConfig, timestamp: str) -> pd.DataFrame:
+    """The rows of the files source whose `timestamp` falls on `day` (UTC)."""
+    batch = file_table(cfg, timestamp).day(day)
     if batch.empty:
         raise _no_rows(
             f"'files' ({cfg.path})",
             day,
-            f"check that the files hold that day and that {TIMESTAMP} is in UTC (or carries its offset)",
+            f"check that the files hold that day and that {timestamp} is in UTC (or carries its offset)",
+            timestamp,
         )
     return batch
 
@@ -201,7 +199,7 @@ def _engine(url: str):  # -> sqlalchemy.Engine; imported lazily: only the sql so
         ) from exc
 
 
-def sql_batch(day: dt.date, cfg: SqlSourceConfig) -> pd.DataFrame:
+def sql_batch(day: dt.date, cfg: SqlSourceConfig, timestamp: str) -> pd.DataFrame:
     """The rows `cfg.query` returns for `day`, bound to :day_start and :day_end (UTC)."""
     import sqlalchemy as sa
 
@@ -227,11 +225,12 @@ def sql_batch(day: dt.date, cfg: SqlSourceConfig) -> pd.DataFrame:
             f"'sql' ({where})",
             day,
             "check ingest.sql.query and that the table holds that day in UTC",
+            timestamp,
         )
-    if TIMESTAMP not in batch.columns:
+    if timestamp not in batch.columns:
         raise StageInputError(
-            f"ingest.sql.query returns no {TIMESTAMP} column (the rows' timestamp, UTC); "
+            f"ingest.sql.query returns no {timestamp} column (dataset.timestamp, UTC); "
             f"its columns are {', '.join(map(str, batch.columns))}: select or alias it."
         )
-    batch[TIMESTAMP] = to_utc(batch[TIMESTAMP], "ingest.sql.query")
+    batch[timestamp] = to_utc(batch[timestamp], "ingest.sql.query", timestamp)
     return batch

@@ -11,8 +11,8 @@ import logging
 import xgboost as xgb
 
 from .config import DaskConfig, TrainConfig
+from .contract import DatasetContract
 from .errors import StageInputError
-from .features import FEATURE_COLUMNS, LABEL
 from .model import ModelMeta, best_f1_threshold, scale_pos_weight, train_local
 from .split import Splits
 
@@ -20,17 +20,23 @@ log = logging.getLogger(__name__)
 
 
 def train_model(
-    splits: Splits, cfg: TrainConfig, dask_cfg: DaskConfig | None = None
+    splits: Splits,
+    cfg: TrainConfig,
+    contract: DatasetContract,
+    dask_cfg: DaskConfig | None = None,
 ) -> tuple[xgb.Booster, ModelMeta]:
-    """Fit on the train split, early-stop on the valid split, with `cfg.engine`: `local`
-    (this process) or `dask` (xgboost.dask on the cluster `dask_cfg`, default cfg.dask)."""
+    """Fit contract.feature_columns -> contract.label.column (0/1) on the train split,
+    early-stop on the valid split, with `cfg.engine`: `local` (this process) or `dask`
+    (xgboost.dask on the cluster `dask_cfg`, default cfg.dask)."""
+    label = contract.label.column
     for name, part in (("train", splits.train), ("valid", splits.valid)):
-        if part[LABEL].nunique() < 2:
+        if part[label].nunique() < 2:
             raise StageInputError(
-                f"the {name} split holds a single class: cannot train a classifier "
-                "(check the label column of the training set, or widen data.window_days)"
+                f"the {name} split holds a single class of {label} (dataset.label.column): "
+                "cannot train a classifier (check dataset.label.positive, or widen "
+                "data.window_days)"
             )
-    y_train = splits.train[LABEL].to_numpy()
+    y_train = splits.train[label].to_numpy()
     positives = int(y_train.sum())
     spw = scale_pos_weight(y_train, cfg)
     log.info(
@@ -43,11 +49,11 @@ def train_model(
     if cfg.engine == "dask":
         from .dask_engine import train_on_dask  # only this engine imports dask.distributed
 
-        fit = train_on_dask(splits, cfg, dask_cfg or cfg.dask, spw)
+        fit = train_on_dask(splits, cfg, dask_cfg or cfg.dask, spw, contract)
     else:
-        fit = train_local(splits, cfg, spw)
+        fit = train_local(splits, cfg, spw, contract)
     best = int(fit.booster.best_iteration)
-    y_valid = splits.valid[LABEL].to_numpy()
+    y_valid = splits.valid[label].to_numpy()
     threshold = (
         best_f1_threshold(y_valid, fit.valid_scores)
         if cfg.threshold == "auto"
@@ -58,14 +64,14 @@ def train_model(
     # Keep only the trees up to the best iteration so every consumer predicts alike.
     booster = fit.booster[: best + 1]
     meta = ModelMeta(
-        feature_names=list(FEATURE_COLUMNS),
+        feature_names=list(contract.feature_columns),
         device=fit.device,
         best_iteration=best,
         threshold=threshold,
         scale_pos_weight=spw,
         xgb_params=fit.params,
         valid_metrics=valid_metrics,
-        split_summary=splits.summary(),
+        split_summary=splits.summary(label),
         engine=cfg.engine,
         workers=fit.workers,
     )

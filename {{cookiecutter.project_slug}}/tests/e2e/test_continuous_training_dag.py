@@ -16,6 +16,7 @@ And a smoke test: the Airflow API server lists the DAGs with no import errors.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import subprocess
@@ -277,7 +278,11 @@ def test_next_interval_trains_on_new_data_and_the_gate_decides_again(scenario: S
         assert second.ran(stage), stage
     report = committed_report(project, second.after.head)
     assert report["candidate"]["version"] == 2
-    assert report["holdout"]["end"] == "2026-04-02"  # the new batch is the latest holdout
+    # the holdout ends on the newest day whose labels are known: the new batch's day
+    # less the label horizon
+    horizon = yaml.safe_load((project / "params.yaml").read_text())["dataset"]["label"]
+    newest_known = dt.date(2026, 4, 2) - dt.timedelta(days=horizon["horizon_days"])
+    assert report["holdout"]["end"] == newest_known.isoformat()
     assert report["champion_before"]["version"] == 1
     beats = next(c for c in report["checks"] if c["name"].startswith("beats_champion."))
     assert beats["passed"] is not None, "the candidate was compared with the champion"

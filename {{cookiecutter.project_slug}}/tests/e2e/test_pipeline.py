@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -26,6 +27,8 @@ from pipeline_helpers import (
 )
 
 pytestmark = pytest.mark.e2e
+PARAMS = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+KEY = PARAMS["dataset"]["entity"]["key"]
 ALL_STAGES = {
     "ingest",
     "validate_raw",
@@ -102,7 +105,14 @@ def test_metrics_beat_the_baseline(project: Path) -> None:
     for key in ("precision", "recall", "f1", "log_loss", "threshold"):
         assert key in metrics
     slices = json.loads((project / "reports" / "slice_metrics.json").read_text())
-    assert set(slices) == {"consumer", "small-business", "enterprise"}
+    declared = PARAMS["dataset"]["slices"]
+    categories = PARAMS["dataset"]["categorical"]
+    expected = {
+        f"{column}={value}" if len(declared) > 1 else str(value)
+        for column in declared
+        for value in [*categories.get(column, {}).get("values", []), "(missing)"]
+    }
+    assert slices and (set(slices) <= expected or not categories.keys() >= set(declared))
     for plot in ("roc", "precision_recall", "confusion", "feature_importance"):
         assert (project / "reports" / "plots" / f"{plot}.csv").stat().st_size > 0
     shown = dvc(project, "metrics", "show", "--json").stdout
@@ -113,7 +123,7 @@ def test_mlflow_run_has_params_metrics_model_and_lineage(project: Path) -> None:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("{{ cookiecutter.project_slug }}")
+    experiment = client.get_experiment_by_name(PARAMS["mlflow"]["experiment"])
     runs = client.search_runs([experiment.experiment_id], "tags.stage = 'train'")
     assert len(runs) == 1
     run_ = runs[0]
@@ -187,7 +197,9 @@ def test_rejected_batch_changes_nothing_downstream(project: Path) -> None:
     model = project / "models" / "model.ubj"
     model_hash = hashlib.md5(model.read_bytes()).hexdigest()
     before = mlflow_state(project)
-    edit_params(project, lambda p: p["ingest"]["synthetic"].update({"rows_per_day": 20}))  # short
+    most = max(len(pd.read_parquet(path)) for path in (project / "data" / "raw").glob("*.parquet"))
+    # every day now has too few rows: the raw gate must stop the run before featurize
+    edit_params(project, lambda p: p["validate_raw"].update({"min_rows_per_day": most + 1}))
 
     failed = dvc(project, "repro", check=False)
     output = failed.stdout + failed.stderr
@@ -201,7 +213,8 @@ def test_rejected_batch_changes_nothing_downstream(project: Path) -> None:
     assert summary["passed"] is False
     assert (project / "reports/gates/raw/data_docs/index.html").is_file()
 
-    edit_params(project, lambda p: p["ingest"]["synthetic"].update({"rows_per_day": 300}))
+    restored = PARAMS["validate_raw"]["min_rows_per_day"]
+    edit_params(project, lambda p: p["validate_raw"].update({"min_rows_per_day": restored}))
     dvc(project, "repro")
     assert "up to date" in dvc(project, "status").stdout
     assert hashlib.md5(model.read_bytes()).hexdigest() == model_hash
@@ -212,7 +225,7 @@ def ensure_champion(project: Path) -> str:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    name = "{{ cookiecutter.project_slug }}"
+    name = PARAMS["mlflow"]["registered_model"]
     try:
         return str(client.get_model_version_by_alias(name, "champion").version)
     except mlflow.exceptions.MlflowException:
@@ -225,13 +238,13 @@ def ensure_champion(project: Path) -> str:
 
 def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> None:
     import httpx
-    import pandas as pd
 
     from conftest import free_port
 
     version = ensure_champion(project)
     features = pd.read_parquet(project / "data/features/features.parquet")
-    ids = [int(i) for i in features["customer_id"].drop_duplicates().head(5)]
+    ids = features[KEY].drop_duplicates().head(5).tolist()
+    ids = [int(i) for i in ids] if PARAMS["dataset"]["entity"]["dtype"] == "int" else ids
     port = free_port()
     package = "{{ cookiecutter.package_name }}"
     server = subprocess.Popen(
@@ -254,9 +267,9 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
         else:
             server.terminate()
             raise AssertionError(f"service did not come up:\n{server.communicate(timeout=10)[0]}")
-        body = httpx.post(f"{url}/predict", json={"customer_ids": ids}, timeout=10).json()
+        body = httpx.post(f"{url}/predict", json={"ids": ids}, timeout=10).json()
         assert body["model_version"] == version
-        served = {p["customer_id"]: p["score"] for p in body["predictions"]}
+        served = {p["id"]: p["score"] for p in body["predictions"]}
         assert all(p["status"] == "ok" for p in body["predictions"])
     finally:
         server.terminate()
@@ -265,12 +278,12 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
     assert len(log_lines) >= len(ids)
 
     entities = project / "entities.csv"
-    pd.DataFrame({"customer_id": ids}).to_csv(entities, index=False)
+    pd.DataFrame({KEY: ids}).to_csv(entities, index=False)
     out = project / "scores.parquet"
     run(
         [sys.executable, "-m", package, "score", "--entities", str(entities), "--out", str(out)],
         project,
     )
-    scores = pd.read_parquet(out).set_index("customer_id")["score"]
-    for customer, score in served.items():
-        assert scores[customer] == pytest.approx(score, abs=1e-6)
+    scores = pd.read_parquet(out).set_index(KEY)["score"]
+    for entity, score in served.items():
+        assert scores[entity] == pytest.approx(score, abs=1e-6)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.gates import validate
 
 from conftest import PROJECT_ROOT
@@ -17,13 +20,14 @@ runner = CliRunner()
 
 
 def test_expectations_init_writes_a_suite_and_never_overwrites(
-    tiny_raw: pd.DataFrame, tmp_path: Path
+    tiny_raw: pd.DataFrame, contract: DatasetContract, tmp_path: Path
 ) -> None:
+    key, timestamp = contract.entity.key, contract.timestamp
     sample = tmp_path / "sample.parquet"
     tiny_raw.head(1000).to_parquet(sample)
     out = tmp_path / "mine.json"
     args = ["expectations", "init", "--from", str(sample), "--name", "mine", "--out", str(out)]
-    done = runner.invoke(app, [*args, "--key", "customer_id", "--key", "event_timestamp"])
+    done = runner.invoke(app, [*args, "--key", key, "--key", timestamp])
     assert done.exit_code == 0, done.output
     suite = json.loads(out.read_text())
     assert suite["name"] == "mine"
@@ -34,7 +38,7 @@ def test_expectations_init_writes_a_suite_and_never_overwrites(
     assert "exists; pass --force" in again.output
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     daily = runner.invoke(
-        app, [*args, "--force", "--timestamp", "event_timestamp", "--label", "churned"]
+        app, [*args, "--force", "--timestamp", timestamp, "--label", contract.label.column]
     )
     assert daily.exit_code == 0, daily.output
     params = [
@@ -81,3 +85,29 @@ def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
     assert done.exit_code != 0
     assert isinstance(done.exception, ValueError)
     assert done.exception.__traceback__ is not None
+
+
+def test_dataset_init_prints_what_it_inferred_and_refuses_a_bad_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from other_contracts import LOAN
+    from tools.contract_data import contract_frame, source_rows
+
+    for name in ("params.yaml", "interval.yaml", "dvc.yaml"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    shutil.copytree(PROJECT_ROOT / "expectations", tmp_path / "expectations")
+    monkeypatch.chdir(tmp_path)
+    days = [dt.date(2026, 6, 1) + dt.timedelta(days=i) for i in range(15)]
+    rows = source_rows(LOAN, contract_frame(LOAN, days, 40, seed=2))
+    rows.to_parquet(tmp_path / "loans.parquet")
+    args = ["dataset", "init", "--from", "loans.parquet", "--entity", LOAN.entity.key]
+    args += ["--timestamp", LOAN.timestamp, "--label", LOAN.label.column, "--force"]
+    bad = runner.invoke(app, args)  # the label is text: the positive value must be named
+    assert bad.exit_code == 1 and "pass --positive" in bad.output
+    done = runner.invoke(app, [*args, "--positive", str(LOAN.label.positive)])
+    assert done.exit_code == 0, done.output
+    assert f"key {LOAN.entity.key} (string)" in done.output
+    assert "15 days ending 2026-06-15" in done.output
+    assert "Review them" in done.output

@@ -80,11 +80,11 @@ def test_dask_memory_limit_accepts_sizes(tmp_path: Path, value) -> None:
     assert load_params(path).train.dask.memory_limit == value
 
 
-def test_more_rows_than_customers_is_rejected(tmp_path: Path) -> None:
+def test_more_rows_than_population_is_rejected(tmp_path: Path) -> None:
     path = write_params(
         tmp_path, lambda d: d["ingest"]["synthetic"].update({"rows_per_day": 10**6})
     )
-    with pytest.raises(ConfigError, match="cannot exceed n_customers"):
+    with pytest.raises(ConfigError, match="cannot exceed population"):
         load_params(path)
 
 
@@ -117,7 +117,7 @@ def test_each_section_is_named_after_the_stage_that_reads_it() -> None:
     """Every params.yaml section is a dvc.yaml stage, a shared section, or not a stage input."""
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     stages = set(yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"])
-    shared = {"paths", "data", "split"}  # read by several stages
+    shared = {"dataset", "paths", "data", "split"}  # read by several stages
     not_stage_inputs = {"serving", "mlflow"}
     assert set(params) - stages - shared - not_stage_inputs == set()
 
@@ -209,3 +209,12 @@ def test_an_absolute_precision_floor_can_replace_the_lift(tmp_path: Path) -> Non
     )
     quality = load_params(path).monitor.quality
     assert quality.min_precision_lift is None and quality.min_precision == 0.2
+
+
+def test_a_bad_dataset_contract_names_the_key(tmp_path: Path) -> None:
+    path = write_params(tmp_path, lambda d: d["dataset"]["label"].pop("column"))
+    with pytest.raises(ConfigError, match=r"  - dataset\.label\.column: Field required"):
+        load_params(path)
+    path = write_params(tmp_path, lambda d: d["dataset"]["entity"].update({"dtype": "uuid"}))
+    with pytest.raises(ConfigError, match=r"  - dataset\.entity\.dtype: "):
+        load_params(path)

@@ -1,175 +1,283 @@
 """Feast for real: point-in-time training sets, materialization, train/serve parity,
-on the SQLite online store and on a real Redis server."""
+on the SQLite online store and on a real Redis server, for the project's contract and
+for a string-keyed contract with other column names."""
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec, NumericSpec
+from {{ cookiecutter.package_name }}.errors import ConfigError, PipelineError, StageInputError
 from {{ cookiecutter.package_name }}.feature_store import (
-    FEATURE_VIEW,
+    feature_view,
     freshness,
     historical_features,
     materialize,
     online_features,
     open_store,
 )
-from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_labels
-from tools.point_in_time import point_in_time_join
+from {{ cookiecutter.package_name }}.features import build_features, build_labels
 
 from conftest import make_feast_repo
+from tools.contract_data import contract_frame, entity_ids
+from tools.point_in_time import point_in_time_join
 
 # Offline (DuckDB over parquet) and online stores hold float64 values: equal to 1e-9.
 TOLERANCE = 1e-9
 
+# Nothing like the demo: a string key, other names, a nullable categorical, a "yes" label.
+STRING_KEYED = DatasetContract.model_validate(
+    {
+        "entity": {"name": "account", "key": "account_ref", "dtype": "string"},
+        "timestamp": "observed_at",
+        "label": {"column": "converted", "positive": "yes", "negative": ["no"]},
+        "numeric": {"spend": {"nullable": True}, "visits": {}},
+        "categorical": {"plan": {"values": ["free", "pro", "team"], "nullable": True}},
+        "slices": ["plan"],
+    }
+)
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
-def store(request, tmp_path_factory, tiny_features: pd.DataFrame):
-    redis = request.getfixturevalue("redis_server") if request.param == "redis" else None
-    repo = make_feast_repo(
-        tmp_path_factory.mktemp(f"feast-{request.param}"), tiny_features, request.param, redis
-    )
+
+@dataclass(frozen=True)
+class Case:
+    """A contract and rows satisfying it."""
+
+    contract: DatasetContract
+    raw: pd.DataFrame
+    features: pd.DataFrame
+
+    @property
+    def key(self) -> str:
+        return self.contract.entity.key
+
+    @property
+    def stamp(self) -> str:
+        return self.contract.timestamp
+
+    @property
+    def first_feature(self) -> str:
+        return self.contract.feature_columns[0]
+
+    def newest(self, features: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Each entity's newest feature row, indexed by the key."""
+        frame = self.features if features is None else features
+        return (
+            frame.sort_values(self.stamp, kind="stable")
+            .drop_duplicates(self.key, keep="last")
+            .set_index(self.key)
+        )
+
+
+@pytest.fixture(scope="module")
+def cases(tiny_window, contract, tiny_raw, tiny_features) -> dict[str, Case]:
+    raw = contract_frame(STRING_KEYED, tiny_window.dates(), 150, population=900, seed=3)
+    return {
+        "project": Case(contract, tiny_raw, tiny_features),
+        "string_keyed": Case(STRING_KEYED, raw, build_features(raw, STRING_KEYED)),
+    }
+
+
+@pytest.fixture(scope="module", params=["project", "string_keyed"])
+def case(request, cases) -> Case:
+    return cases[request.param]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("sqlite", "project"), ("redis", "project"), ("sqlite", "string_keyed")],
+    ids=lambda p: "-".join(p),
+)
+def feast(request, tmp_path_factory, cases) -> tuple[object, Case]:
+    online, name = request.param
+    redis = request.getfixturevalue("redis_server") if online == "redis" else None
+    found = cases[name]
+    root = tmp_path_factory.mktemp(f"feast-{online}-{name}")
+    repo = make_feast_repo(root, found.features, online, redis, found.contract)
     store = open_store(repo)
-    assert store.config.online_store.type == request.param
-    return store
+    assert store.config.online_store.type == online
+    return store, found
 
 
-def test_training_set_from_feast_matches_a_point_in_time_join(
-    store, tiny_raw, tiny_features
-) -> None:
-    labels = build_labels(tiny_raw)
-    feast_frame = historical_features(store, labels)
-    reference = point_in_time_join(labels, tiny_features)
+def test_feast_objects_are_named_by_the_contract(feast) -> None:
+    store, found = feast
+    view = feature_view(store, found.contract)
+    assert view.name == f"{found.contract.entity.name}_features"
+    assert [f.name for f in view.entity_columns] == [found.key]
+    assert [f.name for f in view.features] == found.contract.feature_columns
+    assert store.get_entity(found.contract.entity.name).join_key == found.key
+    service = store.get_feature_service("model_features")
+    assert [p.name for p in service.feature_view_projections] == [view.name]
+
+
+def test_training_set_from_feast_matches_a_point_in_time_join(feast) -> None:
+    store, found = feast
+    labels = build_labels(found.raw, found.contract)
+    feast_frame = historical_features(store, labels, found.contract)
+    reference = point_in_time_join(labels, found.features, found.contract)
     assert len(feast_frame) == len(labels)  # DuckDB store keeps every entity row
+    columns = [found.key, found.stamp, found.contract.label.column, *found.contract.feature_columns]
     pd.testing.assert_frame_equal(
-        feast_frame[FEATURE_COLUMNS].reset_index(drop=True),
-        reference[FEATURE_COLUMNS].reset_index(drop=True),
+        feast_frame[columns].reset_index(drop=True),
+        reference[columns].reset_index(drop=True),
         check_dtype=False,
         atol=TOLERANCE,
     )
 
 
-def test_no_feature_value_from_after_the_label_time_leaks_in(
-    tmp_path: Path, tiny_raw, tiny_features
-) -> None:
-    labels = build_labels(tiny_raw)
+def test_no_feature_value_from_after_the_label_time_leaks_in(tmp_path: Path, case: Case) -> None:
+    labels = build_labels(case.raw, case.contract)
     label = labels.iloc[[len(labels) // 2]].reset_index(drop=True)
-    customer, when = int(label["customer_id"][0]), label["event_timestamp"][0]
-    later = tiny_features[tiny_features["customer_id"] == customer].head(1).copy()
-    later["event_timestamp"] = when + pd.Timedelta(minutes=5)
-    later["monthly_charges"] = 999_999.0  # written after the label time
-    repo = make_feast_repo(tmp_path, pd.concat([tiny_features, later], ignore_index=True), "sqlite")
-    row = historical_features(open_store(repo), label)
-    assert row["monthly_charges"][0] != 999_999.0
-    own = tiny_features[
-        (tiny_features["customer_id"] == customer) & (tiny_features["event_timestamp"] == when)
-    ]
-    assert row["monthly_charges"][0] == pytest.approx(own["monthly_charges"].iloc[0])
+    entity, when = label[case.key][0], label[case.stamp][0]
+    later = case.features[case.features[case.key] == entity].head(1).copy()
+    later[case.stamp] = when + pd.Timedelta(minutes=5)
+    later[case.first_feature] = 999_999.0  # written after the label time
+    frame = pd.concat([case.features, later], ignore_index=True)
+    repo = make_feast_repo(tmp_path, frame, "sqlite", contract=case.contract)
+    row = historical_features(open_store(repo), label, case.contract)
+    own = case.features[(case.features[case.key] == entity) & (case.features[case.stamp] == when)]
+    assert row[case.first_feature][0] == pytest.approx(own[case.first_feature].iloc[0])
+    assert row[case.first_feature][0] != 999_999.0
 
 
-def test_online_features_equal_offline_features_column_by_column(store, tiny_features) -> None:
-    summary = materialize(store, tiny_features)
-    assert summary["rows_in_window"] == len(tiny_features)
+def test_online_features_equal_offline_features_column_by_column(feast) -> None:
+    store, found = feast
+    summary = materialize(store, found.features, found.contract)
+    assert summary["rows_in_window"] == len(found.features)
+    assert summary["entity"] == found.contract.entity.name
     rng = np.random.default_rng(1)
-    customers = rng.choice(tiny_features["customer_id"].unique(), 25, replace=False).tolist()
-    at = tiny_features["event_timestamp"].max() + pd.Timedelta(seconds=1)
+    ids = rng.choice(found.features[found.key].unique(), 25, replace=False).tolist()
+    at = found.features[found.stamp].max() + pd.Timedelta(seconds=1)
     offline = historical_features(
-        store, pd.DataFrame({"customer_id": customers, "event_timestamp": at})
+        store, pd.DataFrame({found.key: ids, found.stamp: at}), found.contract
     )
-    online, unknown = online_features(store, customers)
+    online, unknown = online_features(store, ids, found.contract)
     assert unknown == []
-    offline = offline.set_index("customer_id").loc[customers]
-    online = online.set_index("customer_id").loc[customers]
-    for column in FEATURE_COLUMNS:
+    assert list(online.columns) == [found.key, *found.contract.feature_columns]
+    assert online[found.key].tolist() == ids  # typed as the contract says, in request order
+    offline = offline.set_index(found.key).loc[ids]
+    online = online.set_index(found.key).loc[ids]
+    for column in found.contract.feature_columns:
         np.testing.assert_allclose(online[column], offline[column], atol=TOLERANCE, err_msg=column)
 
 
-def test_materialization_is_incremental(store, tiny_features) -> None:
-    materialize(store, tiny_features)
-    again = materialize(store, tiny_features)
+def test_materialization_is_incremental(feast) -> None:
+    store, found = feast
+    materialize(store, found.features, found.contract)
+    again = materialize(store, found.features, found.contract)
     assert again["rows_in_window"] == 0  # nothing newer than the last run
     assert not again["full_rewrite"]
-    assert again["customers_verified"] == 200  # the sample read back matched
+    assert again["entities_verified"] == 200  # the sample read back matched
+    assert again["entities_online"] == found.features[found.key].nunique()
 
 
-def test_small_chunks_write_every_customers_newest_values(tmp_path: Path, tiny_features) -> None:
-    store = open_store(make_feast_repo(tmp_path, tiny_features, "sqlite"))
-    summary = materialize(store, tiny_features, chunk_rows=7)
-    newest = (
-        tiny_features.sort_values("event_timestamp", kind="stable")
-        .drop_duplicates("customer_id", keep="last")
-        .set_index("customer_id")
+def test_unknown_entities_are_reported_not_invented(feast) -> None:
+    store, found = feast
+    materialize(store, found.features, found.contract)
+    known_id = found.features[found.key].tolist()[0]
+    strangers = entity_ids(found.contract, np.array([10_000_001, 10_000_002])).tolist()
+    known, unknown = online_features(store, [known_id, *strangers], found.contract)
+    assert known[found.key].tolist() == [known_id]
+    assert unknown == strangers
+    python_type = int if found.contract.entity.dtype == "int" else str
+    assert all(type(i) is python_type for i in [*known[found.key], *unknown])
+
+
+def test_small_chunks_write_every_entitys_newest_values(tmp_path: Path, case: Case) -> None:
+    store = open_store(make_feast_repo(tmp_path, case.features, "sqlite", contract=case.contract))
+    summary = materialize(store, case.features, case.contract, chunk_rows=7)
+    newest = case.newest()
+    assert summary["entities_written"] == len(newest)
+    assert pd.Timestamp(freshness(store, case.contract)) == pd.Timestamp(
+        summary["materialized_until"]
     )
-    assert summary["customers_written"] == len(newest)
-    assert pd.Timestamp(freshness(store)) == pd.Timestamp(summary["materialized_until"])
-    online, unknown = online_features(store, newest.index.tolist())
-    assert unknown == []
-    online = online.set_index("customer_id").loc[newest.index]
-    for column in FEATURE_COLUMNS:
-        np.testing.assert_allclose(online[column], newest[column], atol=TOLERANCE, err_msg=column)
+    assert_serving_knows_everyone(store, case)
 
 
-def test_a_newer_value_replaces_the_online_one(tmp_path: Path, tiny_features) -> None:
-    store = open_store(make_feast_repo(tmp_path, tiny_features, "sqlite"))
-    materialize(store, tiny_features)
-    later = tiny_features.tail(1).copy()
-    customer = int(later["customer_id"].iloc[0])
-    later["event_timestamp"] = tiny_features["event_timestamp"].max() + pd.Timedelta(hours=1)
-    later["monthly_charges"] = 123.25
-    summary = materialize(store, pd.concat([tiny_features, later], ignore_index=True))
-    assert summary["customers_written"] == 1
-    online, _ = online_features(store, [customer])
-    assert online["monthly_charges"][0] == pytest.approx(123.25)
+def test_a_newer_value_replaces_the_online_one(tmp_path: Path, case: Case) -> None:
+    store = open_store(make_feast_repo(tmp_path, case.features, "sqlite", contract=case.contract))
+    materialize(store, case.features, case.contract)
+    later = case.features.tail(1).copy()
+    entity = later[case.key].iloc[0]
+    later[case.stamp] = case.features[case.stamp].max() + pd.Timedelta(hours=1)
+    later[case.first_feature] = 123.25
+    summary = materialize(
+        store, pd.concat([case.features, later], ignore_index=True), case.contract
+    )
+    assert summary["entities_written"] == 1
+    online, _ = online_features(store, [entity], case.contract)
+    assert online[case.first_feature][0] == pytest.approx(123.25)
 
 
-def test_unknown_entities_are_reported_not_invented(store, tiny_features) -> None:
-    materialize(store, tiny_features)
-    known_id = int(tiny_features["customer_id"].iloc[0])
-    known, unknown = online_features(store, [known_id, 1, 2])
-    assert known["customer_id"].tolist() == [known_id]
-    assert unknown == [1, 2]
+def test_a_contract_the_definitions_do_not_declare_is_a_config_error(feast, cases) -> None:
+    store, found = feast
+    other = cases["project"].contract if found.contract is STRING_KEYED else STRING_KEYED
+    with pytest.raises(ConfigError, match=rf"no feature view '{other.feature_view}'.*--params"):
+        materialize(store, found.features, other)
+    flipped = "string" if found.contract.entity.dtype == "int" else "int"
+    retyped = found.contract.model_copy(
+        update={"entity": found.contract.entity.model_copy(update={"dtype": flipped})}
+    )
+    with pytest.raises(ConfigError, match=rf"keyed by \['{found.key}'\].*\({flipped}, dataset"):
+        historical_features(store, found.raw[[found.key, found.stamp]], retyped)
+
+
+def test_a_feature_table_that_does_not_fit_the_contract_is_refused(feast) -> None:
+    store, found = feast
+    keys = found.features[found.key]
+    wrong = keys.astype(str) if found.contract.entity.dtype == "int" else keys.str.len()
+    with pytest.raises(StageInputError, match=rf"{found.key} holds .* \(dataset.entity.dtype\)"):
+        materialize(store, found.features.assign(**{found.key: wrong}), found.contract)
+    with pytest.raises(StageInputError, match=rf"lacks \['{found.first_feature}'\]"):
+        materialize(store, found.features.drop(columns=found.first_feature), found.contract)
+    with pytest.raises(StageInputError, match="no entity key column"):
+        materialize(store, found.features.drop(columns=found.key), found.contract)
+    with pytest.raises(StageInputError, match="has no rows"):
+        materialize(store, found.features.head(0), found.contract)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def scratch(request, tmp_path: Path, tiny_features: pd.DataFrame) -> tuple[Path, str | None]:
-    """A Feast repo of its own (the test changes its definitions or its online store)."""
+def scratch(request, tmp_path: Path, cases) -> tuple[Path, str | None, Case]:
+    """A Feast repo of its own (the test changes its contract or its online store)."""
     redis = request.getfixturevalue("redis_server") if request.param == "redis" else None
-    return make_feast_repo(tmp_path, tiny_features, request.param, redis), redis
+    found = cases["project"]
+    return make_feast_repo(tmp_path, found.features, request.param, redis), redis, found
 
 
-def newest_rows(features: pd.DataFrame) -> pd.DataFrame:
-    return (
-        features.sort_values("event_timestamp", kind="stable")
-        .drop_duplicates("customer_id", keep="last")
-        .set_index("customer_id")
-    )
+def declare(repo: Path, contract: DatasetContract) -> None:
+    """Change the scratch project's contract (params.yaml `dataset`, read by definitions.py)."""
+    path = repo.parent / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["dataset"] = contract.model_dump(mode="json")
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def assert_serving_knows_everyone(store, features: pd.DataFrame) -> None:
-    newest = newest_rows(features)
-    online, unknown = online_features(store, newest.index.tolist())
+def assert_serving_knows_everyone(store, found: Case, features: pd.DataFrame | None = None) -> None:
+    newest = found.newest(features)
+    online, unknown = online_features(store, newest.index.tolist(), found.contract)
     assert unknown == []
-    online = online.set_index("customer_id").loc[newest.index]
-    for column in FEATURE_COLUMNS:
+    online = online.set_index(found.key).loc[newest.index]
+    for column in found.contract.feature_columns:
         np.testing.assert_allclose(online[column], newest[column], atol=TOLERANCE, err_msg=column)
 
 
-def drop_online_rows(store, redis: str | None, share: float) -> None:
-    """Delete `share` of the customers' online rows behind Feast's back."""
+def drop_online_rows(store, redis: str | None, view: str, share: float) -> None:
+    """Delete `share` (at least one) of the entities' online rows behind Feast's back."""
     if redis is None:
         path = Path(store.repo_path) / "state" / "online_store.db"
         with sqlite3.connect(path) as conn:
             (table,) = conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?",
-                (f"%{FEATURE_VIEW}",),
+                (f"%{view}",),
             ).fetchone()
             keys = [k for (k,) in conn.execute(f"SELECT DISTINCT entity_key FROM {table}")]
-            doomed = keys[: int(len(keys) * share)]
+            doomed = keys[: max(1, int(len(keys) * share))]
             conn.executemany(f"DELETE FROM {table} WHERE entity_key = ?", [(k,) for k in doomed])
     else:
         import redis as redis_client
@@ -177,76 +285,108 @@ def drop_online_rows(store, redis: str | None, share: float) -> None:
         host, port = redis.split(":")
         client = redis_client.Redis(host=host, port=int(port))
         keys = sorted(client.scan_iter(count=1000))
-        doomed = keys[: int(len(keys) * share)]
-        if doomed:
-            client.delete(*doomed)
+        client.delete(*keys[: max(1, int(len(keys) * share))])
 
 
-def test_a_schema_change_rewrites_the_whole_window(scratch, tiny_features) -> None:
-    repo, _ = scratch
-    definitions = repo / "definitions.py"
-    full = definitions.read_text()
-    # Before: the view lacks its last feature (a feature added later).
-    definitions.write_text(
-        full.replace("for column in FEATURE_COLUMNS]", "for column in FEATURE_COLUMNS[:-1]]")
+def test_a_changed_feature_list_rewrites_the_whole_window(scratch) -> None:
+    repo, _, found = scratch
+    # Before: the first numeric column had the other nullability (one flag feature more or less).
+    column, spec = next(iter(found.contract.numeric.items()))
+    before = found.contract.model_copy(
+        update={
+            "numeric": {**found.contract.numeric, column: NumericSpec(nullable=not spec.nullable)}
+        }
     )
-    first = materialize(open_store(repo), tiny_features, verify_entities=0)
-    definitions.write_text(full)
+    assert before.feature_columns != found.contract.feature_columns
+    declare(repo, before)
+    old = build_features(found.raw, before)
+    first = materialize(open_store(repo), old, before, verify_entities=0)
+    declare(repo, found.contract)
     store = open_store(repo)  # Feast keeps the view's materialization intervals
-    assert store.get_feature_view(FEATURE_VIEW).most_recent_end_time is not None
-    summary = materialize(store, tiny_features)
+    assert store.get_feature_view(found.contract.feature_view).most_recent_end_time is not None
+    summary = materialize(store, found.features, found.contract)
     assert summary["schema_fingerprint"] != first["schema_fingerprint"]
     assert summary["full_rewrite"]
-    assert summary["rows_in_window"] == len(tiny_features)
-    assert summary["customers_written"] == tiny_features["customer_id"].nunique()
-    assert_serving_knows_everyone(store, tiny_features)
-    again = materialize(open_store(repo), tiny_features)  # the fingerprint was recorded
-    assert not again["full_rewrite"] and again["customers_written"] == 0
+    assert summary["rows_in_window"] == len(found.features)
+    assert summary["entities_written"] == found.features[found.key].nunique()
+    assert_serving_knows_everyone(store, found)
+    again = materialize(open_store(repo), found.features, found.contract)  # fingerprint recorded
+    assert not again["full_rewrite"] and again["entities_written"] == 0
 
 
-def test_a_stale_online_table_fails_the_stage_and_the_next_run_repairs_it(
-    scratch, tiny_features
-) -> None:
-    repo, redis = scratch
+def test_a_changed_entity_key_rewrites_the_whole_window(scratch) -> None:
+    repo, _, found = scratch
+    materialize(open_store(repo), found.features, found.contract)
+    entity = EntitySpec(name=found.contract.entity.name, key="account_ref", dtype="string")
+    renamed = found.contract.model_copy(update={"entity": entity})
+    declare(repo, renamed)
+    features = found.features.rename(columns={found.key: "account_ref"})
+    features["account_ref"] = "acct-" + features["account_ref"].astype(str)
     store = open_store(repo)
-    materialize(store, tiny_features)
-    drop_online_rows(store, redis, share=0.3)
-    with pytest.raises(PipelineError) as failure:
-        materialize(open_store(repo), tiny_features)  # nothing new to write: still verified
+    with pytest.raises(ConfigError, match="keyed by"):  # the old contract no longer fits
+        materialize(store, found.features, found.contract)
+    summary = materialize(store, features, renamed)
+    assert summary["full_rewrite"]
+    assert summary["entities_online"] == features["account_ref"].nunique()
+    assert_serving_knows_everyone(store, Case(renamed, found.raw, features))
+
+
+def test_a_stale_online_table_fails_the_stage_and_the_next_run_repairs_it(scratch) -> None:
+    repo, redis, found = scratch
+    store = open_store(repo)
+    materialize(store, found.features, found.contract)
+    drop_online_rows(store, redis, found.contract.feature_view, share=0.3)
+    with pytest.raises(PipelineError) as failure:  # nothing new to write: still verified
+        materialize(open_store(repo), found.features, found.contract)
     message = str(failure.value)
     assert message.startswith("materialize:")
-    assert "of 200 sampled customers" in message and "are unknown online" in message
+    assert "of 200 sampled entities" in message and "are unknown online" in message
     assert "dvc repro --force materialize" in message
     store = open_store(repo)
-    repaired = materialize(store, tiny_features)  # what `dvc repro --force` runs
+    repaired = materialize(store, found.features, found.contract)  # what `dvc repro --force` runs
     assert repaired["full_rewrite"]
-    assert_serving_knows_everyone(store, tiny_features)
+    assert_serving_knows_everyone(store, found)
 
 
-def test_values_changed_behind_feasts_back_fail_the_stage(scratch, tiny_features) -> None:
-    repo, _ = scratch
+def test_fewer_entities_online_than_in_the_feature_table_fail_the_stage(scratch) -> None:
+    """Without any read-back sample, one entity lost online still fails the stage."""
+    repo, redis, found = scratch
     store = open_store(repo)
-    materialize(store, tiny_features)
-    corrupt = newest_rows(tiny_features).reset_index()
-    corrupt["event_timestamp"] += pd.Timedelta(minutes=1)
-    corrupt["monthly_charges"] = -1.0
-    store.write_to_online_store(FEATURE_VIEW, corrupt, transform_on_write=False)
+    materialize(store, found.features, found.contract, verify_entities=0)
+    drop_online_rows(store, redis, found.contract.feature_view, share=0.0)
+    expected = found.features[found.key].nunique()
+    with pytest.raises(
+        PipelineError,
+        match=rf"holds rows of {expected - 1} entities .* fewer than the {expected} distinct "
+        rf"{found.key} values",
+    ):
+        materialize(open_store(repo), found.features, found.contract, verify_entities=0)
+    repaired = materialize(open_store(repo), found.features, found.contract, verify_entities=0)
+    assert repaired["full_rewrite"] and repaired["entities_online"] == expected
+
+
+def test_values_changed_behind_feasts_back_fail_the_stage(scratch) -> None:
+    repo, _, found = scratch
+    store = open_store(repo)
+    materialize(store, found.features, found.contract)
+    corrupt = found.newest().reset_index()
+    corrupt[found.stamp] += pd.Timedelta(minutes=1)
+    corrupt[found.first_feature] = -1.0
+    store.write_to_online_store(found.contract.feature_view, corrupt, transform_on_write=False)
     with pytest.raises(PipelineError, match=r"0 are unknown online and 200 hold values other"):
-        materialize(open_store(repo), tiny_features)
+        materialize(open_store(repo), found.features, found.contract)
 
 
-def test_an_online_store_emptied_behind_feasts_back_is_written_again(
-    scratch, tiny_features
-) -> None:
-    repo, redis = scratch
+def test_an_online_store_emptied_behind_feasts_back_is_written_again(scratch) -> None:
+    repo, redis, found = scratch
     store = open_store(repo)
-    materialize(store, tiny_features)
-    drop_online_rows(store, redis, share=1.0)
+    materialize(store, found.features, found.contract)
+    drop_online_rows(store, redis, found.contract.feature_view, share=1.0)
     if redis is None:  # the table itself gone, not just its rows
         with sqlite3.connect(repo / "state" / "online_store.db") as conn:
             for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
                 conn.execute(f"DROP TABLE {table}")
     store = open_store(repo)
-    summary = materialize(store, tiny_features)
+    summary = materialize(store, found.features, found.contract)
     assert summary["full_rewrite"]
-    assert_serving_knows_everyone(store, tiny_features)
+    assert_serving_knows_everyone(store, found)

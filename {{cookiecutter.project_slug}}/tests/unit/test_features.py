@@ -1,43 +1,105 @@
+"""Model features and labels, derived from the dataset contract (params.yaml `dataset`)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS, build_features, build_labels
+from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.derived import DERIVED, compute_derived
+from {{ cookiecutter.package_name }}.features import build_features, build_labels
 
+from tools.contract_data import contract_frame
 
-def test_features_have_the_model_columns_and_no_gaps(tiny_raw: pd.DataFrame) -> None:
-    features = build_features(tiny_raw)
-    assert list(features.columns) == ["customer_id", "event_timestamp", *FEATURE_COLUMNS]
-    values = features[FEATURE_COLUMNS].to_numpy()
-    assert np.isfinite(values).all()
-    assert len(features) == len(tiny_raw)
-
-
-def test_missing_usage_is_flagged_and_filled(tiny_raw: pd.DataFrame) -> None:
-    raw = tiny_raw.head(5).copy()
-    raw.loc[raw.index[0], "usage_gb_30d"] = np.nan
-    features = build_features(raw)
-    assert features.loc[0, "usage_missing"] == 1.0
-    assert features.loc[0, "usage_gb_30d"] == 0.0
-    assert (features.loc[1:, "usage_missing"] == 0.0).all()
-
-
-def test_one_hot_columns_sum_to_one_and_unseen_category_is_all_zero(tiny_raw: pd.DataFrame) -> None:
-    raw = tiny_raw.head(3).copy()
-    raw.loc[raw.index[0], "contract"] = "weekly"  # never seen in training
-    features = build_features(raw)
-    contract_cols = [c for c in FEATURE_COLUMNS if c.startswith("contract_")]
-    sums = features[contract_cols].sum(axis=1).to_numpy()
-    assert sums.tolist() == [0.0, 1.0, 1.0]
+OTHER = DatasetContract.model_validate(
+    {
+        "entity": {"name": "account", "key": "account_ref", "dtype": "string"},
+        "timestamp": "seen_at",
+        "label": {"column": "defaulted", "positive": "yes", "negative": ["no"]},
+        "numeric": {"balance": {"nullable": True}, "age_days": {}},
+        "categorical": {
+            "region": {"values": ["north", "south-east"], "nullable": True},
+            "tier": {"values": [1, 2, 3]},
+        },
+        "slices": ["region"],
+    }
+)
 
 
-def test_features_are_row_wise(tiny_raw: pd.DataFrame) -> None:
-    whole = build_features(tiny_raw)
-    part = build_features(tiny_raw.iloc[100:110])
+@pytest.fixture(params=["project", "other"])
+def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
+    return contract if request.param == "project" else OTHER
+
+
+def rows(contract: DatasetContract, tiny_window, n: int = 50) -> pd.DataFrame:
+    return contract_frame(contract, tiny_window.dates()[:2], n, seed=3)
+
+
+def test_features_have_the_contract_columns_and_no_gaps(any_contract, tiny_window) -> None:
+    raw = rows(any_contract, tiny_window)
+    features = build_features(raw, any_contract)
+    keys = [any_contract.entity.key, any_contract.timestamp]
+    assert list(features.columns) == [*keys, *any_contract.feature_columns]
+    assert np.isfinite(features[any_contract.feature_columns].to_numpy()).all()
+    assert len(features) == len(raw)
+    pd.testing.assert_frame_equal(features[keys], raw[keys])
+
+
+def test_nullable_numeric_columns_are_flagged_and_filled(any_contract, tiny_window) -> None:
+    raw = rows(any_contract, tiny_window).head(5).copy()
+    flags = any_contract.missing_flags
+    assert flags, "both contracts declare a nullable numeric column"
+    flag, column = next(iter(flags.items()))
+    raw[column] = [np.nan, 1.5, 2.0, 3.0, 4.0]
+    features = build_features(raw, any_contract)
+    assert features[flag].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert features[column].tolist() == [0.0, 1.5, 2.0, 3.0, 4.0]
+
+
+def test_one_hot_groups_sum_to_one_and_unseen_or_null_is_all_zero(
+    any_contract, tiny_window
+) -> None:
+    raw = rows(any_contract, tiny_window).head(4).copy()
+    column, group = next(iter(any_contract.one_hot_groups.items()))
+    values = any_contract.categorical[column].values
+    raw[column] = pd.Series([values[0], values[-1], "never-seen", None], dtype=object)
+    features = build_features(raw, any_contract)
+    assert features[group].sum(axis=1).tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert features.loc[0, group[0]] == 1.0 and features.loc[1, group[-1]] == 1.0
+
+
+def test_one_hot_names_are_identifiers() -> None:
+    assert OTHER.one_hot_columns("region") == ["region_north", "region_south_east"]
+    assert OTHER.one_hot_columns("tier") == ["tier_1", "tier_2", "tier_3"]
+
+
+def test_features_are_row_wise(contract: DatasetContract, tiny_raw: pd.DataFrame) -> None:
+    whole = build_features(tiny_raw, contract)
+    part = build_features(tiny_raw.iloc[100:110], contract)
     pd.testing.assert_frame_equal(whole.iloc[100:110].reset_index(drop=True), part)
 
 
-def test_labels_carry_the_slice_column(tiny_raw: pd.DataFrame) -> None:
-    labels = build_labels(tiny_raw, "segment")
-    assert list(labels.columns) == ["customer_id", "event_timestamp", "churned", "segment"]
+def test_derived_features_are_computed_by_their_registered_function(
+    contract: DatasetContract, tiny_raw: pd.DataFrame
+) -> None:
+    features = build_features(tiny_raw, contract)
+    for name in contract.derived:
+        inputs = tiny_raw[list(DERIVED[name].inputs)].astype("float64")
+        expected = compute_derived([name], inputs)[name]
+        np.testing.assert_allclose(features[name].to_numpy(), expected.to_numpy())
+
+
+def test_a_missing_declared_column_is_named(any_contract, tiny_window) -> None:
+    column = next(iter(any_contract.numeric))
+    raw = rows(any_contract, tiny_window).drop(columns=[column])
+    with pytest.raises(ValueError, match=column):
+        build_features(raw, any_contract)
+
+
+def test_labels_carry_key_timestamp_label_and_slices(any_contract, tiny_window) -> None:
+    labels = build_labels(rows(any_contract, tiny_window), any_contract)
+    expected = [any_contract.entity.key, any_contract.timestamp, any_contract.label.column]
+    expected += [c for c in any_contract.slices if c not in expected]
+    assert list(labels.columns) == expected
+    assert set(labels[any_contract.label.column].unique()) <= {0, 1}

@@ -13,7 +13,7 @@ from {{ cookiecutter.package_name }}.files import ParquetStream, read_parquet
 def _frame(start: int, rows: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "customer_id": range(start, start + rows),
+            "entity_id": range(start, start + rows),
             "event_timestamp": pd.date_range("2026-03-01", periods=rows, freq="h", tz="UTC"),
             "value": [0.5 * i for i in range(rows)],
             "segment": ["consumer"] * rows,
@@ -54,7 +54,7 @@ def test_a_piece_with_another_schema_is_refused(tmp_path: Path) -> None:
 def test_read_casts_float32_columns_before_pandas(tmp_path: Path) -> None:
     path = tmp_path / "frame.parquet"
     _frame(0, 5).to_parquet(path, index=False)
-    frame = read_parquet(path, "test", columns=["customer_id", "value"], float32=["value"])
-    assert list(frame.columns) == ["customer_id", "value"]
+    frame = read_parquet(path, "test", columns=["entity_id", "value"], float32=["value"])
+    assert list(frame.columns) == ["entity_id", "value"]
     assert frame["value"].dtype == "float32"
-    assert frame["customer_id"].dtype == "int64"
+    assert frame["entity_id"].dtype == "int64"

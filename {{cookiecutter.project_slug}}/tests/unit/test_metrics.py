@@ -1,3 +1,5 @@
+"""Evaluation metrics and per-slice metrics over the contract's slice columns."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +9,42 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.metrics import classification_metrics, evaluate, write_reports
+from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.errors import StageInputError
+from {{ cookiecutter.package_name }}.features import build_labels
+from {{ cookiecutter.package_name }}.metrics import (
+    MISSING_SLICE,
+    classification_metrics,
+    evaluate,
+    slice_indices,
+    write_reports,
+)
+
+from tools.contract_data import contract_frame
+
+OTHER = DatasetContract.model_validate(
+    {
+        "entity": {"name": "account", "key": "account_ref", "dtype": "string"},
+        "timestamp": "seen_at",
+        "label": {"column": "defaulted", "positive": "yes"},
+        "numeric": {"balance": {}},
+        "categorical": {
+            "region": {"values": ["north", "south"], "nullable": True},
+            "tier": {"values": [1, 2]},
+        },
+        "slices": ["region", "tier"],
+    }
+)
+
+
+def scored(
+    contract: DatasetContract, tiny_window, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Label rows of `contract` and scores that carry some signal."""
+    test = build_labels(contract_frame(contract, tiny_window.dates()[:2], 200, seed=seed), contract)
+    rng = np.random.default_rng(seed)
+    y = test[contract.label.column].to_numpy()
+    return test, np.clip(y * 0.3 + rng.random(len(y)) * 0.7, 0, 1)
 
 
 def test_metrics_on_a_known_example() -> None:
@@ -20,19 +57,59 @@ def test_metrics_on_a_known_example() -> None:
     assert m["f1"] == pytest.approx(0.5)
 
 
-def test_evaluation_writes_metrics_slices_and_plots(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    test = pd.DataFrame(
-        {"churned": rng.integers(0, 2, 400), "segment": rng.choice(["a", "b"], 400)}
-    )
-    scores = np.clip(test["churned"] * 0.5 + rng.random(400) * 0.5, 0, 1)
-    result = evaluate(test, scores, 0.5, 0.5, {"f1": 2.0, "f2": 5.0}, "segment", plot_points=50)
+def test_evaluation_writes_metrics_slices_and_plots(contract, tiny_window, tmp_path: Path) -> None:
+    test, scores = scored(contract, tiny_window)
+    result = evaluate(test, scores, 0.5, 0.5, {"f1": 2.0, "f2": 5.0}, contract, plot_points=50)
     assert result.metrics["roc_auc"] > result.metrics["baseline"]["roc_auc"] == 0.5
-    assert set(result.slices) == {"a", "b"}
+    if len(contract.slices) == 1:  # one slice column: slices are named by value
+        values = {str(v) for v in test[contract.slices[0]].dropna().unique()}
+        assert set(result.slices) == values
+    rows = sum(s["rows"] for s in result.slices.values())
+    assert rows == len(test) * len(contract.slices)
     assert len(result.roc) <= 50
     assert result.importance["feature"].tolist() == ["f2", "f1"]
     paths = write_reports(result, tmp_path)
     assert json.loads(paths["metrics"].read_text())["roc_auc"] == pytest.approx(
         result.metrics["roc_auc"]
     )
-    assert pd.read_csv(paths["confusion"]).shape == (400, 2)
+    written = json.loads(paths["slices"].read_text())
+    assert {k: v["rows"] for k, v in written.items()} == {
+        k: v["rows"] for k, v in result.slices.items()
+    }
+    assert pd.read_csv(paths["confusion"]).shape == (len(test), 2)
+
+
+def test_several_slice_columns_are_named_column_equals_value(tiny_window) -> None:
+    test, scores = scored(OTHER, tiny_window)
+    test.loc[:4, "region"] = None  # a nullable slice column: missing values are a slice too
+    result = evaluate(test, scores, 0.5, 0.5, {}, OTHER)
+    assert set(result.slices) == {
+        "region=north",
+        "region=south",
+        f"region={MISSING_SLICE}",
+        "tier=1",
+        "tier=2",
+    }
+    assert result.slices[f"region={MISSING_SLICE}"]["rows"] == test["region"].isna().sum() >= 5
+    north = (test["region"] == "north").to_numpy()
+    assert result.slices["region=north"]["rows"] == north.sum()
+    assert result.slices["region=north"]["positive_rate"] == pytest.approx(
+        test.loc[north, OTHER.label.column].mean()
+    )
+    # integer codes read back as floats (a column with nulls) keep their names
+    floats = test.assign(tier=test["tier"].astype("float64"))
+    assert set(slice_indices(floats, ["tier"])) == {"1", "2"}
+
+
+def test_no_slices_means_no_slice_metrics(contract, tiny_window) -> None:
+    no_slices = contract.model_copy(update={"slices": []})
+    test, scores = scored(no_slices, tiny_window)
+    result = evaluate(test, scores, 0.5, 0.5, {}, no_slices)
+    assert result.slices == {}
+    assert result.metrics["rows"] == len(test)
+
+
+def test_a_missing_slice_column_is_named(tiny_window) -> None:
+    test, scores = scored(OTHER, tiny_window)
+    with pytest.raises(StageInputError, match=r"\['tier'\] \(params.yaml: dataset.slices\)"):
+        evaluate(test.drop(columns="tier"), scores, 0.5, 0.5, {}, OTHER)

@@ -1,4 +1,5 @@
-"""Monitoring: drift, data quality and model quality decide retraining; bad inputs never do."""
+"""Monitoring: drift, data quality and model quality decide retraining; bad inputs never do.
+Every test holds for the project's contract and for one unlike it (tests/other_contracts.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,101 +23,138 @@ from typer.testing import CliRunner
 from {{ cookiecutter.package_name }}.batches import batch_path
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import (
-    DriftConfig,
     FeatureDriftOverride,
-    IngestConfig,
     MonitoringConfig,
     Params,
+    SplitConfig,
+    TrainConfig,
     Window,
     load_params,
 )
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
-from {{ cookiecutter.package_name }}.features import (
-    FEATURE_COLUMNS,
-    LABEL,
-    build_features,
-    build_labels,
-)
+from {{ cookiecutter.package_name }}.features import build_features, build_labels
 from {{ cookiecutter.package_name }}.model import predict_proba, save_model
 from {{ cookiecutter.package_name }}.monitoring import (
     MonitorData,
+    MonitoredColumns,
     MonitorResult,
     build_monitor_data,
+    describe,
+    monitoring_view,
     run_checks,
     verdict,
     write_outputs,
 )
 from {{ cookiecutter.package_name }}.monitoring.checks import precision_floor, quality_check
-from {{ cookiecutter.package_name }}.monitoring.data import _quality_reference
+from {{ cookiecutter.package_name }}.monitoring.data import UNSEEN, quality_reference
 from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
-from tools.point_in_time import point_in_time_join
 
-from conftest import batches
+from other_contracts import LOAN
+from tools.contract_data import contract_frame
 
-DRIFT_START = dt.date(2026, 4, 1)
+WEEK = [dt.date(2026, 4, 1) + dt.timedelta(days=i) for i in range(7)]  # after the training days
+END = WEEK[-1]
+ROWS = 400
 ARTIFACTS = Path(__file__).resolve().parents[2] / "reports" / "test-artifacts"  # git-ignored
 
 
-@pytest.fixture(scope="module")
-def splits(tiny_raw: pd.DataFrame, split_config) -> Splits:
-    return time_split(
-        point_in_time_join(build_labels(tiny_raw), build_features(tiny_raw)), split_config
+def with_horizon(contract: DatasetContract, days: int) -> DatasetContract:
+    return contract.model_copy(
+        update={"label": contract.label.model_copy(update={"horizon_days": days})}
     )
 
 
-@pytest.fixture(scope="module")
-def model(splits: Splits, train_config) -> tuple[Any, Any, pd.DataFrame]:
-    booster, meta = train_model(splits, train_config)
+@dataclass
+class Trained:
+    """A model trained on a contract's tiny window, and what monitoring reads besides."""
+
+    contract: DatasetContract
+    raw: pd.DataFrame  # the training window's raw rows
+    splits: Splits
+    booster: Any
+    meta: Any
+    test_predictions: pd.DataFrame
+
+    def week(self, **drift: float) -> pd.DataFrame:
+        """The week after the training window, with drift from its first day."""
+        return contract_frame(self.contract, WEEK, ROWS, population=3000, seed=8, **drift)
+
+    def training_set(self) -> pd.DataFrame:
+        c = self.contract
+        labels, features = build_labels(self.raw, c), build_features(self.raw, c)
+        return labels.merge(features, on=[c.entity.key, c.timestamp])
+
+
+@pytest.fixture(scope="module", params=["project", "loan"])
+def trained(
+    request: pytest.FixtureRequest,
+    contract: DatasetContract,
+    tiny_window: Window,
+    split_config: SplitConfig,
+    train_config: TrainConfig,
+) -> Trained:
+    c = contract if request.param == "project" else LOAN
+    raw = contract_frame(c, tiny_window.dates(), ROWS, population=3000, seed=7)
+    labels, features = build_labels(raw, c), build_features(raw, c)
+    splits = time_split(labels.merge(features, on=[c.entity.key, c.timestamp]), split_config, c)
+    booster, meta = train_model(splits, train_config, c)
     scores = predict_proba(booster, splits.test)
-    test_predictions = splits.test.drop(columns=FEATURE_COLUMNS).assign(
+    test_predictions = splits.test.drop(columns=c.feature_columns).assign(
         score=scores, predicted=(scores >= meta.threshold).astype("int64")
     )
-    return booster, meta, test_predictions
+    return Trained(c, raw, splits, booster, meta, test_predictions)
 
 
 @pytest.fixture(scope="module")
 def cfg(project_params: Params) -> MonitoringConfig:
-    """The shipped monitoring params, with quality floors for the tiny test model
-    (its no-drift ROC AUC is about 0.75 where the default project's is about 0.80)."""
+    """The project's monitoring params, with this scenario's window (a week of current
+    days, whatever `dataset init` chose for the project) and quality floors for the tiny
+    test model."""
     base = project_params.monitor
     quality = base.quality.model_copy(
         update={"min_roc_auc": 0.70, "min_recall": 0.25, "min_labelled_rows": 300}
     )
-    return base.model_copy(update={"quality": quality})
-
-
-def current_batches(tiny_ingest: IngestConfig, **drift: float) -> pd.DataFrame:
-    """The week after the training window, with drift injected from its first day."""
-    week = Window(end_date=DRIFT_START + dt.timedelta(days=6), days=7)
-    drifting = tiny_ingest.synthetic.model_copy(
-        update={"drift": DriftConfig(start_date=DRIFT_START, **drift)}
+    return base.model_copy(
+        update={"quality": quality, "current_days": 7, "min_rows": 200, "sample_rows": 50_000}
     )
-    return batches(week, IngestConfig(synthetic=drifting))
+
+
+def monitor_data(
+    t: Trained,
+    cfg: MonitoringConfig,
+    current: pd.DataFrame | None = None,
+    contract: DatasetContract | None = None,
+    **kwargs: Any,
+) -> MonitorData:
+    """The training window plus `current` (default: the next week, no drift)."""
+    current = t.week() if current is None else current
+    return build_monitor_data(
+        raw=pd.concat([t.raw, current], ignore_index=True),
+        reference=t.splits.train,
+        booster=t.booster,
+        threshold=t.meta.threshold,
+        cfg=cfg,
+        contract=contract or t.contract,
+        test_predictions=t.test_predictions,
+        end_date=END,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
-def check(
-    tiny_raw: pd.DataFrame, tiny_ingest: IngestConfig, splits: Splits, model, cfg
-) -> Callable[..., MonitorResult]:
-    """Run the checks on the training window plus a current week with the given drift
-    (results cached per scenario: each costs a few seconds of Evidently)."""
-    booster, meta, test_predictions = model
+def check(trained: Trained, cfg: MonitoringConfig) -> Callable[..., MonitorResult]:
+    """Run the checks on a scenario: the next week with the given drift, labels known
+    `horizon` days after the event (results cached: each costs seconds of Evidently)."""
     cache: dict[tuple, MonitorResult] = {}
 
-    def run(**drift: float) -> MonitorResult:
-        key = tuple(sorted(drift.items()))
+    def run(horizon: int = 0, **drift: float) -> MonitorResult:
+        key = (horizon, *sorted(drift.items()))
         if key not in cache:
-            raw = pd.concat([tiny_raw, current_batches(tiny_ingest, **drift)])
-            data = build_monitor_data(
-                raw=raw.reset_index(drop=True),
-                reference=splits.train,
-                booster=booster,
-                threshold=meta.threshold,
-                cfg=cfg,
-                test_predictions=test_predictions,
-            )
+            contract = with_horizon(trained.contract, horizon)
+            data = monitor_data(trained, cfg, trained.week(**drift), contract)
             cache[key] = run_checks(data, cfg)
         return cache[key]
 
@@ -127,28 +166,60 @@ def stamp(when: pd.Timestamp, i: int) -> str:
     return when.isoformat() if i % 2 else when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def log_lines(rows: pd.DataFrame, booster: Any, threshold: float) -> list[str]:
+def log_lines(t: Trained, rows: pd.DataFrame) -> list[str]:
     """Prediction-log lines as the serving API writes them, one per raw row."""
-    features = build_features(rows.reset_index(drop=True))
-    scores = predict_proba(booster, features)
+    c = t.contract
+    features = build_features(rows.reset_index(drop=True), c)
+    scores = predict_proba(t.booster, features)
     lines = []
-    for i, (row, score) in enumerate(zip(features.itertuples(index=False), scores, strict=True)):
-        values = row._asdict()
-        lines.append(
-            json.dumps(
-                {
-                    "timestamp": stamp(values["event_timestamp"], i),
-                    "request_id": f"req-{i}",
-                    "customer_id": int(values["customer_id"]),
-                    "model_name": "{{ cookiecutter.project_slug }}",
-                    "model_version": "3",
-                    "features": {c: float(values[c]) for c in FEATURE_COLUMNS},
-                    "score": float(score),
-                    "predicted": int(score >= threshold),
-                }
-            )
-        )
+    for i, score in enumerate(scores):
+        row = features.iloc[i]
+        key = row[c.entity.key]
+        record = {
+            "timestamp": stamp(row[c.timestamp], i),
+            "request_id": f"req-{i}",
+            "entity_id": int(key) if c.entity.dtype == "int" else str(key),
+            "model_name": "model",
+            "model_version": "3",
+            "features": {f: float(row[f]) for f in c.feature_columns},
+            "score": float(score),
+            "predicted": int(score >= t.meta.threshold),
+        }
+        lines.append(json.dumps(record))
     return lines
+
+
+# --------------------------------------------------------------------------- the monitored view
+
+
+def test_the_monitored_view_decodes_features_back_to_what_people_read(trained: Trained) -> None:
+    c = trained.contract
+    columns = MonitoredColumns.of(c)
+    assert columns.monitored == [*c.numeric, *c.derived, *c.categorical]
+    raw = trained.raw.head(50).reset_index(drop=True)
+    features = build_features(raw, c)
+    view = monitoring_view(features, columns)
+    for column in c.numeric:  # a value flagged missing is missing again
+        pd.testing.assert_series_equal(
+            view[column], raw[column].astype("float64"), check_names=False
+        )
+    for column in c.categorical:  # the raw category, null where the raw value was null
+        expected = raw[column].astype(object).where(raw[column].notna(), None)
+        assert view[column].tolist() == expected.tolist()
+    for column, spec in c.categorical.items():  # a group with no category set
+        zeroed = features.copy()
+        zeroed[c.one_hot_groups[column]] = 0.0
+        decoded = monitoring_view(zeroed, columns)[column]
+        assert decoded.tolist() == [None if spec.nullable else UNSEEN] * len(raw)
+
+
+def test_a_contract_column_named_like_a_monitoring_column_is_refused() -> None:
+    clash = LOAN.model_copy(update={"numeric": {"score": LOAN.numeric["balance"]}})
+    with pytest.raises(ConfigError, match="column\\(s\\) score, which monitoring adds"):
+        MonitoredColumns.of(clash)
+
+
+# --------------------------------------------------------------------------- drift and quality
 
 
 def test_no_drift_writes_reports_and_does_not_retrain(check, tmp_path: Path) -> None:
@@ -183,25 +254,24 @@ def test_no_drift_writes_reports_and_does_not_retrain(check, tmp_path: Path) -> 
     assert ">ok<" in index
 
 
-def test_covariate_drift_names_the_drifted_features_and_retrains(check) -> None:
+def test_covariate_drift_names_the_drifted_features_and_retrains(check, trained: Trained) -> None:
     result = check(covariate=1.0)
     drift = result.summary["feature_drift"]
+    c = trained.contract
     assert result.retrain is True
-    shifted = {"monthly_charges", "total_charges", "usage_gb_30d", "contract"}
-    assert shifted <= set(drift["drifted"])
-    assert not {"late_payments_90d", "payment_method", "segment"} & set(drift["drifted"])
+    assert {*c.numeric, *c.categorical} <= set(drift["drifted"])  # every input shifted
     for name in drift["drifted"]:
         column = drift["features"][name]
         assert column["score"] >= column["threshold"]
     assert drift["share"] >= drift["max_share"]
     first = result.reasons[0]
     assert first.startswith(f"drift share {drift['share']:.2f} >= 0.30")
-    assert "monthly_charges" in first
+    assert next(iter(c.numeric)) in first
     assert any(r.startswith("prediction drift: score wasserstein") for r in result.reasons)
 
 
 def test_concept_drift_fails_the_quality_check_and_retrains(check) -> None:
-    result = check(concept=1.0)
+    result = check(concept=1.0)  # labels known at once (horizon 0): the week's labels count
     s = result.summary
     assert result.retrain is True
     # the inputs did not move: only the outcome did, and quality on labelled rows shows it
@@ -213,22 +283,62 @@ def test_concept_drift_fails_the_quality_check_and_retrains(check) -> None:
     roc = f"roc_auc {quality['current']['roc_auc']:.3f} < {quality['thresholds']['roc_auc']:.3f}"
     assert roc in result.reasons
     assert not any(r.startswith("drift share") for r in result.reasons)
+    assert quality["days"]["first_day"] == "2026-04-01"
+    assert quality["days"]["last_day"] == "2026-04-07"
 
 
-def test_sampling_reaches_the_same_verdict(
-    tiny_raw, tiny_ingest, splits, model, cfg, check
+def test_with_a_label_horizon_quality_waits_for_matured_labels(
+    trained: Trained, cfg: MonitoringConfig, check
 ) -> None:
-    booster, meta, test_predictions = model
+    """Labels count once `dataset.label.horizon_days` have passed at the window's end:
+    quality is judged on the newest current_days days of matured labels, drift on the
+    newest days, and the summary says which days quality was judged on."""
+    horizon = with_horizon(trained.contract, 10)
+    data = monitor_data(trained, cfg, trained.week(concept=1.0), horizon)
+    label, ts = horizon.label.column, horizon.timestamp
+    quality = data.window["quality"]
+    assert quality["label_horizon_days"] == 10
+    assert quality["labels_known_before"] == "2026-03-29T00:00:00+00:00"  # Apr 8 - 10 days
+    assert (quality["first_day"], quality["last_day"]) == ("2026-03-22", "2026-03-28")
+    matured = trained.raw.loc[trained.raw[ts].dt.date.between(dt.date(2026, 3, 22), END)]
+    matured = matured.loc[matured[ts] < pd.Timestamp("2026-03-29", tz="UTC")]
+    assert quality["rows"] == len(data.labelled) == len(matured)
+    assert data.labelled[ts].min().date() == dt.date(2026, 3, 22)
+    assert data.labelled[ts].max().date() == dt.date(2026, 3, 28)
+    assert data.current[ts].min().date() == WEEK[0]  # drift: still the newest week
+    assert data.current[label].isna().all()  # the week's labels are not known yet
+
+    s = run_checks(data, cfg).summary
+    assert s["model_quality"]["status"] == "checked"
+    assert s["model_quality"]["failed"] == []  # the concept drift is not visible yet
+    assert s["model_quality"]["days"]["first_day"] == "2026-03-22"
+    assert s["retrain"] is False, s["reasons"]
+    assert "labelled rows of 2026-03-22..2026-03-28" in describe(MonitorResult(summary=s))
+
+    later = check(horizon=3, concept=1.0).summary["model_quality"]  # 4 drifted days matured
+    assert (later["days"]["first_day"], later["days"]["last_day"]) == ("2026-03-29", "2026-04-04")
+    assert "roc_auc" in later["failed"]
+
+
+def test_too_few_matured_labels_skip_quality_naming_the_days(
+    trained: Trained, cfg: MonitoringConfig
+) -> None:
+    horizon = with_horizon(trained.contract, 60)  # nothing in the data is old enough
+    data = monitor_data(trained, cfg, contract=horizon)
+    assert len(data.labelled) == 0
+    known_before = END + dt.timedelta(days=1 - 60)
+    first, last = known_before - dt.timedelta(days=7), known_before - dt.timedelta(days=1)
+    quality = run_checks(data, cfg).summary["model_quality"]
+    assert quality["status"] == "skipped"
+    assert f"0 labelled rows in the days {first}..{last}" in quality["reason"]
+    assert "horizon_days: 60" in quality["reason"]
+
+
+def test_sampling_reaches_the_same_verdict(trained: Trained, cfg: MonitoringConfig, check) -> None:
     sampled_cfg = cfg.model_copy(update={"sample_rows": 1500})
     for drift in ({}, {"covariate": 1.0}, {"concept": 1.0}):
-        raw = pd.concat([tiny_raw, current_batches(tiny_ingest, **drift)], ignore_index=True)
-        data = build_monitor_data(
-            raw=raw,
-            reference=splits.train,
-            booster=booster,
-            threshold=meta.threshold,
-            cfg=sampled_cfg,
-            test_predictions=test_predictions,
+        data = monitor_data(
+            trained, sampled_cfg, trained.week(**drift), with_horizon(trained.contract, 0)
         )
         sampled = run_checks(data, sampled_cfg).summary
         full = check(**drift).summary
@@ -239,15 +349,16 @@ def test_sampling_reaches_the_same_verdict(
 
 
 def test_empty_current_window_is_reported_and_never_retrains(
-    tiny_raw, splits, model, cfg, tmp_path: Path
+    trained: Trained, cfg: MonitoringConfig, tmp_path: Path
 ) -> None:
-    booster, meta, _ = model
+    t = trained
     data = build_monitor_data(
-        raw=tiny_raw.iloc[:0],
-        reference=splits.train,
-        booster=booster,
-        threshold=meta.threshold,
+        raw=t.raw.iloc[:0],
+        reference=t.splits.train,
+        booster=t.booster,
+        threshold=t.meta.threshold,
         cfg=cfg,
+        contract=t.contract,
     )
     result = run_checks(data, cfg)
     s = result.summary
@@ -260,47 +371,67 @@ def test_empty_current_window_is_reported_and_never_retrains(
     assert "not enough data" in (tmp_path / "index.html").read_text()
 
     few = build_monitor_data(
-        raw=tiny_raw.tail(50),
-        reference=splits.train,
-        booster=booster,
-        threshold=meta.threshold,
+        raw=t.raw.tail(50),
+        reference=t.splits.train,
+        booster=t.booster,
+        threshold=t.meta.threshold,
         cfg=cfg,
+        contract=t.contract,
     )
     s = run_checks(few, cfg).summary
     assert s["retrain"] is False
     assert any("monitor.min_rows=200" in w for w in s["warnings"])
 
 
-def test_missing_columns_are_named(tiny_raw, splits, model, cfg) -> None:
-    booster, meta, _ = model
-    with pytest.raises(
-        StageInputError, match="column\\(s\\) contract missing from the raw batches"
-    ):
-        build_monitor_data(
-            raw=tiny_raw.drop(columns=["contract"]),
-            reference=splits.train,
-            booster=booster,
-            threshold=meta.threshold,
-            cfg=cfg,
-        )
-    with pytest.raises(
-        StageInputError, match="column\\(s\\) churned missing from the training set"
-    ):
-        build_monitor_data(
-            raw=tiny_raw,
-            reference=splits.train.drop(columns=["churned"]),
-            booster=booster,
-            threshold=meta.threshold,
-            cfg=cfg,
-        )
-
-
-def test_malformed_log_lines_are_skipped_and_reported_without_a_trigger(
-    tiny_raw, tiny_ingest, splits, model, cfg, tmp_path: Path
+def test_missing_columns_are_named_with_where_they_come_from(
+    trained: Trained, cfg: MonitoringConfig
 ) -> None:
-    booster, meta, _ = model
-    current = current_batches(tiny_ingest)
-    good = log_lines(current.head(300), booster, meta.threshold)
+    c = trained.contract
+    category, label = next(iter(c.categorical)), c.label.column
+    reference = trained.splits.train
+    with pytest.raises(
+        StageInputError,
+        match=f"column\\(s\\) {category} \\(dataset.categorical\\) missing from the raw batches",
+    ):
+        build_monitor_data(
+            raw=trained.raw.drop(columns=[category]),
+            reference=reference,
+            booster=trained.booster,
+            threshold=trained.meta.threshold,
+            cfg=cfg,
+            contract=c,
+        )
+    for column, origin in (
+        (label, "dataset.label.column"),
+        (c.one_hot_groups[category][0], f"one-hot of dataset.categorical {category}"),
+    ):
+        with pytest.raises(StageInputError, match=f"{column} \\({origin}\\) missing from the tr"):
+            build_monitor_data(
+                raw=trained.raw,
+                reference=reference.drop(columns=[column]),
+                booster=trained.booster,
+                threshold=trained.meta.threshold,
+                cfg=cfg,
+                contract=c,
+            )
+    with pytest.raises(
+        StageInputError, match=f"{label} \\(dataset.label.column\\) missing from the test"
+    ):
+        quality_reference(
+            trained.test_predictions.drop(columns=[label]), 0.5, MonitoredColumns.of(c)
+        )
+
+
+# --------------------------------------------------------------------------- the prediction log
+
+
+def test_served_predictions_join_matured_labels_and_malformed_lines_are_issues(
+    trained: Trained, cfg: MonitoringConfig, tmp_path: Path
+) -> None:
+    t, c = trained, with_horizon(trained.contract, 10)
+    current = t.week()
+    matured = t.raw.loc[t.raw[c.timestamp].dt.date == dt.date(2026, 3, 25)].head(150)
+    good = [*log_lines(t, matured), *log_lines(t, current.head(300))]
     entry = json.loads(good[0])
     bad = [
         "{not json",
@@ -309,89 +440,60 @@ def test_malformed_log_lines_are_skipped_and_reported_without_a_trigger(
         json.dumps({**entry, "score": 1.7}),
         json.dumps({**entry, "timestamp": "yesterday"}),
         json.dumps({**entry, "features": None}),
-        json.dumps({**entry, "features": {**entry["features"], "tenure_months": "ten"}}),
-        json.dumps(
-            {
-                **entry,
-                "features": {k: v for k, v in entry["features"].items() if k != "usage_gb_30d"},
-            }
-        ),
+        json.dumps({**entry, "features": {**entry["features"], c.feature_columns[0]: "ten"}}),
     ]
     path = tmp_path / "predictions.jsonl"
     path.write_text("\n".join([*good[:150], *bad, "", *good[150:]]) + "\n")
+    log = read_prediction_log(path, c)
+    assert log is not None and len(log.frame) == 450 and log.lines == 457
+    assert [n for n, _ in log.malformed] == list(range(151, 158))
 
-    log = read_prediction_log(path)
-    assert log is not None
-    assert len(log.frame) == 300
-    assert log.lines == 308
-    assert [n for n, _ in log.malformed] == list(range(151, 159))
-    reasons = dict(log.malformed)
-    assert reasons[151].startswith("not JSON")
-    assert reasons[152] == "not a JSON object"
-    assert reasons[153] == "missing score"
-    assert reasons[154] == "score is not a probability (1.7)"
-    assert "timestamp is not ISO-8601" in reasons[155]
-    assert reasons[156] == "'features' is not an object"
-    assert reasons[157] == "feature tenure_months is not a number ('ten')"
-    assert reasons[158] == "features lack usage_gb_30d"
-
-    raw = pd.concat([tiny_raw, current], ignore_index=True)
-    data = build_monitor_data(
-        raw=raw,
-        reference=splits.train,
-        booster=booster,
-        threshold=meta.threshold,
-        cfg=cfg,
-        prediction_log=log,
-    )
-    assert data.window["prediction_log"]["rows"] == 300
-    assert (
-        data.window["prediction_log"]["labelled_rows"] == 300
-    )  # labels joined by customer and day
-    assert data.window["prediction_log"]["model_versions"] == ["3"]
+    data = monitor_data(t, cfg, current, c, prediction_log=log)
+    served = data.window["prediction_log"]
+    assert served["rows"] == 300  # the newest week's served predictions
+    assert served["labelled_rows"] == 150  # labels joined by entity and day, where matured
+    assert served["model_versions"] == ["3"]
     assert data.window["current_rows"] == len(current) + 300
+    labelled = data.labelled.loc[data.labelled["source"] == "serving"]
+    assert labelled[c.label.column].tolist() == matured[c.label.column].astype(float).tolist()
     s = run_checks(data, cfg).summary
     assert s["retrain"] is False, s["reasons"]
-    assert s["issues"][0].startswith(f"prediction log {path}: 8 of 308 lines malformed and skipped")
-    assert "line 151: not JSON" in s["issues"][0]
-
-    assert read_prediction_log(tmp_path / "absent.jsonl") is None
+    assert s["issues"][0].startswith(f"prediction log {path}: 7 of 457 lines malformed")
+    assert "line 151" in s["issues"][0]
+    assert read_prediction_log(tmp_path / "absent.jsonl", c) is None
 
 
 def test_new_categories_and_missing_values_are_issues_not_triggers(
-    tiny_raw, tiny_ingest, splits, model, cfg, tmp_path: Path
+    trained: Trained, cfg: MonitoringConfig, tmp_path: Path
 ) -> None:
-    booster, meta, _ = model
-    current = current_batches(tiny_ingest)
+    t, c = trained, trained.contract
+    category = next(col for col, spec in c.categorical.items() if not spec.nullable)
+    number = list(c.numeric)[-1]  # not the first: the label depends on it (tools/contract_data.py)
+    current = t.week()
     rng = np.random.default_rng(0)
-    current.loc[rng.random(len(current)) < 0.3, "usage_gb_30d"] = np.nan
-    current.loc[current.index[:40], "contract"] = "weekly"
+    current.loc[rng.random(len(current)) < 0.3, number] = np.nan
+    current[category] = current[category].astype(object)
+    current.loc[current.index[:40], category] = "no-such-value"
     lines = []
-    for i, line in enumerate(log_lines(current.iloc[100:400], booster, meta.threshold)):
+    for i, line in enumerate(log_lines(t, current.iloc[100:400])):
         entry = json.loads(line)
-        if i < 20:  # a contract the serving side could not encode: every one-hot is zero
-            entry["features"].update(
-                {c: 0.0 for c in entry["features"] if c.startswith("contract_")}
-            )
+        if i < 20:  # a category the serving side could not encode: every one-hot is zero
+            entry["features"].update({f: 0.0 for f in c.one_hot_groups[category]})
         lines.append(json.dumps(entry))
     path = tmp_path / "predictions.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    data = build_monitor_data(
-        raw=pd.concat([tiny_raw, current], ignore_index=True),
-        reference=splits.train,
-        booster=booster,
-        threshold=meta.threshold,
-        cfg=cfg,
-        prediction_log=read_prediction_log(path),
-    )
+    data = monitor_data(t, cfg, current, prediction_log=read_prediction_log(path, c))
     s = run_checks(data, cfg).summary
     assert s["retrain"] is False, s["reasons"]
     issues = " | ".join(s["issues"])
-    assert "new categories in contract: 'weekly' (40), '(unseen)' (20)" in issues
-    assert "missing values in usage_gb_30d" in issues
-    assert s["data_quality"]["new_categories"]["contract"]["rows"] == 60
-    assert s["data_quality"]["missing_share"]["usage_gb_30d"]["current"] > 0.25
-    assert s["data_quality"]["missing_share"]["usage_gb_30d"]["reference"] < 0.05
+    assert f"new categories in {category}: 'no-such-value' (40), '(unseen)' (20)" in issues
+    assert f"missing values in {number}" in issues
+    assert s["data_quality"]["new_categories"][category]["rows"] == 60
+    assert s["data_quality"]["missing_share"][number]["current"] > 0.25
+    assert s["data_quality"]["missing_share"][number]["reference"] < 0.1
+
+
+# --------------------------------------------------------------------------- the verdict
 
 
 def test_verdict_names_every_crossed_threshold() -> None:
@@ -426,39 +528,43 @@ def test_verdict_names_every_crossed_threshold() -> None:
     assert verdict(skipped, skipped, skipped) == (False, [])
 
 
-def test_precision_is_judged_as_a_lift_over_the_labelled_rows_positive_rate(model, cfg) -> None:
-    _, meta, test_predictions = model
-    # the test days as labelled current rows (label, score, prediction): positive rate about 0.1
-    labelled = _quality_reference(test_predictions, meta.threshold)
+def test_precision_is_judged_as_a_lift_over_the_labelled_rows_positive_rate(
+    trained: Trained, cfg: MonitoringConfig
+) -> None:
+    columns = MonitoredColumns.of(trained.contract)
+    label = columns.label
+    # the test days as labelled rows (label, score, prediction)
+    labelled = quality_reference(trained.test_predictions, trained.meta.threshold, columns)
 
     def judge(rows: pd.DataFrame, **limits: Any) -> dict[str, Any]:
         quality = cfg.quality.model_copy(
             update={"min_roc_auc": 0.5, "min_recall": 0.0, "min_labelled_rows": 100, **limits}
         )
-        data = MonitorData(rows, rows, None, meta.threshold, {})
+        data = MonitorData(rows, rows, rows, None, trained.meta.threshold, {}, columns)
         return quality_check(rows, data, cfg.model_copy(update={"quality": quality}))
 
-    # The same model on labelled rows where most negatives are missing: base rate about 0.4.
-    keep = (labelled[LABEL] == 1) | (np.random.default_rng(0).random(len(labelled)) < 0.15)
+    # The same model on labelled rows where most negatives are missing: a higher base rate.
+    keep = (labelled[label] == 1) | (np.random.default_rng(0).random(len(labelled)) < 0.15)
     high = labelled[keep.to_numpy()]
-    lift = {"min_precision_lift": 2.0, "min_precision": None}
+    lift = {"min_precision_lift": 1.0, "min_precision": None}
     low_rate = judge(labelled, **lift)
-    assert low_rate["current"]["positive_rate"] < 0.15 and low_rate["failed"] == []
-    high_rate = judge(high, **lift)
+    assert low_rate["failed"] == []
+    strict = {"min_precision_lift": 0.99 / high[label].mean(), "min_precision": None}
+    high_rate = judge(high, **strict)
     precision, rate = high_rate["current"]["precision"], high_rate["current"]["positive_rate"]
-    assert rate > 0.3 and high_rate["failed"] == ["precision"]
-    assert precision > 0.15, "above the old absolute min_precision: only the lift fails it"
-    assert high_rate["thresholds"]["precision"] == pytest.approx(2.0 * rate)
+    assert rate > low_rate["current"]["positive_rate"] and high_rate["failed"] == ["precision"]
+    assert high_rate["thresholds"]["precision"] == pytest.approx(0.99)
     skipped = {"status": "skipped"}
+    lift_rule = f"{strict['min_precision_lift']} x positive rate {rate:.3f} (0.990)"
     assert verdict(skipped, skipped, high_rate) == (
         True,
-        [f"precision {precision:.3f} < 2.0 x positive rate {rate:.3f} ({2.0 * rate:.3f})"],
+        [f"precision {precision:.3f} < {lift_rule}"],
     )
     # An absolute floor instead of the lift, or both (the higher one binds).
-    assert judge(high, min_precision_lift=None, min_precision=0.15)["failed"] == []
-    both = judge(high, min_precision_lift=0.5, min_precision=0.99)
-    assert both["failed"] == ["precision"] and both["thresholds"]["precision"] == 0.99
-    assert verdict(skipped, skipped, both)[1] == [f"precision {precision:.3f} < 0.990"]
+    assert judge(high, min_precision_lift=None, min_precision=0.05)["failed"] == []
+    both = judge(high, min_precision_lift=0.5, min_precision=0.995)
+    assert both["failed"] == ["precision"] and both["thresholds"]["precision"] == 0.995
+    assert verdict(skipped, skipped, both)[1] == [f"precision {precision:.3f} < 0.995"]
     neither = judge(high, min_precision_lift=None, min_precision=None)
     assert "precision" not in neither["thresholds"] and neither["failed"] == []
 
@@ -475,26 +581,20 @@ def test_precision_floor_is_the_higher_of_the_lift_and_the_absolute_floor(cfg) -
 
 
 def test_per_feature_overrides_apply_and_unknown_features_are_named(
-    tiny_raw, tiny_ingest, splits, model, cfg
+    trained: Trained, cfg: MonitoringConfig
 ) -> None:
-    booster, meta, _ = model
+    first, second = list(trained.contract.numeric)[:2]
     override = FeatureDriftOverride(stattest="psi", threshold=0.5)
-    drift = cfg.drift.model_copy(update={"per_feature": {"tenure_months": override}})
+    drift = cfg.drift.model_copy(update={"per_feature": {first: override}})
     custom = cfg.model_copy(update={"drift": drift, "sample_rows": 2000})
-    data = build_monitor_data(
-        raw=pd.concat([tiny_raw, current_batches(tiny_ingest)], ignore_index=True),
-        reference=splits.train,
-        booster=booster,
-        threshold=meta.threshold,
-        cfg=custom,
-    )
+    data = monitor_data(trained, custom)
     features = run_checks(data, custom).summary["feature_drift"]["features"]
-    assert features["tenure_months"]["stattest"] == "psi"
-    assert features["tenure_months"]["threshold"] == 0.5
-    assert features["monthly_charges"]["stattest"] == "wasserstein"
+    assert features[first]["stattest"] == "psi"
+    assert features[first]["threshold"] == 0.5
+    assert features[second]["stattest"] == "wasserstein"
 
-    typo = type(cfg.drift).model_validate({"per_feature": {"tenure": {"threshold": 0.2}}})
-    with pytest.raises(ConfigError, match="unknown feature\\(s\\) tenure"):
+    typo = type(cfg.drift).model_validate({"per_feature": {"no_such_column": {"threshold": 0.2}}})
+    with pytest.raises(ConfigError, match="unknown feature\\(s\\) no_such_column"):
         run_checks(data, cfg.model_copy(update={"drift": typo}))
 
 
@@ -521,48 +621,49 @@ def test_stattests_are_checked_in_params(tmp_path: Path) -> None:
         load_params(path)
 
 
+# --------------------------------------------------------------------------- the monitor command
+
+
 @pytest.fixture(scope="module")
 def project(
     tmp_path_factory: pytest.TempPathFactory,
-    tiny_raw,
-    tiny_ingest,
-    split_config,
-    splits,
-    model,
-    cfg,
-    project_params,
+    trained: Trained,
+    split_config: SplitConfig,
+    cfg: MonitoringConfig,
+    project_params: Params,
 ) -> Path:
-    """A project folder holding what the monitor stage reads: raw batches (the training
-    window and a week with covariate drift), training set, model, test predictions, a log."""
+    """A project folder holding what the monitor stage reads for the contract: raw batches
+    (the training window and a week with covariate drift), training set, model, test
+    predictions, a prediction log, and params.yaml declaring the contract."""
+    t, c = trained, trained.contract
     root = tmp_path_factory.mktemp("monitor-project")
-    booster, meta, test_predictions = model
-    current = current_batches(tiny_ingest, covariate=1.0)
-    raw = pd.concat([tiny_raw, current], ignore_index=True)
-    for day, batch in raw.groupby(raw["event_timestamp"].dt.date):
+    current = t.week(covariate=1.0)
+    raw = pd.concat([t.raw, current], ignore_index=True)
+    for day, batch in raw.groupby(raw[c.timestamp].dt.date):
         path = batch_path(root / "data/raw", day)
         path.parent.mkdir(parents=True, exist_ok=True)
         batch.to_parquet(path, index=False)
-    training = point_in_time_join(build_labels(tiny_raw), build_features(tiny_raw))
     (root / "data/training").mkdir(parents=True)
-    training.to_parquet(root / "data/training/training_set.parquet", index=False)
-    save_model(booster, meta, root / "models")
+    t.training_set().to_parquet(root / "data/training/training_set.parquet", index=False)
+    save_model(t.booster, t.meta, root / "models")
     (root / "data/predictions").mkdir(parents=True)
-    test_predictions.to_parquet(root / "data/predictions/test_predictions.parquet", index=False)
+    t.test_predictions.to_parquet(root / "data/predictions/test_predictions.parquet", index=False)
     (root / "logs").mkdir()
-    lines = log_lines(current.head(200), booster, meta.threshold)
+    lines = log_lines(t, current.head(200))
     (root / "logs/predictions.jsonl").write_text("\n".join([*lines, "{oops"]) + "\n")
     params = project_params.model_dump(mode="json")
-    interval = params.pop("interval")  # interval.yaml, beside params.yaml
+    params.pop("interval")  # interval.yaml, beside params.yaml
+    params["dataset"] = c.model_dump(mode="json")
     params["split"] = split_config.model_dump(mode="json")
     params["monitor"] = cfg.model_dump(mode="json")
     params["mlflow"]["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    (root / "interval.yaml").write_text(yaml.safe_dump(interval))
+    (root / "interval.yaml").write_text(yaml.safe_dump({"end_date": END.isoformat()}))
     return root
 
 
 def test_monitor_command_writes_the_verdict_and_logs_to_mlflow(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, trained: Trained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
 
@@ -575,11 +676,17 @@ def test_monitor_command_writes_the_verdict_and_logs_to_mlflow(
     summary = json.loads((project / "reports/monitoring/summary.json").read_text())
     assert summary["retrain"] is True
     assert summary["window"]["prediction_log"]["rows"] == 200
+    horizon = trained.contract.label.horizon_days
+    assert summary["window"]["quality"]["label_horizon_days"] == horizon
+    known = dt.date(2026, 4, 8) - dt.timedelta(days=horizon)
+    assert summary["model_quality"]["days"]["last_day"] == (known - dt.timedelta(1)).isoformat()
     assert (project / "reports/monitoring" / summary["reports"]["drift"]).is_file()
     assert (project / "reports/monitoring/index.html").is_file()
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("{{ cookiecutter.project_slug }}")
+    experiment = client.get_experiment_by_name(
+        load_params(project / "params.yaml").mlflow.experiment
+    )
     runs = client.search_runs([experiment.experiment_id], "tags.stage = 'monitor'")
     assert len(runs) == 1
     run_ = runs[0]
@@ -595,18 +702,22 @@ def test_monitor_command_writes_the_verdict_and_logs_to_mlflow(
 
 
 def test_monitor_command_fails_clearly_on_unusable_input(
-    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(
         project, broken, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "reports")
     )
+    category = next(iter(trained.contract.categorical))
     for batch in (broken / "data/raw").glob("*.parquet"):
-        pd.read_parquet(batch).drop(columns=["contract"]).to_parquet(batch, index=False)
+        pd.read_parquet(batch).drop(columns=[category]).to_parquet(batch, index=False)
     monkeypatch.chdir(broken)
     done = CliRunner().invoke(app, ["monitor"])
     assert done.exit_code == 1
-    assert "monitor failed: column(s) contract missing from the raw batches" in done.output
+    assert (
+        f"monitor failed: column(s) {category} (dataset.categorical) missing from the raw batches"
+        in done.output
+    )
     assert "Traceback" not in done.output
     assert not (broken / "reports/monitoring/summary.json").exists()  # no verdict, no trigger
 
@@ -708,10 +819,16 @@ def test_drift_report_renders_the_drift_table_in_headless_chromium(
     parser.feed(dom.stdout)
     cells = parser.cells
     assert cells, "the report rendered no table"
-    for column in result.summary["feature_drift"]["drifted"]:
-        assert column in cells, f"drifted column {column} is not in a rendered table cell"
+    drifted = result.summary["feature_drift"]["drifted"]
+    # Evidently pages its table (10 rows a page): the first page shows drifted columns
+    shown = [column for column in drifted if column in cells]
+    assert len(shown) >= min(len(drifted), 5), f"drifted {drifted}, rendered {cells}"
     assert any(cell.lower() == "detected" for cell in cells)
-    assert any(cell.lower() == "not detected" for cell in cells)
+    features = result.summary["feature_drift"]["features"]
+    calm = [c for c, f in features.items() if not f["drifted"]]
+    calm += [] if result.summary["prediction_drift"]["drifted"] else ["score"]
+    if calm and len(drifted) < 10:  # a column without drift made the first page
+        assert any(cell.lower() == "not detected" for cell in cells), (calm, cells)
 
     screenshot = out / "drift.png"
     shot = subprocess.run(

@@ -1,13 +1,16 @@
-"""The prediction-record schema: what the service writes, the monitor reads back."""
+"""The prediction-record schema: what the service writes, the monitor reads back,
+for the project's contract and for a string-keyed one."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from {{ cookiecutter.package_name }}.features import ENTITY, FEATURE_COLUMNS, TIMESTAMP
+from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
 from {{ cookiecutter.package_name }}.prediction_log import (
     PREDICTION,
     RECORD_FIELDS,
@@ -19,60 +22,127 @@ from {{ cookiecutter.package_name }}.prediction_log import (
     read_prediction_log,
 )
 
+from tools.contract_data import entity_ids
 
-def record(i: int, **changes: object) -> PredictionRecord:
+
+@pytest.fixture(params=["project", "string_keyed"])
+def any_contract(request, contract: DatasetContract) -> DatasetContract:
+    if request.param == "project":
+        return contract
+    entity = EntitySpec(name="account", key="account_ref", dtype="string")
+    return contract.model_copy(update={"entity": entity})
+
+
+def ids(contract: DatasetContract, n: int) -> list[int | str]:
+    return entity_ids(contract, np.arange(n)).tolist()
+
+
+def record(contract: DatasetContract, i: int, **changes: object) -> PredictionRecord:
     fields = {
         "timestamp": f"2026-04-0{1 + i % 7}T10:00:00+00:00",
         "request_id": f"req-{i}",
-        "customer_id": 100 + i,
+        "entity_id": ids(contract, i + 1)[i],
         "model_name": "m",
         "model_version": "2",
-        "features": {c: float(i) for c in FEATURE_COLUMNS},
+        "features": {c: float(i) for c in contract.feature_columns},
         "score": 0.25,
         "predicted": 0,
     }
     return PredictionRecord(**{**fields, **changes})
 
 
-def test_records_written_are_read_back(tmp_path: Path) -> None:
+def test_records_written_are_read_back(tmp_path: Path, any_contract: DatasetContract) -> None:
+    c = any_contract
     path = tmp_path / "logs" / "predictions.jsonl"
     writer = PredictionLogWriter(path)
-    writer.append([record(0), record(1, predicted=1, score=0.9)])
-    writer.append([record(2)])
+    writer.append([record(c, 0), record(c, 1, predicted=1, score=0.9)])
+    writer.append([record(c, 2)])
     lines = path.read_text().splitlines()
     assert len(lines) == 3
     assert tuple(json.loads(lines[0])) == RECORD_FIELDS
+    assert "entity_id" in RECORD_FIELDS
     assert set(REQUIRED_FIELDS) <= set(RECORD_FIELDS)
+    assert list(json.loads(lines[0])["features"]) == c.feature_columns
 
-    log = read_prediction_log(path)
+    log = read_prediction_log(path, c)
     assert log is not None and log.malformed == [] and log.lines == 3
     assert log.issue() is None
     frame = log.frame
-    columns = [TIMESTAMP, ENTITY, "model_version", *FEATURE_COLUMNS, SCORE, PREDICTION]
+    key = c.entity.key
+    columns = [c.timestamp, key, "model_version", *c.feature_columns, SCORE, PREDICTION]
     assert list(frame.columns) == columns
-    assert frame[ENTITY].tolist() == [100, 101, 102]
+    assert frame[key].tolist() == ids(c, 3)
     assert frame[SCORE].tolist() == [0.25, 0.9, 0.25]
     assert frame[PREDICTION].tolist() == [0, 1, 0]
-    assert frame[TIMESTAMP].iloc[0] == pd.Timestamp("2026-04-01T10:00:00", tz="UTC")
+    assert frame[c.feature_columns[-1]].tolist() == [0.0, 1.0, 2.0]
+    assert frame[c.timestamp].iloc[0] == pd.Timestamp("2026-04-01T10:00:00", tz="UTC")
 
 
-def test_optional_fields_may_be_absent_or_invalid(tmp_path: Path) -> None:
-    entry = json.loads(record(0).to_json())
-    for key in ("request_id", "customer_id", "model_name", "model_version", "predicted"):
+def test_optional_fields_may_be_absent_or_invalid(any_contract: DatasetContract) -> None:
+    c = any_contract
+    entry = json.loads(record(c, 0).to_json())
+    for key in ("request_id", "entity_id", "model_name", "model_version", "predicted"):
         del entry[key]
-    _stamp, values, score, predicted, customer, version = parse_line(json.dumps(entry))
-    assert (score, predicted, customer, version) == (0.25, None, None, "")
-    assert len(values) == len(FEATURE_COLUMNS)
-    bad_flag = parse_line(record(0, predicted=True, customer_id="x").to_json())
-    assert bad_flag[3] is None and bad_flag[4] is None  # a bool is not 0/1, a string not an id
+    _stamp, values, score, predicted, entity, version = parse_line(json.dumps(entry), c)
+    assert (score, predicted, entity, version) == (0.25, None, None, "")
+    assert len(values) == len(c.feature_columns)
+    null_id = parse_line(record(c, 0, entity_id=None, predicted=True).to_json(), c)
+    assert null_id[3] is None and null_id[4] is None  # a bool is not 0/1; null: no id
 
 
-def test_a_malformed_line_is_reported_with_examples(tmp_path: Path) -> None:
+def test_an_entity_id_of_the_wrong_type_makes_the_line_malformed(
+    tmp_path: Path, any_contract: DatasetContract
+) -> None:
+    c = any_contract
+    good = record(c, 0)
+    wrong = ["12", 1.5, True] if c.entity.dtype == "int" else [12, True, ["x"]]
     path = tmp_path / "predictions.jsonl"
-    path.write_text(record(0).to_json() + "\n{oops\n" + record(1, score=-0.1).to_json() + "\n")
-    log = read_prediction_log(path)
+    lines = [good.to_json(), *(record(c, 1, entity_id=w).to_json() for w in wrong)]
+    path.write_text("\n".join(lines) + "\n")
+    log = read_prediction_log(path, c)
+    assert log is not None
+    assert log.frame[c.entity.key].tolist() == [good.entity_id]
+    assert [n for n, _ in log.malformed] == [2, 3, 4]
+    assert all(f"dataset.entity.dtype {c.entity.dtype}" in why for _, why in log.malformed)
+    assert log.issue().startswith(f"prediction log {path}: 3 of 4 lines malformed and skipped")
+
+
+def test_features_are_read_by_the_contracts_names(
+    tmp_path: Path, any_contract: DatasetContract
+) -> None:
+    c = any_contract
+    entry = json.loads(record(c, 0).to_json())
+    missing = c.feature_columns[0]
+    del entry["features"][missing]
+    text = record(c, 1, features={**record(c, 1).features, missing: "high"}).to_json()
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(json.dumps(entry) + "\n" + text + "\n")
+    log = read_prediction_log(path, c)
+    assert log is not None and len(log.frame) == 0
+    assert log.malformed == [
+        (1, f"features lack {missing}"),
+        (2, f"feature {missing} is not a number ('high')"),
+    ]
+
+
+def test_a_malformed_line_is_reported_with_examples(tmp_path: Path, contract) -> None:
+    path = tmp_path / "predictions.jsonl"
+    path.write_text(
+        record(contract, 0).to_json()
+        + "\n{oops\n"
+        + record(contract, 1, score=-0.1).to_json()
+        + "\n"
+        + record(contract, 2, timestamp="yesterday").to_json()
+        + "\n"
+    )
+    log = read_prediction_log(path, contract)
     assert log is not None and len(log.frame) == 1
     issue = log.issue()
     assert issue is not None
-    assert issue.startswith(f"prediction log {path}: 2 of 3 lines malformed and skipped")
+    assert issue.startswith(f"prediction log {path}: 3 of 4 lines malformed and skipped")
     assert "line 2: not JSON" in issue and "line 3: score is not a probability (-0.1)" in issue
+    assert "line 4: timestamp is not ISO-8601 ('yesterday')" in issue
+
+
+def test_no_log_yet_is_none(tmp_path: Path, contract) -> None:
+    assert read_prediction_log(tmp_path / "absent.jsonl", contract) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.champion import CHAMPION
 from {{ cookiecutter.package_name }}.config import Params, PromotionConfig, SplitConfig, TrainConfig
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.errors import PipelineError, StageInputError
-from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE, LABEL, build_features
+from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE, build_features
 from {{ cookiecutter.package_name }}.promotion import (
     CANDIDATE,
     Scorecard,
@@ -35,13 +37,24 @@ CFG = PromotionConfig(
 )
 
 
+def training_frame(raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
+    """What the training set holds: features, the label and the slice columns of each row
+    (each entity appears once a day, so the point-in-time join is the row itself); also
+    the raw categorical columns, which tests may name as slices."""
+    features = build_features(raw, contract)
+    extra = [contract.label.column, *contract.slices, *contract.categorical]
+    return features.assign(
+        **{c: raw[c].to_numpy() for c in dict.fromkeys(extra) if c not in features}
+    )
+
+
 def card(
     pr_auc: float,
     roc_auc: float = 0.8,
     slices: dict[str, tuple[int, float]] | None = None,
     positive_rate: float = 0.1,
 ) -> Scorecard:
-    slices = slices or {"consumer": (500, 0.8), "enterprise": (80, 0.7)}
+    slices = slices or {"large": (500, 0.8), "small": (80, 0.7)}
     return Scorecard(
         overall={
             "pr_auc": pr_auc,
@@ -100,17 +113,17 @@ def test_absolute_minimums_still_apply_beside_the_lifts() -> None:
 def test_slice_lifts_use_each_slices_positive_rate() -> None:
     gate = CFG.model_copy(update={"slice_minimum_lifts": {"pr_auc": 1.5}})
     slices = {
-        "consumer": {"rows": 500.0, "roc_auc": 0.8, "pr_auc": 0.20, "positive_rate": 0.08},
-        "enterprise": {"rows": 80.0, "roc_auc": 0.7, "pr_auc": 0.30, "positive_rate": 0.25},
+        "large": {"rows": 500.0, "roc_auc": 0.8, "pr_auc": 0.20, "positive_rate": 0.08},
+        "small": {"rows": 80.0, "roc_auc": 0.7, "pr_auc": 0.30, "positive_rate": 0.25},
         "tiny": {"rows": 10.0, "roc_auc": 0.7, "pr_auc": 0.05, "positive_rate": 0.30},
     }
     candidate = Scorecard(card(0.30).overall, slices)
     decision = decide(candidate, None, gate)
     assert not decision.promote
-    assert checks(decision)["slice.consumer.lift.pr_auc"] is True
+    assert checks(decision)["slice.large.lift.pr_auc"] is True
     assert checks(decision)["slice.tiny.lift.pr_auc"] is None  # below min_slice_rows
     assert decision.reasons == [
-        "slice.enterprise.lift.pr_auc: pr_auc 0.3000 < 1.5 x positive rate 0.2500 (0.3750)"
+        "slice.small.lift.pr_auc: pr_auc 0.3000 < 1.5 x positive rate 0.2500 (0.3750)"
     ]
 
 
@@ -124,31 +137,40 @@ def test_candidate_must_beat_the_champion_by_the_margin() -> None:
 
 
 def test_a_weak_slice_blocks_promotion_and_small_slices_are_skipped() -> None:
-    weak = card(0.40, slices={"consumer": (500, 0.8), "enterprise": (80, 0.50)})
+    weak = card(0.40, slices={"large": (500, 0.8), "small": (80, 0.50)})
     decision = decide(weak, card(0.30), CFG)
     assert not decision.promote
-    assert checks(decision)["slice.enterprise.roc_auc"] is False
-    tiny = card(0.40, slices={"consumer": (500, 0.8), "enterprise": (10, 0.40)})
+    assert checks(decision)["slice.small.roc_auc"] is False
+    tiny = card(0.40, slices={"large": (500, 0.8), "small": (10, 0.40)})
     decision = decide(tiny, card(0.30), CFG)
     assert decision.promote
-    assert checks(decision)["slice.enterprise.roc_auc"] is None
+    assert checks(decision)["slice.small.roc_auc"] is None
 
 
 def test_a_metric_that_cannot_be_computed_fails_its_check() -> None:
-    one_class = card(0.40, slices={"consumer": (500, 0.8), "enterprise": (80, math.nan)})
+    one_class = card(0.40, slices={"large": (500, 0.8), "small": (80, math.nan)})
     decision = decide(one_class, None, CFG)
     assert not decision.promote
     assert "not computable" in decision.reasons[0]
 
 
-def test_bad_inputs_are_refused() -> None:
+def holdout_of(contract: DatasetContract, labels: list[int], slices: list[str]) -> pd.DataFrame:
+    """Holdout rows: the label and the same values in every slice column."""
+    columns = {contract.label.column: labels} | {c: slices for c in contract.slices}
+    return pd.DataFrame(columns)
+
+
+def test_bad_inputs_are_refused(contract) -> None:
     with pytest.raises(ValueError, match="no 'pr_auc'"):
         decide(Scorecard(overall={"roc_auc": 0.9}, slices={}), None, CFG)
-    holdout = pd.DataFrame({LABEL: [0, 1, 0], "segment": ["a", "a", "b"]})
+    holdout = holdout_of(contract, [0, 1, 0], ["a", "a", "b"])
     with pytest.raises(ValueError, match="2 scores for 3 holdout rows"):
-        scorecard(holdout, np.array([0.1, 0.9]), 0.5, "segment")
-    with pytest.raises(StageInputError, match=r"data\.slice_column"):
-        scorecard(holdout, np.array([0.1, 0.9, 0.2]), 0.5, "region")
+        scorecard(holdout, np.array([0.1, 0.9]), 0.5, contract)
+    elsewhere = contract.model_copy(update={"slices": [*contract.slices, "no_such_column"]})
+    with pytest.raises(
+        StageInputError, match=r"\['no_such_column'\] \(params.yaml: dataset\.slices"
+    ):
+        scorecard(holdout, np.array([0.1, 0.9, 0.2]), 0.5, elsewhere)
     with pytest.raises(
         ValidationError, match=r"absolute_minimums\.roc_auc\n.*less than or equal to 1"
     ):
@@ -168,38 +190,63 @@ def test_bad_inputs_are_refused() -> None:
             PromotionConfig(minimum_lifts={metric: 1.2})
 
 
-def test_scorecard_scores_overall_and_per_slice() -> None:
-    holdout = pd.DataFrame({LABEL: [0, 1, 0, 1], "segment": ["a", "a", "b", "b"]})
-    result = scorecard(holdout, np.array([0.1, 0.9, 0.2, 0.8]), 0.5, "segment")
+def test_scorecard_scores_overall_and_per_slice(contract) -> None:
+    one = contract.model_copy(update={"slices": ["group"]})
+    holdout = holdout_of(one, [0, 1, 0, 1], ["a", "a", "b", "b"])
+    result = scorecard(holdout, np.array([0.1, 0.9, 0.2, 0.8]), 0.5, one)
     assert result.overall["roc_auc"] == 1.0
     assert set(result.slices) == {"a", "b"}
     assert result.slices["a"]["rows"] == 2.0
+    two = contract.model_copy(update={"slices": ["group", "kind"]})
+    result = scorecard(holdout_of(two, [0, 1, 0, 1], ["a", "a", "b", "b"]), np.zeros(4), 0.5, two)
+    assert set(result.slices) == {"group=a", "group=b", "kind=a", "kind=b"}
+
+
+def test_no_slices_means_no_slice_checks(contract) -> None:
+    none = contract.model_copy(update={"slices": []})
+    result = scorecard(
+        holdout_of(none, [0, 1, 0, 1], []), np.array([0.1, 0.9, 0.2, 0.8]), 0.5, none
+    )
+    assert result.slices == {}
+    decision = decide(result, None, CFG)
+    assert decision.promote
+    assert checks(decision) == {
+        "minimum.roc_auc": True,
+        "slices": None,
+        "beats_champion.pr_auc": None,
+    }
+    assert "dataset.slices is empty" in decision.checks[1].detail
+    no_slice_gate = CFG.model_copy(update={"slice_minimums": {}, "slice_minimum_lifts": {}})
+    assert "slices" not in checks(decide(result, None, no_slice_gate))
 
 
 @pytest.fixture(scope="module")
 def holdout_model(
-    tiny_raw: pd.DataFrame, split_config: SplitConfig, train_config: TrainConfig
+    tiny_raw: pd.DataFrame,
+    split_config: SplitConfig,
+    train_config: TrainConfig,
+    contract: DatasetContract,
 ) -> tuple[pd.DataFrame, np.ndarray, float]:
     """A model trained on the generator's tiny window: its holdout, scores and threshold."""
     from {{ cookiecutter.package_name }}.model import predict_proba
     from {{ cookiecutter.package_name }}.split import time_split
     from {{ cookiecutter.package_name }}.training import train_model
 
-    frame = build_features(tiny_raw).assign(
-        **{LABEL: tiny_raw[LABEL].to_numpy(), "segment": tiny_raw["segment"].to_numpy()}
-    )
-    splits = time_split(frame, split_config)
-    booster, meta = train_model(splits, train_config)
+    splits = time_split(training_frame(tiny_raw, contract), split_config, contract)
+    booster, meta = train_model(splits, train_config, contract)
     return splits.test, predict_proba(booster, splits.test), meta.threshold
 
 
-def test_the_same_model_passes_the_lift_on_a_low_base_rate_holdout_only(holdout_model) -> None:
+def test_the_same_model_passes_the_lift_on_a_low_base_rate_holdout_only(
+    holdout_model, contract
+) -> None:
     holdout, scores, threshold = holdout_model
-    # A high-base-rate holdout: the same rows with four negatives in five left out.
-    keep = (holdout[LABEL] == 1) | (np.random.default_rng(0).random(len(holdout)) < 0.2)
-    low = scorecard(holdout, scores, threshold, "segment")
-    high = scorecard(holdout[keep.to_numpy()], scores[keep.to_numpy()], threshold, "segment")
-    assert low.overall["positive_rate"] < 0.15 < 0.3 < high.overall["positive_rate"]
+    # A high-base-rate holdout: the same rows with nine negatives in ten left out.
+    positive = holdout[contract.label.column] == 1
+    keep = (positive | (np.random.default_rng(0).random(len(holdout)) < 0.1)).to_numpy()
+    low = scorecard(holdout, scores, threshold, contract)
+    high = scorecard(holdout[keep], scores[keep], threshold, contract)
+    assert 2 * low.overall["positive_rate"] < high.overall["positive_rate"]
     gate = PromotionConfig(minimum_lifts={"pr_auc": 2.0})
     assert decide(low, None, gate).promote
     rejected = decide(high, None, gate)
@@ -235,9 +282,7 @@ def registry(
             "promote": CFG.model_copy(update={"absolute_minimums": {"roc_auc": 0.5}}),
         }
     )
-    frame = build_features(tiny_raw).assign(
-        **{LABEL: tiny_raw[LABEL].to_numpy(), "segment": tiny_raw["segment"].to_numpy()}
-    )
+    frame = training_frame(tiny_raw, project_params.dataset)
     paths.training_set.parent.mkdir(parents=True)
     frame.to_parquet(paths.training_set, index=False)
     with pytest.MonkeyPatch.context() as mp:
@@ -249,17 +294,16 @@ def registry(
 def train_and_log(p: Params, cfg: TrainConfig) -> str:
     """What the train stage does: fit, save (UBJSON), log the run, write mlflow_run.json."""
     from {{ cookiecutter.package_name }} import tracking
-    from {{ cookiecutter.package_name }}.features import FEATURE_COLUMNS
     from {{ cookiecutter.package_name }}.files import write_json
     from {{ cookiecutter.package_name }}.model import save_model
     from {{ cookiecutter.package_name }}.split import time_split
     from {{ cookiecutter.package_name }}.training import train_model
 
-    splits = time_split(pd.read_parquet(p.paths.training_set), p.split)
-    booster, meta = train_model(splits, cfg)
+    splits = time_split(pd.read_parquet(p.paths.training_set), p.split, p.dataset)
+    booster, meta = train_model(splits, cfg, p.dataset)
     save_model(booster, meta, p.paths.model_dir)
     tracking.setup_mlflow(p.mlflow)
-    sample = splits.train[FEATURE_COLUMNS].head(5).astype("float32")
+    sample = splits.train[p.dataset.feature_columns].head(5).astype("float32")
     run_id = tracking.log_training(booster, meta, {}, sample, tags={})
     write_json({"run_id": run_id}, p.paths.model_dir / tracking.RUN_FILE)
     return run_id
@@ -325,3 +369,39 @@ def test_promote_without_a_trained_model_names_the_stage(registry: Params, tmp_p
     )
     with pytest.raises(StageInputError, match="'train' stage"):
         promote(p)
+
+
+def with_dataset(p: Params, **update: object) -> Params:
+    return p.model_copy(update={"dataset": p.dataset.model_copy(update=update)})
+
+
+def test_the_gate_checks_every_slice_column_or_none(registry: Params) -> None:
+    import mlflow
+
+    p = registry
+    none = promote(with_dataset(p, slices=[]))
+    names = [c["name"] for c in none["checks"]]
+    assert "slices" in names and not any(n.startswith("slice.") for n in names)
+    assert none["candidate"]["slices"] == {}
+
+    extra = next((c for c in p.dataset.categorical if c not in p.dataset.slices), None)
+    if extra is None:
+        pytest.skip("every categorical column of this contract is a slice already")
+    several = [*p.dataset.slices, extra]
+    report = promote(with_dataset(p, slices=several))
+    named = {name.split("=", 1)[0] for name in report["candidate"]["slices"]}
+    assert named == set(several)  # every slice is named column=value
+    version = str(report["candidate"]["version"])
+    tags = mlflow.MlflowClient().get_model_version(p.mlflow.registered_model, version).tags
+    for check in report["checks"]:  # the tag keys keep to the characters MLflow accepts
+        assert "gate." + re.sub(r"[^\w.\- ]", "_", check["name"]) in tags
+    assert any("=" in c["name"] for c in report["checks"])
+
+
+def test_promote_refuses_a_model_of_other_features(registry: Params) -> None:
+    from {{ cookiecutter.package_name }}.contract import NumericSpec
+    from {{ cookiecutter.package_name }}.model import FeatureMismatchError
+
+    grown = with_dataset(registry, numeric={**registry.dataset.numeric, "zz_new": NumericSpec()})
+    with pytest.raises(FeatureMismatchError, match=r"it lacks: \['zz_new'\]"):
+        promote(grown)

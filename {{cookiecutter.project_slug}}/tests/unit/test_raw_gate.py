@@ -1,5 +1,6 @@
 """The raw gate judges each daily batch on its own: a bad newest day fails by name, however
-large the window, and batches that passed before are not validated again."""
+large the window, and batches that passed before are not validated again. It holds for
+any dataset contract: the suite is built for the contract, the label column is its."""
 
 from __future__ import annotations
 
@@ -14,38 +15,52 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.batches import batch_path
-from {{ cookiecutter.package_name }}.config import IngestConfig, Params, PathsConfig, ValidateRawConfig, Window
-from {{ cookiecutter.package_name }}.features import LABEL
+from {{ cookiecutter.package_name }}.config import Params, PathsConfig, ValidateRawConfig, Window
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.files import write_parquet
 from {{ cookiecutter.package_name }}.gates import GateFailed, GateReport, enforce
 from {{ cookiecutter.package_name }}.raw_gate import batch_parameters, plausible_label_share, validate_window
-from {{ cookiecutter.package_name }}.stages.ingest import fetch_batch
+from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite, raw_suite
 
-from conftest import PROJECT_ROOT
+from other_contracts import LOAN
+from tools.contract_data import contract_day, contract_frame
 
 CFG = ValidateRawConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
+WINDOW = Window(end_date=dt.date(2026, 3, 31), days=8)
+ROWS = 300
 
 
 def paths_under(root: Path, project_params: Params) -> PathsConfig:
-    """The project's paths below `root`, with the project's own suites."""
+    """The project's paths below `root` (the suites too)."""
     paths = project_params.paths
-    moved = {k: root / v for k, v in paths.model_dump().items()}
-    return paths.model_copy(update={**moved, "expectations": PROJECT_ROOT / paths.expectations})
+    return paths.model_copy(update={k: root / v for k, v in paths.model_dump().items()})
+
+
+@pytest.fixture(scope="module", params=["project", "loan"])
+def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
+    """The project's contract and one unlike it (tests/other_contracts.py)."""
+    return contract if request.param == "project" else LOAN
+
+
+def day_batch(contract: DatasetContract, day: dt.date) -> pd.DataFrame:
+    return contract_day(contract, day, ROWS, seed=5)
 
 
 @pytest.fixture(scope="module")
 def validated(
-    tmp_path_factory: pytest.TempPathFactory,
-    tiny_window: Window,
-    tiny_ingest: IngestConfig,
-    project_params: Params,
+    tmp_path_factory: pytest.TempPathFactory, any_contract: DatasetContract, project_params: Params
 ) -> Path:
-    """A folder whose window of good batches passed the gate once (verdicts recorded)."""
+    """A folder with the window's good batches, the contract's raw suite built from them,
+    and the gate's verdicts recorded once."""
     root = tmp_path_factory.mktemp("raw-gate")
     paths = paths_under(root, project_params)
-    for day in tiny_window.dates():
-        write_parquet(fetch_batch(day, tiny_ingest), batch_path(paths.raw, day))
-    report = validate_window(paths, tiny_window, CFG)
+    for day in WINDOW.dates():
+        write_parquet(day_batch(any_contract, day), batch_path(paths.raw, day))
+    table = contract_frame(any_contract, WINDOW.dates(), ROWS, seed=5)
+    suite = raw_suite(any_contract, table, WINDOW.days)
+    paths.expectations.mkdir(parents=True)
+    (paths.expectations / "raw.json").write_text(json.dumps(suite, default=str))
+    report = validate_window(paths, WINDOW, CFG, any_contract)
     assert report.passed, report.render()
     return root
 
@@ -61,89 +76,114 @@ def summary(paths: PathsConfig) -> dict:
     return json.loads((paths.gate_reports / "raw" / "summary.json").read_text())
 
 
-def test_first_run_validates_and_records_every_batch(validated: Path, tiny_window: Window) -> None:
+def test_first_run_validates_and_records_every_batch(validated: Path) -> None:
     records = validated / "reports" / "gates" / "raw" / "batches"
-    assert {p.stem for p in records.glob("*.json")} == {d.isoformat() for d in tiny_window.dates()}
+    assert {p.stem for p in records.glob("*.json")} == {d.isoformat() for d in WINDOW.dates()}
     first = json.loads((validated / "reports/gates/raw/summary.json").read_text())
-    assert len(first["validated_batches"]) == tiny_window.days
+    assert len(first["validated_batches"]) == WINDOW.days
     assert (validated / "reports/gates/raw/data_docs/index.html").is_file()
 
 
 def test_an_unchanged_window_validates_nothing_again(
-    project: PathsConfig, tiny_window: Window
+    project: PathsConfig, any_contract: DatasetContract
 ) -> None:
-    report = validate_window(project, tiny_window, CFG)
+    report = validate_window(project, WINDOW, CFG, any_contract)
     assert report.passed and report.rows == 0
     assert summary(project)["validated_batches"] == []
-    assert len(summary(project)["reused_batches"]) == tiny_window.days
+    assert len(summary(project)["reused_batches"]) == WINDOW.days
 
 
 def test_the_next_day_validates_only_the_new_batch(
-    project: PathsConfig, tiny_window: Window, tiny_ingest: IngestConfig
+    project: PathsConfig, any_contract: DatasetContract
 ) -> None:
-    tomorrow = Window(end_date=tiny_window.end_date + dt.timedelta(days=1), days=tiny_window.days)
+    tomorrow = Window(end_date=WINDOW.end_date + dt.timedelta(days=1), days=WINDOW.days)
     write_parquet(
-        fetch_batch(tomorrow.end_date, tiny_ingest), batch_path(project.raw, tomorrow.end_date)
+        day_batch(any_contract, tomorrow.end_date), batch_path(project.raw, tomorrow.end_date)
     )
-    report = validate_window(project, tomorrow, CFG)
+    report = validate_window(project, tomorrow, CFG, any_contract)
     assert report.passed, report.render()
     assert summary(project)["validated_batches"] == [tomorrow.end_date.isoformat()]
-    gone = project.gate_reports / "raw" / "batches" / f"{tiny_window.start_date}.json"
+    gone = project.gate_reports / "raw" / "batches" / f"{WINDOW.start_date}.json"
     assert not gone.exists(), "the day that left the window is forgotten"
 
 
-def _set(column: str, value: object, share: float = 0.05) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def corrupt(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.copy()
-        if value is None:
-            frame[column] = frame[column].astype(object)
-        frame.loc[frame.index[: max(1, int(len(frame) * share))], column] = value
-        return frame
+Corruption = Callable[[pd.DataFrame, DatasetContract], pd.DataFrame]
 
-    return corrupt
+
+def _set(frame: pd.DataFrame, column: str, value: object, share: float = 0.05) -> pd.DataFrame:
+    frame = frame.copy()
+    if value is None or isinstance(value, str):
+        frame[column] = frame[column].astype(object)
+    frame.loc[frame.index[: max(1, int(len(frame) * share))], column] = value
+    return frame
+
+
+def numeric(c: DatasetContract) -> str:
+    """A numeric column the contract declares not nullable."""
+    return next(col for col, spec in c.numeric.items() if not spec.nullable)
+
+
+def category(c: DatasetContract) -> str:
+    return next(iter(c.categorical))
 
 
 # Each kind of corrupted newest batch, and the expectations that must name it.
-NEWEST_BATCH_CORRUPTIONS = {
-    "empty": (lambda f: f.head(0), {"expect_table_row_count_to_be_between"}),
-    "emptied to a few rows": (lambda f: f.head(20), {"expect_table_row_count_to_be_between"}),
+NEWEST_BATCH_CORRUPTIONS: dict[str, tuple[Corruption, set[str]]] = {
+    "empty": (lambda f, c: f.head(0), {"expect_table_row_count_to_be_between"}),
+    "emptied to a few rows": (lambda f, c: f.head(20), {"expect_table_row_count_to_be_between"}),
     "missing column": (
-        lambda f: f.drop(columns=["monthly_charges"]),
+        lambda f, c: f.drop(columns=[numeric(c)]),
         {"expect_table_columns_to_match_set"},
     ),
-    "extra column": (lambda f: f.assign(debug_flag=1), {"expect_table_columns_to_match_set"}),
-    "nulls in a key": (_set("customer_id", None), {"expect_column_values_to_not_be_null"}),
-    "20% nulls in a numeric column": (
-        _set("monthly_charges", np.nan, share=0.2),
+    "extra column": (lambda f, c: f.assign(debug_flag=1), {"expect_table_columns_to_match_set"}),
+    "nulls in a key": (
+        lambda f, c: _set(f, c.entity.key, None),
+        {"expect_column_values_to_not_be_null"},
+    ),
+    "20% nulls in a non-nullable column": (
+        lambda f, c: _set(f, numeric(c), np.nan, share=0.2),
         {"expect_column_values_to_not_be_null"},
     ),
     "wrong dtype": (
-        lambda f: f.assign(monthly_charges=f["monthly_charges"].astype(str)),
+        lambda f, c: f.assign(**{numeric(c): f[numeric(c)].astype(str)}),
         {"expect_column_values_to_be_of_type"},
     ),
     "duplicates": (
-        lambda f: pd.concat([f, f.head(3)], ignore_index=True),
+        lambda f, c: pd.concat([f, f.head(3)], ignore_index=True),
         {"expect_compound_columns_to_be_unique"},
     ),
-    "out of range": (_set("tenure_months", -4), {"expect_column_values_to_be_between"}),
-    "unknown category": (_set("contract", "weekly"), {"expect_column_values_to_be_in_set"}),
+    "negative values": (
+        lambda f, c: _set(f, numeric(c), -4.0),
+        {"expect_column_values_to_be_between"},
+    ),
+    "unknown category": (
+        lambda f, c: _set(f, category(c), "no-such-value"),
+        {"expect_column_values_to_be_in_set"},
+    ),
     "future timestamps": (
-        lambda f: f.assign(event_timestamp=f["event_timestamp"] + pd.Timedelta(days=3650)),
+        lambda f, c: f.assign(**{c.timestamp: f[c.timestamp] + pd.Timedelta(days=3650)}),
         {"expect_column_max_to_be_between", "expect_column_values_to_be_between"},
     ),
-    "one label": (lambda f: f.assign(**{LABEL: 0}), {"expect_column_mean_to_be_between"}),
+    "one label": (
+        lambda f, c: f.assign(**{c.label.column: 0}),
+        {"expect_column_mean_to_be_between"},
+    ),
+    "label not 0/1": (
+        lambda f, c: _set(f, c.label.column, 2),
+        {"expect_column_values_to_be_in_set"},
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(NEWEST_BATCH_CORRUPTIONS))
 def test_a_corrupted_newest_batch_fails_by_expectation_and_day(
-    case: str, project: PathsConfig, tiny_window: Window
+    case: str, project: PathsConfig, any_contract: DatasetContract
 ) -> None:
     corrupt, expected = NEWEST_BATCH_CORRUPTIONS[case]
-    newest = batch_path(project.raw, tiny_window.end_date)
-    write_parquet(corrupt(pd.read_parquet(newest)), newest)
-    report = validate_window(project, tiny_window, CFG)
-    day = tiny_window.end_date.isoformat()
+    newest = batch_path(project.raw, WINDOW.end_date)
+    write_parquet(corrupt(pd.read_parquet(newest), any_contract), newest)
+    report = validate_window(project, WINDOW, CFG, any_contract)
+    day = WINDOW.end_date.isoformat()
     assert not report.passed
     assert expected <= {f.expectation for f in report.failures}, report.render()
     assert {f.batch for f in report.failures} == {day}
@@ -155,38 +195,62 @@ def test_a_corrupted_newest_batch_fails_by_expectation_and_day(
     assert (project.gate_reports / "raw" / "batches" / f"{day}.result.json").is_file()
 
 
-def test_a_missing_day_fails_naming_it(project: PathsConfig, tiny_window: Window) -> None:
-    day = tiny_window.start_date + dt.timedelta(days=3)
+def test_a_missing_day_fails_naming_it(project: PathsConfig, any_contract: DatasetContract) -> None:
+    day = WINDOW.start_date + dt.timedelta(days=3)
     batch_path(project.raw, day).unlink()
-    report = validate_window(project, tiny_window, CFG)
+    report = validate_window(project, WINDOW, CFG, any_contract)
     assert [(f.expectation, f.batch) for f in report.failures] == [
         ("expect_a_batch_for_every_day", day.isoformat())
     ]
 
 
-def test_a_batch_that_failed_is_validated_again_once_fixed(
-    project: PathsConfig, tiny_window: Window
+def test_a_window_of_one_label_class_fails_naming_the_label_column(
+    project: PathsConfig, any_contract: DatasetContract
 ) -> None:
-    newest = batch_path(project.raw, tiny_window.end_date)
+    label = any_contract.label.column
+    for day in WINDOW.dates():
+        path = batch_path(project.raw, day)
+        write_parquet(pd.read_parquet(path).assign(**{label: 0}), path)
+    report = validate_window(project, WINDOW, CFG, any_contract)
+    window_level = [f for f in report.failures if f.batch is None]
+    assert [(f.expectation, f.column) for f in window_level] == [
+        ("expect_window_to_hold_both_label_classes", label)
+    ]
+
+
+def test_a_batch_that_failed_is_validated_again_once_fixed(
+    project: PathsConfig, any_contract: DatasetContract
+) -> None:
+    newest = batch_path(project.raw, WINDOW.end_date)
     good = pd.read_parquet(newest)
     write_parquet(good.head(0), newest)
-    assert not validate_window(project, tiny_window, CFG).passed
+    assert not validate_window(project, WINDOW, CFG, any_contract).passed
     write_parquet(good, newest)
-    report: GateReport = validate_window(project, tiny_window, CFG)
+    report: GateReport = validate_window(project, WINDOW, CFG, any_contract)
     assert report.passed, report.render()
-    assert summary(project)["validated_batches"] == [tiny_window.end_date.isoformat()]
+    assert summary(project)["validated_batches"] == [WINDOW.end_date.isoformat()]
 
 
-def test_a_warning_is_reported_and_does_not_stop(project: PathsConfig, tiny_window: Window) -> None:
-    newest = batch_path(project.raw, tiny_window.end_date)
+def test_warnings_are_reported_and_do_not_stop(
+    project: PathsConfig, any_contract: DatasetContract
+) -> None:
+    newest = batch_path(project.raw, WINDOW.end_date)
     frame = pd.read_parquet(newest)
-    frame.loc[frame.index[: len(frame) // 5], "usage_gb_30d"] = np.nan  # 20% > the 5% tolerated
+    column = numeric(any_contract)
+    frame[column] = frame[column] * 10  # far above the profiled range and daily means
+    for nullable in any_contract.nullable_columns:  # 40% missing: far below the usual share
+        frame = _set(frame, nullable, None if nullable in any_contract.categorical else np.nan, 0.4)
     write_parquet(frame, newest)
-    report = validate_window(project, tiny_window, CFG)
+    report = validate_window(project, WINDOW, CFG, any_contract)
     assert report.passed, report.render()
-    assert [(w.column, w.batch) for w in report.warnings] == [
-        ("usage_gb_30d", tiny_window.end_date.isoformat())
-    ]
+    warned = {(w.expectation, w.column) for w in report.warnings}
+    assert {
+        ("expect_column_values_to_be_between", column),
+        ("expect_column_mean_to_be_between", column),
+    } <= warned
+    for nullable in any_contract.nullable_columns:
+        assert ("expect_column_values_to_not_be_null", nullable) in warned
+    assert {w.batch for w in report.warnings} == {WINDOW.end_date.isoformat()}
     enforce(report)  # does not raise
 
 
@@ -208,24 +272,24 @@ def test_batch_parameters_are_the_days_own() -> None:
     assert (values["min_label_share"], values["max_label_share"], values["now"]) == (0.01, 0.2, now)
 
 
-def test_a_suite_bootstrapped_from_the_window_gates_each_batch(
-    project: PathsConfig, tiny_window: Window, tiny_raw: pd.DataFrame, tmp_path: Path
+def test_a_suite_profiled_from_a_sample_gates_each_batch(
+    project: PathsConfig, any_contract: DatasetContract, tmp_path: Path
 ) -> None:
     """`expectations init --timestamp --label` writes a suite the raw gate can use as is."""
-    from {{ cookiecutter.package_name }}.features import ENTITY, TIMESTAMP
-    from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite
-
-    suite = profile_suite(tiny_raw, "raw", [ENTITY, TIMESTAMP], timestamp=TIMESTAMP, label=LABEL)
+    c = any_contract
+    table = pd.concat([pd.read_parquet(batch_path(project.raw, d)) for d in WINDOW.dates()])
+    keys = [c.entity.key, c.timestamp]
+    suite = profile_suite(table, "raw", keys, timestamp=c.timestamp, label=c.label.column)
     suites = tmp_path / "expectations"
     suites.mkdir()
     (suites / "raw.json").write_text(json.dumps(suite, default=str))
     paths = project.model_copy(update={"expectations": suites})
-    report = validate_window(paths, tiny_window, CFG)
+    report = validate_window(paths, WINDOW, CFG, c)
     assert report.passed, report.render()
-    assert len(summary(paths)["validated_batches"]) == tiny_window.days  # a new suite
-    newest = batch_path(paths.raw, tiny_window.end_date)
+    assert len(summary(paths)["validated_batches"]) == WINDOW.days  # a new suite
+    newest = batch_path(paths.raw, WINDOW.end_date)
     write_parquet(pd.read_parquet(newest).head(20), newest)
-    failed = validate_window(paths, tiny_window, CFG)
+    failed = validate_window(paths, WINDOW, CFG, c)
     assert {(f.expectation, f.batch) for f in failed.failures} == {
-        ("expect_table_row_count_to_be_between", tiny_window.end_date.isoformat())
+        ("expect_table_row_count_to_be_between", WINDOW.end_date.isoformat())
     }

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from {{ cookiecutter.package_name }} import features, sources
+from {{ cookiecutter.package_name }} import sources
 from {{ cookiecutter.package_name }}.batches import batch_path
 from {{ cookiecutter.package_name }}.config import (
     FilesSourceConfig,
@@ -21,24 +21,27 @@ from {{ cookiecutter.package_name }}.config import (
     Window,
     load_params,
 )
-from {{ cookiecutter.package_name }}.datagen import RAW_COLUMNS, generate_day
 from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
 from {{ cookiecutter.package_name }}.stages import ingest
 
 from conftest import PROJECT_ROOT
+from tools.contract_data import contract_day, source_rows
 
-TS = sources.TIMESTAMP
+CONTRACT = load_params(PROJECT_ROOT / "params.yaml").dataset
+TS = CONTRACT.timestamp
+KEY = CONTRACT.entity.key
 FIRST = dt.date(2026, 3, 1)
 DAYS = [FIRST + dt.timedelta(days=i) for i in range(6)]  # 2026-03-01 .. 2026-03-06
 
 
 def day_rows(day: dt.date, rows: int = 40) -> pd.DataFrame:
-    return generate_day(day, rows=rows, n_customers=500, seed=3)
+    """A day of rows as the source holds them (the label as the source's own values)."""
+    return source_rows(CONTRACT, contract_day(CONTRACT, day, rows, population=500, seed=3))
 
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    """Six days of the demo generator's rows, shuffled (a source keeps no order)."""
+    """Six days of rows satisfying the contract, shuffled (a source keeps no order)."""
     frame = pd.concat([day_rows(day) for day in DAYS], ignore_index=True)
     return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
 
@@ -57,16 +60,12 @@ def files_cfg(path: Path | str, fmt: str = "auto") -> IngestConfig:
 def same_rows(batch: pd.DataFrame, expected: pd.DataFrame) -> None:
     """`batch` holds exactly `expected`'s rows (any order), timestamps as UTC."""
     assert str(batch[TS].dt.tz) == "UTC"
-    key = [features.ENTITY, TS]
+    key = [KEY, TS]
     got = batch.sort_values(key).reset_index(drop=True)
     want = expected.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(
-        got[list(RAW_COLUMNS)], want[list(RAW_COLUMNS)], check_dtype=False
+        got[CONTRACT.raw_columns], want[CONTRACT.raw_columns], check_dtype=False
     )
-
-
-def test_the_cut_column_is_the_feature_timestamp() -> None:
-    assert sources.TIMESTAMP == features.TIMESTAMP
 
 
 # --- files -----------------------------------------------------------------------------
@@ -77,7 +76,7 @@ def test_csv_file_is_cut_into_the_generators_days(tmp_path: Path, rows: pd.DataF
     rows.to_csv(path, index=False)
     cfg = files_cfg(path)
     for day in DAYS[1:4]:
-        same_rows(ingest.fetch_batch(day, cfg), day_rows(day))
+        same_rows(ingest.fetch_batch(day, cfg, TS), day_rows(day))
 
 
 def test_parquet_glob_reads_every_matching_file(tmp_path: Path, rows: pd.DataFrame) -> None:
@@ -88,15 +87,15 @@ def test_parquet_glob_reads_every_matching_file(tmp_path: Path, rows: pd.DataFra
     (tmp_path / "part" / "notes.txt").write_text("not matched by the glob")
     cfg = files_cfg(tmp_path / "part" / "*.parquet")
     for day in DAYS:
-        same_rows(ingest.fetch_batch(day, cfg), day_rows(day))
+        same_rows(ingest.fetch_batch(day, cfg, TS), day_rows(day))
 
 
 def test_format_overrides_the_suffix(tmp_path: Path, rows: pd.DataFrame) -> None:
     path = tmp_path / "events.export"
     rows.to_csv(path, index=False)
     with pytest.raises(StageInputError, match=r"events\.export.*ingest\.files\.format"):
-        ingest.fetch_batch(DAYS[0], files_cfg(path))
-    same_rows(ingest.fetch_batch(DAYS[0], files_cfg(path, "csv")), day_rows(DAYS[0]))
+        ingest.fetch_batch(DAYS[0], files_cfg(path), TS)
+    same_rows(ingest.fetch_batch(DAYS[0], files_cfg(path, "csv"), TS), day_rows(DAYS[0]))
 
 
 def test_relative_path_is_read_from_the_project_root(
@@ -105,7 +104,7 @@ def test_relative_path_is_read_from_the_project_root(
     (tmp_path / "data" / "source").mkdir(parents=True)
     rows.to_csv(tmp_path / "data" / "source" / "events.csv", index=False)
     monkeypatch.chdir(tmp_path)  # stages run from the project root
-    batch = ingest.fetch_batch(DAYS[2], files_cfg("data/source/*.csv"))
+    batch = ingest.fetch_batch(DAYS[2], files_cfg("data/source/*.csv"), TS)
     same_rows(batch, day_rows(DAYS[2]))
 
 
@@ -121,10 +120,10 @@ def test_days_are_utc_and_half_open(tmp_path: Path) -> None:
     ]
     frame.to_csv(tmp_path / "edges.csv", index=False)
     cfg = files_cfg(tmp_path / "edges.csv")
-    ids = frame[features.ENTITY].tolist()
-    first, second = ingest.fetch_batch(FIRST, cfg), ingest.fetch_batch(DAYS[1], cfg)
-    assert sorted(first[features.ENTITY]) == sorted(ids[:3])
-    assert sorted(second[features.ENTITY]) == sorted(ids[3:])
+    ids = frame[KEY].tolist()
+    first, second = ingest.fetch_batch(FIRST, cfg, TS), ingest.fetch_batch(DAYS[1], cfg, TS)
+    assert sorted(first[KEY]) == sorted(ids[:3])
+    assert sorted(second[KEY]) == sorted(ids[3:])
     assert first[TS].min() == pd.Timestamp("2026-03-01", tz="UTC")
     assert first[TS].max() < pd.Timestamp("2026-03-02", tz="UTC") <= second[TS].min()
 
@@ -133,13 +132,32 @@ def test_run_lands_only_the_windows_days(tmp_path: Path, rows: pd.DataFrame) -> 
     rows.to_csv(tmp_path / "events.csv", index=False)
     raw = tmp_path / "raw"
     window = Window(end_date=DAYS[4], days=3)  # 03-03 .. 03-05 of 03-01 .. 03-06
-    written = ingest.run(window, files_cfg(tmp_path / "events.csv"), raw)
+    written = ingest.run(window, files_cfg(tmp_path / "events.csv"), CONTRACT, raw)
     assert written == [batch_path(raw, day) for day in window.dates()]
     assert sorted(raw.glob("batch_*.parquet")) == written
     for day, path in zip(window.dates(), written, strict=True):
         batch = pd.read_parquet(path)
         assert set(batch[TS].dt.date) == {day}
-        same_rows(batch, day_rows(day))
+        # conformed: the label as 1/0, whatever values the source uses
+        same_rows(batch, contract_day(CONTRACT, day, 40, population=500, seed=3))
+
+
+def test_run_fails_naming_the_day_when_a_label_value_is_not_declared(
+    tmp_path: Path, rows: pd.DataFrame
+) -> None:
+    if not CONTRACT.label.negative:
+        pytest.skip("the contract accepts any label value as negative")
+    rows = rows.copy()
+    rows[CONTRACT.label.column] = rows[CONTRACT.label.column].astype(object)
+    rows.loc[rows[TS].dt.date == DAYS[1], CONTRACT.label.column] = "unheard-of"
+    rows.to_csv(tmp_path / "events.csv", index=False)
+    with pytest.raises(StageInputError, match=rf"ingest {DAYS[1]}: label column"):
+        ingest.run(
+            Window(end_date=DAYS[2], days=3),
+            files_cfg(tmp_path / "events.csv"),
+            CONTRACT,
+            tmp_path / "raw",
+        )
 
 
 def test_a_file_is_read_once_per_run_and_again_when_it_changes(
@@ -150,11 +168,13 @@ def test_a_file_is_read_once_per_run_and_again_when_it_changes(
     reads: list[Path] = []
     read_file = sources._read_file
     monkeypatch.setattr(sources, "_read_file", lambda p, fmt: reads.append(p) or read_file(p, fmt))
-    ingest.run(Window(end_date=DAYS[-1], days=len(DAYS)), files_cfg(path), tmp_path / "raw")
+    ingest.run(
+        Window(end_date=DAYS[-1], days=len(DAYS)), files_cfg(path), CONTRACT, tmp_path / "raw"
+    )
     assert reads == [path]
     rows[rows[TS].dt.date != DAYS[0]].to_csv(path, index=False)  # the file changes on disk
     with pytest.raises(StageInputError, match="2026-03-01"):
-        ingest.fetch_batch(DAYS[0], files_cfg(path))
+        ingest.fetch_batch(DAYS[0], files_cfg(path), TS)
     assert reads == [path, path]
 
 
@@ -162,9 +182,9 @@ def test_a_day_without_rows_names_the_day(tmp_path: Path, rows: pd.DataFrame) ->
     rows[rows[TS].dt.date != DAYS[3]].to_csv(tmp_path / "events.csv", index=False)
     cfg = files_cfg(tmp_path / "events.csv")
     with pytest.raises(StageInputError, match=r"'files' .*events\.csv.*no rows for 2026-03-04"):
-        ingest.run(Window(end_date=DAYS[-1], days=len(DAYS)), cfg, tmp_path / "raw")
+        ingest.run(Window(end_date=DAYS[-1], days=len(DAYS)), cfg, CONTRACT, tmp_path / "raw")
     with pytest.raises(StageInputError, match="no rows for 2026-02-28"):
-        ingest.fetch_batch(dt.date(2026, 2, 28), cfg)  # before the data
+        ingest.fetch_batch(dt.date(2026, 2, 28), cfg, TS)  # before the data
 
 
 def test_a_path_matching_nothing_names_the_path(tmp_path: Path) -> None:
@@ -172,7 +192,7 @@ def test_a_path_matching_nothing_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(
         StageInputError, match=rf"ingest\.files\.path '{re.escape(str(pattern))}' matches no file"
     ):
-        ingest.fetch_batch(FIRST, files_cfg(pattern))
+        ingest.fetch_batch(FIRST, files_cfg(pattern), TS)
 
 
 def test_a_file_without_the_timestamp_names_the_file_and_column(
@@ -180,7 +200,7 @@ def test_a_file_without_the_timestamp_names_the_file_and_column(
 ) -> None:
     rows.rename(columns={TS: "observed_at"}).to_parquet(tmp_path / "events.parquet")
     with pytest.raises(StageInputError, match=rf"events\.parquet has no {TS} column"):
-        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.parquet"))
+        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.parquet"), TS)
 
 
 def test_unparseable_timestamps_name_the_file(tmp_path: Path, rows: pd.DataFrame) -> None:
@@ -188,12 +208,12 @@ def test_unparseable_timestamps_name_the_file(tmp_path: Path, rows: pd.DataFrame
     frame.loc[3, TS] = "yesterday-ish"
     frame.to_csv(tmp_path / "events.csv", index=False)
     with pytest.raises(StageInputError, match=rf"events\.csv: column {TS} does not parse"):
-        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.csv"))
+        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.csv"), TS)
 
 
 # --- sql -------------------------------------------------------------------------------
 
-QUERY = "SELECT * FROM events WHERE event_timestamp >= :day_start AND event_timestamp < :day_end"
+QUERY = f"SELECT * FROM events WHERE {TS} >= :day_start AND {TS} < :day_end"
 
 
 @pytest.fixture
@@ -212,7 +232,7 @@ def sql_cfg(url: str | None = None, query: str = QUERY, url_env: str | None = No
 
 def test_sql_query_is_bound_to_each_utc_day(database: str) -> None:
     for day in DAYS[:3]:
-        batch = ingest.fetch_batch(day, sql_cfg(database))
+        batch = ingest.fetch_batch(day, sql_cfg(database), TS)
         assert set(batch[TS].dt.date) == {day}
         same_rows(batch, day_rows(day))
 
@@ -220,21 +240,21 @@ def test_sql_query_is_bound_to_each_utc_day(database: str) -> None:
 def test_sql_url_env_wins_when_set(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = sql_cfg("sqlite:////nonexistent/dir/nothing.db", url_env="TEST_INGEST_SQL_URL")
     monkeypatch.setenv("TEST_INGEST_SQL_URL", database)
-    same_rows(ingest.fetch_batch(FIRST, cfg), day_rows(FIRST))
+    same_rows(ingest.fetch_batch(FIRST, cfg, TS), day_rows(FIRST))
     monkeypatch.delenv("TEST_INGEST_SQL_URL")
     with pytest.raises(StageInputError, match=r"ingest\.sql\.query failed on .*nothing\.db"):
-        ingest.fetch_batch(FIRST, cfg)  # unset: the url key is used
+        ingest.fetch_batch(FIRST, cfg, TS)  # unset: the url key is used
 
 
 def test_sql_url_env_unset_without_url_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_INGEST_SQL_URL", raising=False)
     with pytest.raises(ConfigError, match="TEST_INGEST_SQL_URL"):
-        ingest.fetch_batch(FIRST, sql_cfg(url_env="TEST_INGEST_SQL_URL"))
+        ingest.fetch_batch(FIRST, sql_cfg(url_env="TEST_INGEST_SQL_URL"), TS)
 
 
 def test_sql_day_without_rows_names_the_day(database: str) -> None:
     with pytest.raises(StageInputError, match=r"'sql' .*source\.db.*no rows for 2026-03-04"):
-        ingest.fetch_batch(DAYS[3], sql_cfg(database))
+        ingest.fetch_batch(DAYS[3], sql_cfg(database), TS)
 
 
 def test_a_bad_query_names_the_key_and_the_databases_message(database: str) -> None:
@@ -242,13 +262,13 @@ def test_a_bad_query_names_the_key_and_the_databases_message(database: str) -> N
     with pytest.raises(
         StageInputError, match=r"ingest\.sql\.query failed.*no such table: event_log"
     ):
-        ingest.fetch_batch(FIRST, sql_cfg(database, query))
+        ingest.fetch_batch(FIRST, sql_cfg(database, query), TS)
 
 
 def test_a_query_without_the_timestamp_names_the_column(database: str) -> None:
-    query = QUERY.replace("SELECT *", "SELECT customer_id, churned")
+    query = QUERY.replace("SELECT *", f"SELECT {KEY}, {CONTRACT.label.column}")
     with pytest.raises(StageInputError, match=rf"ingest\.sql\.query returns no {TS} column"):
-        ingest.fetch_batch(FIRST, sql_cfg(database, query))
+        ingest.fetch_batch(FIRST, sql_cfg(database, query), TS)
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -266,10 +286,13 @@ def params_with(tmp_path: Path, **ingest_keys) -> Path:
     return path
 
 
-def test_the_shipped_source_is_the_generator(project_params) -> None:
-    assert project_params.ingest.source == "synthetic"
-    batch = ingest.fetch_batch(FIRST, project_params.ingest)
-    assert len(batch) == project_params.ingest.synthetic.rows_per_day
+def test_the_configured_source_delivers_the_contracts_columns(project_params) -> None:
+    day = project_params.window.end_date
+    batch = ingest.conformed_batch(day, project_params.ingest, project_params.dataset)
+    assert sorted(batch.columns) == sorted(project_params.dataset.raw_columns)
+    assert set(batch[TS].dt.date) == {day}
+    if project_params.ingest.source == "synthetic":
+        assert len(batch) == project_params.ingest.synthetic.rows_per_day
 
 
 def test_an_unknown_source_names_the_key(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """The benchmark behind `make bench` (tools/bench.py, tools/bench_pipeline.py): its
-arithmetic, its refusals, the stage metrics it collects, and one real run.
+arithmetic, its refusals, the data it generates for any dataset contract, the scratch
+copies it runs, the stage metrics it collects, and one real run.
 
 No test here checks a duration against a limit: the benchmark prints figures.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -14,12 +16,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.config import (
+    FilesSourceConfig,
+    IngestConfig,
+    Params,
+    Window,
+    load_params,
+)
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.logs import console
-from tools import bench_pipeline
-from tools.bench_pipeline import SizeResult, fit, print_results, stage_metrics_env, summarise
+
+from tools import bench, bench_pipeline
+from tools.bench_pipeline import (
+    BENCH_SOURCE,
+    SizeResult,
+    fit,
+    print_results,
+    size_params,
+    stage_metrics_env,
+    summarise,
+)
+from tools.contract_data import contract_frame
 from tools.scratch import copy_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +166,252 @@ def test_stage_processes_record_their_metrics_without_a_package_hook(tmp_path: P
         ok["startup_seconds"] + ok["work_seconds"], abs=0.01
     )
     assert ok["peak_rss_mb"] > 10
+
+
+# --- the data the bench generates, for any contract ---------------------------------
+
+
+def files_params(params: Params, raw: Path) -> Params:
+    """`params` reading a files source, its batches in `raw`."""
+    ingest = IngestConfig(source="files", files=FilesSourceConfig(path="data/source/t.csv"))
+    paths = params.paths.model_copy(update={"raw": raw})
+    return params.model_copy(update={"ingest": ingest, "paths": paths})
+
+
+def test_sizes_keep_the_projects_revisit_ratio() -> None:
+    assert size_params(600_000, 60, 20_000 / 1_500) == {
+        "rows_per_day": 10_000,
+        "population": 133_333,
+    }
+    assert size_params(1_000, 60, 5.0) == {"rows_per_day": 100, "population": 500}
+    # never fewer entities than rows in a day: each entity appears at most once a day
+    assert size_params(60_000, 60, 0.5) == {"rows_per_day": 1_000, "population": 1_000}
+
+
+def test_revisit_ratio_of_the_synthetic_source(project_params: Params) -> None:
+    synthetic = IngestConfig(
+        source="synthetic", synthetic={"rows_per_day": 400, "population": 3000}
+    )
+    params = project_params.model_copy(update={"ingest": synthetic})
+    assert bench.revisit_ratio(params) == pytest.approx(7.5)
+
+
+def test_revisit_ratio_is_measured_on_the_ingested_batches(
+    params: Params, contract: DatasetContract, tmp_path: Path
+) -> None:
+    from {{ cookiecutter.package_name }}.batches import batch_path
+
+    days = Window(end_date=dt.date(2026, 3, 31), days=4).dates()
+    frame = contract_frame(contract, days, 200, population=500, seed=1)
+    for day, part in frame.groupby(frame[contract.timestamp].dt.date):
+        part.to_parquet(batch_path(tmp_path, day), index=False)
+    measured = bench.revisit_ratio(files_params(params, tmp_path))
+    assert measured == pytest.approx(frame[contract.entity.key].nunique() / 200)
+    assert 1.0 < measured < 2.5  # 500 entities, 200 a day over 4 days
+    empty = files_params(params, tmp_path / "none")
+    assert bench.revisit_ratio(empty) == bench.DEFAULT_REVISIT_RATIO
+
+
+def test_generated_rows_satisfy_the_contract(params: Params, contract: DatasetContract) -> None:
+    days = Window(end_date=dt.date(2026, 3, 31), days=5).dates()
+    raw = bench.contract_raw(params, 5_000, days, seed=3)
+    assert list(raw.columns) == contract.raw_columns
+    assert len(raw) == 5_000
+    per_day = raw.groupby(raw[contract.timestamp].dt.date).size()
+    assert sorted(per_day.index) == days and (per_day == 1_000).all()
+    assert not raw.duplicated([contract.entity.key, contract.timestamp]).any()
+    assert set(raw[contract.label.column].unique()) == {0, 1}
+    keys = raw[contract.entity.key]
+    if contract.entity.dtype == "int":
+        assert keys.dtype == "int64"
+    else:
+        assert keys.map(type).eq(str).all()
+    for column, spec in contract.categorical.items():
+        assert set(raw[column].dropna()) <= set(spec.values)
+    # the project's revisit ratio: about ratio x 1,000 entities over the 5 days
+    population = round(1_000 * bench.revisit_ratio(params))
+    assert raw[contract.entity.key].nunique() <= population
+
+
+def test_covariate_drift_moves_the_inputs(params: Params, contract: DatasetContract) -> None:
+    days = Window(end_date=dt.date(2026, 3, 31), days=3).dates()
+    column = next(iter(contract.numeric))
+    plain = bench.contract_raw(params, 3_000, days)[column].mean()
+    drifted = bench.contract_raw(params, 3_000, days, **bench.DRIFT_SCENARIOS["covariate"])
+    assert drifted[column].mean() > 1.3 * plain
+
+
+def _suite_and_days(
+    contract: DatasetContract, tiny_raw: pd.DataFrame, tmp_path: Path
+) -> tuple[dict[str, Any], dict[dt.date, pd.DataFrame]]:
+    """The contract's raw suite of `tiny_raw`, and its batches as the gate reads them."""
+    from {{ cookiecutter.package_name }}.suite_bootstrap import raw_suite
+
+    by_day = {}
+    for day, part in tiny_raw.groupby(tiny_raw[contract.timestamp].dt.date):
+        part.to_parquet(tmp_path / f"{day}.parquet", index=False)
+        by_day[day] = pd.read_parquet(tmp_path / f"{day}.parquet")
+    return raw_suite(contract, tiny_raw, len(by_day)), by_day
+
+
+def _day_values(params: Params, day: dt.date) -> dict[str, Any]:
+    from {{ cookiecutter.package_name }}.raw_gate import batch_parameters
+
+    now = dt.datetime(2026, 4, 1, 12, tzinfo=dt.UTC)
+    return batch_parameters(day, params.validate_raw, (0.0, 1.0), now)
+
+
+def test_bare_checks_pass_every_critical_expectation_of_the_contracts_suite(
+    params: Params, contract: DatasetContract, tiny_raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    suite, by_day = _suite_and_days(contract, tiny_raw, tmp_path)
+    critical = [e for e in suite["expectations"] if e.get("severity", "critical") == "critical"]
+    for day, batch in by_day.items():
+        values = _day_values(params, day)
+        failed = [e for e in critical if not bench._bare_check(batch, e, values)]
+        assert failed == [], f"{day}: {failed}"
+
+
+def test_bare_checks_fail_a_corrupted_batch(
+    params: Params, contract: DatasetContract, tiny_raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    suite, by_day = _suite_and_days(contract, tiny_raw, tmp_path)
+    day, batch = next(iter(by_day.items()))
+    bad = batch.copy()
+    category = next(iter(contract.categorical))
+    bad.loc[0, category] = "never-seen"
+    bad.loc[1, contract.label.column] = 2
+    bad = pd.concat([bad, bad.iloc[[2]]], ignore_index=True)  # a duplicated key
+    values = _day_values(params, day)
+    failed = {
+        (e["type"], e["kwargs"].get("column"))
+        for e in suite["expectations"]
+        if not bench._bare_check(bad, e, values)
+    }
+    assert ("expect_column_values_to_be_in_set", category) in failed
+    assert ("expect_column_values_to_be_in_set", contract.label.column) in failed
+    assert ("expect_compound_columns_to_be_unique", None) in failed
+    with pytest.raises(ValueError, match="no bare baseline for expect_nothing"):
+        bench._bare_check(batch, {"type": "expect_nothing", "kwargs": {}}, values)
+
+
+def test_raw_gate_bench_passes_on_its_own_rows(params: Params) -> None:
+    figures = bench.bench_raw_gate(params, 3_000)
+    assert figures["passed"] == 1.0
+    assert figures["rows"] == 3_000 and figures["batches"] == 10
+    assert figures["daily_run_rows"] == 300  # the daily run validates the new batch only
+    assert figures["expectations"] > len(params.dataset.raw_columns)
+
+
+def test_feature_store_bench_on_the_contract(params: Params) -> None:
+    figures = bench.bench_feature_store(params, 2_000, PROJECT_ROOT / "features")
+    assert figures["rows"] == 2_000
+    assert figures["historical_rows_returned"] == 2_000  # every label has its own features
+
+
+def test_monitoring_bench_flags_drift_and_judges_quality(params: Params) -> None:
+    with pytest.raises(ValueError, match="unknown scenario"):
+        bench.bench_monitoring(params, 1_000, ["sideways"])
+    none, covariate = bench.bench_monitoring(params, 4_000, ["none", "covariate"])
+    assert none["current_rows"] == covariate["current_rows"] == 4_000 // 7 * 7
+    assert none["labelled_rows"] > 0 and none["full_quality"] == "checked"
+    assert covariate["full_drift_share"] > none["full_drift_share"]
+    assert covariate["full_retrain"] and not none["full_retrain"]
+    assert none["verdicts_match"] and covariate["verdicts_match"]
+
+
+def test_served_ids_are_typed_as_the_service_takes_them(
+    tiny_features: pd.DataFrame, contract: DatasetContract, tmp_path: Path
+) -> None:
+    path = tmp_path / "features.parquet"
+    tiny_features.to_parquet(path, index=False)
+    ids = bench.served_ids(path, contract)
+    assert len(ids) == tiny_features[contract.entity.key].nunique()
+    kind = int if contract.entity.dtype == "int" else str
+    assert all(type(i) is kind for i in ids.tolist())
+
+
+def test_bare_training_trains_on_matured_labels_only(
+    params: Params, contract: DatasetContract, tmp_path: Path
+) -> None:
+    from {{ cookiecutter.package_name }}.batches import batch_path
+
+    window = Window(end_date=dt.date(2026, 3, 31), days=20)
+    frame = contract_frame(contract, window.dates(), 300, population=3_000, seed=5)
+    for day, part in frame.groupby(frame[contract.timestamp].dt.date):
+        part.to_parquet(batch_path(tmp_path, day), index=False)
+    sized = params.model_copy(
+        update={
+            "paths": params.paths.model_copy(update={"raw": tmp_path}),
+            "data": params.data.model_copy(update={"window_days": window.days}),
+            "interval": params.interval.model_copy(update={"end_date": window.end_date}),
+            "split": params.split.model_copy(update={"valid_days": 3, "test_days": 3}),
+            "train": params.train.model_copy(update={"num_boost_round": 20, "nthread": 2}),
+        }
+    )
+    figures = bench_pipeline.bare_training(sized)
+    split, horizon = sized.split, contract.label.horizon_days
+    train_days = window.days - horizon - split.valid_days - split.test_days
+    assert figures["rows"] == len(frame)
+    assert figures["train_rows"] == 300 * train_days
+    assert figures["features"] == len(contract.feature_columns)
+    assert figures["rounds"] >= 1
+
+
+def test_sized_copy_ingests_the_generated_rows_and_passes_the_raw_gate(
+    contract: DatasetContract, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scratch copy reads the generated rows through `ingest.source: files`, over the
+    project's window, and its suites fit them."""
+    from {{ cookiecutter.package_name }} import sources
+    from {{ cookiecutter.package_name }}.batches import read_raw
+    from {{ cookiecutter.package_name }}.raw_gate import validate_window
+    from {{ cookiecutter.package_name }}.stages import ingest
+
+    def shrink(p: dict[str, Any]) -> None:
+        p["dataset"] = contract.model_dump(mode="json")
+        p["data"]["window_days"] = 12
+
+    source = copy_project(PROJECT_ROOT, tmp_path / "project", shrink)
+    params = load_params(source / "params.yaml")
+    copy = bench_pipeline.sized_copy(source, tmp_path / "copy", 12 * 150, params)
+    sized = load_params(copy / "params.yaml")
+    assert sized.dataset == contract and sized.window == params.window
+    assert sized.ingest.source == "files"
+    assert sized.ingest.files.path == BENCH_SOURCE.as_posix()
+    assert sized.validate_raw.min_rows_per_day <= 150 <= sized.validate_raw.max_rows_per_day
+    delivered = pd.read_parquet(copy / BENCH_SOURCE)
+    assert len(delivered) == 12 * 150
+    assert set(delivered[contract.label.column]) <= {
+        contract.label.positive,
+        *(contract.label.negative or [f"not {contract.label.positive}"]),
+    }
+
+    monkeypatch.chdir(copy)
+    sources._file_table.cache_clear()
+    ingest.run(sized.window, sized.ingest, contract, sized.paths.raw)
+    raw = read_raw(sized.paths.raw)
+    assert len(raw) == len(delivered)
+    positive = delivered[contract.label.column].astype(str) == str(contract.label.positive)
+    order = [contract.timestamp, contract.entity.key]
+    got = raw.sort_values(order)[contract.label.column].to_numpy()
+    want = positive.to_numpy()[np.lexsort([delivered[c].to_numpy() for c in order[::-1]])]
+    assert (got == want.astype("int64")).all()
+    report = validate_window(sized.paths, sized.window, sized.validate_raw, contract)
+    assert report.passed, [f.expectation for f in report.findings]
+    # the suites and the window are the copy's commit; only the generated rows are not
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert status and all(line.startswith("?? data/source/") for line in status), status
+
+
+def test_a_copy_never_writes_suites_outside_itself(project_params: Params, tmp_path: Path) -> None:
+    paths = project_params.paths.model_copy(update={"expectations": tmp_path / "suites"})
+    params = project_params.model_copy(update={"paths": paths})
+    with pytest.raises(ValueError, match=r"paths\.expectations is absolute"):
+        bench_pipeline.sized_copy(PROJECT_ROOT, tmp_path / "copy", 10_000, params)
+    assert not (tmp_path / "copy").exists() and not (tmp_path / "suites").exists()
 
 
 def _small(p: dict[str, Any]) -> None:

@@ -2,12 +2,16 @@
 
 - reference: the rows the model was trained on (the train split of the training set);
 - current: the newest `monitor.current_days` days of raw batches, plus the newest
-  days of the serving prediction log (prediction_log.py: one record per served prediction).
+  days of the serving prediction log (prediction_log.py: one record per served prediction);
+- labelled: the newest `current_days` days whose labels are known by the window's end
+  (`dataset.label.horizon_days`), for model quality.
 
-The package, in the order a run uses it:
+Every column comes from the dataset contract (params.yaml `dataset`). The package, in
+the order a run uses it:
 
-- data.py: the monitored view of features and raw batches, the current window, sampling,
-  and `build_monitor_data` (the reference and current rows of a run);
+- columns.py: the monitored columns, and the columns each input must hold;
+- data.py: the monitored view of features and raw batches, the windows, sampling,
+  and `build_monitor_data` (the reference, current and labelled rows of a run);
 - checks.py: feature drift, prediction drift, model quality and data quality, each with
   thresholds in params.yaml (`monitor:`), and `verdict` (retrain, and why);
 - evidently_reports.py: the Evidently reports the checks read their numbers from;
@@ -20,12 +24,14 @@ The monitor stage (stages/monitor.py) runs them in that order.
 from __future__ import annotations
 
 from .checks import MonitorResult, run_checks, verdict
+from .columns import MonitoredColumns
 from .data import MonitorData, build_monitor_data, monitoring_view
 from .reports import describe, log_to_mlflow, write_index, write_outputs
 
 __all__ = [
     "MonitorData",
     "MonitorResult",
+    "MonitoredColumns",
     "build_monitor_data",
     "describe",
     "log_to_mlflow",

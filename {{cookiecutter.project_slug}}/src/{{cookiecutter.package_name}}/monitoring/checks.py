@@ -3,9 +3,10 @@
 - feature drift: an Evidently drift test per monitored feature and the share of
   drifted features (`drift.max_drift_share`);
 - prediction drift: the drift of the model's score distribution;
-- model quality: ROC AUC, precision and recall on the current rows whose label has
-  arrived, so concept drift (same inputs, new outcome) is seen too; precision's floor is
-  by default a lift over those rows' positive rate (`quality.min_precision_lift`);
+- model quality: ROC AUC, precision and recall on the newest `current_days` days whose
+  labels have matured (`dataset.label.horizon_days`), so concept drift (same inputs, new
+  outcome) is seen too; precision's floor is by default a lift over those rows' positive
+  rate (`quality.min_precision_lift`);
 - data quality: missing values and categories the model never saw.
 
 Drift and quality checks decide `retrain`, each crossed threshold adding a named
@@ -25,10 +26,10 @@ import pandas as pd
 
 from ..config import MonitoringConfig, MonitoringQualityConfig
 from ..errors import ConfigError
-from ..features import LABEL
 from ..metrics import lift_floor
 from ..prediction_log import SCORE
-from .data import MONITORED, MONITORED_CATEGORICAL, MonitorData, sample
+from .columns import MonitoredColumns
+from .data import MonitorData, sample
 from .evidently_reports import drift_report, quality_report, read_drift, read_quality
 
 # Evidently methods that return a distance (drift when score >= threshold); the others
@@ -51,13 +52,18 @@ class MonitorResult:
         return list(self.summary["reasons"])
 
 
-def data_quality(current: pd.DataFrame, reference: pd.DataFrame, cfg: MonitoringConfig) -> dict:
+def data_quality(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    cfg: MonitoringConfig,
+    columns: MonitoredColumns,
+) -> dict:
     """Missing values and unseen categories over the whole current window (never sampled:
     a rare new category must not slip through a sample)."""
     limits = cfg.data_quality
     missing, new_categories, issues = {}, {}, []
     rows = len(current)
-    for col in MONITORED:
+    for col in columns.monitored:
         cur = float(current[col].isna().mean()) if rows else 0.0
         ref = float(reference[col].isna().mean()) if len(reference) else 0.0
         missing[col] = {"current": cur, "reference": ref}
@@ -68,7 +74,7 @@ def data_quality(current: pd.DataFrame, reference: pd.DataFrame, cfg: Monitoring
                 f"missing values in {col}: {cur:.1%} of current rows (reference {ref:.1%}, "
                 f"allowed +{limits.max_missing_share_increase:.1%})"
             )
-    for col in MONITORED_CATEGORICAL:
+    for col in columns.categorical:
         known = set(reference[col].dropna().unique())
         values = current[col].dropna()
         unseen = values[~values.isin(known)]
@@ -98,13 +104,13 @@ def _crossing(method: str | None, score: float, threshold: float) -> str:
     return f"{method} p-value {score:.3g} < {threshold:.3g}"
 
 
-def check_config(cfg: MonitoringConfig) -> None:
+def check_config(cfg: MonitoringConfig, columns: MonitoredColumns) -> None:
     """ConfigError when the monitoring params name a feature that is not monitored."""
-    unknown = sorted(set(cfg.drift.per_feature) - set(MONITORED))
+    unknown = sorted(set(cfg.drift.per_feature) - set(columns.monitored))
     if unknown:
         raise ConfigError(
             f"monitor.drift.per_feature names unknown feature(s) {', '.join(unknown)}; "
-            f"monitored features: {', '.join(MONITORED)}"
+            f"monitored features (from params.yaml dataset): {', '.join(columns.monitored)}"
         )
 
 
@@ -125,19 +131,22 @@ def _too_few_rows(data: MonitorData, cfg: MonitoringConfig) -> str | None:
 
 
 def drift_checks(
-    current: pd.DataFrame, reference: pd.DataFrame, cfg: MonitoringConfig
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    cfg: MonitoringConfig,
+    monitored: MonitoredColumns,
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Feature drift, prediction (score) drift and the Evidently snapshot they come from."""
-    columns = [c for c in MONITORED if current[c].notna().any()]
+    columns = [c for c in monitored.monitored if current[c].notna().any()]
     started = time.perf_counter()
-    snapshot = drift_report(current, reference, columns, cfg)
+    snapshot = drift_report(current, reference, columns, cfg, monitored)
     per_column, share = read_drift(snapshot)
     score = per_column.pop(SCORE)
     drifted = [c for c in columns if per_column[c]["drifted"]]
     feature_drift = {
         "status": "checked",
         "features": per_column,
-        "not_checked": [c for c in MONITORED if c not in columns],
+        "not_checked": [c for c in monitored.monitored if c not in columns],
         "drifted": drifted,
         "drifted_count": len(drifted),
         "share": share.get("share", len(drifted) / len(columns)),
@@ -158,11 +167,11 @@ def drift_checks(
 def run_checks(data: MonitorData, cfg: MonitoringConfig) -> MonitorResult:
     """Run every check and decide. Never raises because of what the data shows
     (ConfigError when the params name a feature that is not monitored)."""
-    check_config(cfg)
+    check_config(cfg, data.columns)
     started = time.perf_counter()
     warnings: list[str] = []
     current, reference = data.current, data.reference
-    dq = data_quality(current, reference, cfg)
+    dq = data_quality(current, reference, cfg, data.columns)
     issues = [*data.issues, *dq.pop("issues")]
 
     current_sample = sample(current, cfg.sample_rows, cfg.seed)
@@ -174,9 +183,9 @@ def run_checks(data: MonitorData, cfg: MonitoringConfig) -> MonitorResult:
         warnings.append(why)
     else:
         feature_drift, prediction_drift, drift_snapshot = drift_checks(
-            current_sample, reference, cfg
+            current_sample, reference, cfg, data.columns
         )
-    model_quality = quality_check(current_sample, data, cfg)
+    model_quality = quality_check(sample(data.labelled, cfg.sample_rows, cfg.seed), data, cfg)
     quality_snapshot = model_quality.pop("_snapshot", None)
     retrain, reasons = verdict(feature_drift, prediction_drift, model_quality)
     if not retrain and issues:
@@ -195,7 +204,7 @@ def run_checks(data: MonitorData, cfg: MonitoringConfig) -> MonitorResult:
             **data.window,
             "sampled_current_rows": len(current_sample),
             "sampled_reference_rows": len(reference),
-            "labelled_rows": int(current[LABEL].notna().sum()),
+            "labelled_rows": len(data.labelled),
         },
         "feature_drift": feature_drift,
         "prediction_drift": prediction_drift,
@@ -209,23 +218,21 @@ def run_checks(data: MonitorData, cfg: MonitoringConfig) -> MonitorResult:
     )
 
 
-def quality_check(current: pd.DataFrame, data: MonitorData, cfg: MonitoringConfig) -> dict:
-    limits = cfg.quality
-    labelled = current.loc[current[LABEL].notna()]
-    out: dict[str, Any] = {"status": "skipped", "labelled_rows": len(labelled)}
-    if len(labelled) < limits.min_labelled_rows:
-        out["reason"] = (
-            f"{len(labelled)} labelled rows in the current window; quality is judged from "
-            f"monitor.quality.min_labelled_rows={limits.min_labelled_rows} on"
-        )
-        return out
-    if labelled[LABEL].nunique() < 2:
-        out["reason"] = "the labelled rows hold a single class: ROC AUC is undefined"
-        return out
-    positive_rate = float(labelled[LABEL].mean())
+def _quality_days(data: MonitorData) -> dict[str, Any]:
+    """Which days the labelled rows come from (monitor_data's window["quality"])."""
+    quality = data.window.get("quality") or {}
+    keys = ("first_day", "last_day", "label_horizon_days", "labels_known_before")
+    return {k: quality.get(k) for k in keys}
+
+
+def _floors(
+    labelled: pd.DataFrame, data: MonitorData, limits: MonitoringQualityConfig
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The quality floors for these labelled rows, and how a relative one was derived."""
+    label = data.columns.label
     floors = {"roc_auc": limits.min_roc_auc, "recall": limits.min_recall}
     rules: dict[str, str] = {}
-    precision = precision_floor(limits, positive_rate)
+    precision = precision_floor(limits, float(labelled[label].mean()))
     if precision is not None:
         floors["precision"], rule = precision
         if rule:
@@ -234,20 +241,45 @@ def quality_check(current: pd.DataFrame, data: MonitorData, cfg: MonitoringConfi
     if (
         reference is not None
         and limits.max_roc_auc_drop is not None
-        and reference[LABEL].nunique() == 2
+        and reference[label].nunique() == 2
     ):
         from sklearn.metrics import roc_auc_score
 
-        evaluated = float(roc_auc_score(reference[LABEL], reference[SCORE]))
+        evaluated = float(roc_auc_score(reference[label], reference[SCORE]))
         floors["roc_auc"] = max(floors["roc_auc"], evaluated - limits.max_roc_auc_drop)
+    return floors, rules
+
+
+def quality_check(rows: pd.DataFrame, data: MonitorData, cfg: MonitoringConfig) -> dict:
+    """Quality of the model on `rows` that have a label (the matured window's rows)."""
+    limits, label = cfg.quality, data.columns.label
+    labelled = rows.loc[rows[label].notna()]
+    days = _quality_days(data)
+    out: dict[str, Any] = {"status": "skipped", "labelled_rows": len(labelled), "days": days}
+    if len(labelled) < limits.min_labelled_rows:
+        where = (
+            f"the days {days['first_day']}..{days['last_day']} whose labels are known "
+            f"(dataset.label.horizon_days: {days['label_horizon_days']})"
+            if days["first_day"]
+            else "the current window"
+        )
+        out["reason"] = (
+            f"{len(labelled)} labelled rows in {where}; quality is judged from "
+            f"monitor.quality.min_labelled_rows={limits.min_labelled_rows} on"
+        )
+        return out
+    if labelled[label].nunique() < 2:
+        out["reason"] = "the labelled rows hold a single class: ROC AUC is undefined"
+        return out
+    floors, rules = _floors(labelled, data, limits)
     started = time.perf_counter()
-    snapshot = quality_report(labelled, reference, data.threshold, floors)
+    snapshot = quality_report(labelled, data.quality_reference, data.threshold, floors, label)
     values, evaluated_values = read_quality(snapshot)
     failed = [name for name, floor in floors.items() if values[name] < floor]
     out.update(
         {
             "status": "checked",
-            "current": {**values, "positive_rate": positive_rate},
+            "current": {**values, "positive_rate": float(labelled[label].mean())},
             "reference": evaluated_values,
             "thresholds": floors,
             "rules": rules,  # how a relative floor was derived, e.g. "1.5 x positive rate ..."

@@ -1,13 +1,16 @@
-"""Monitor inputs: the reference and current rows, in the monitored shape.
+"""Monitor inputs: the reference, current and labelled rows, in the monitored shape.
 
-The monitored columns are the ones people read: the numeric model features (a value
-flagged missing shows as missing again) and the raw categories (each one-hot group
-decoded back). `build_monitor_data` assembles the reference (the train split, scored
-by the model) and the current window (the newest batches and served predictions).
+`build_monitor_data` assembles the reference (the train split, scored by the model),
+the current window (the newest `monitor.current_days` days of raw batches and of
+served predictions: drift is judged on it) and the labelled rows model quality is
+judged on: the newest `current_days` days whose labels have matured by the end of
+the window (an outcome is known `dataset.label.horizon_days` after its event).
+Every column name comes from the contract (columns.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,91 +18,65 @@ import numpy as np
 import pandas as pd
 
 from ..config import MonitoringConfig
-from ..errors import StageInputError
-from ..features import (
-    ENTITY,
-    FEATURE_COLUMNS,
-    LABEL,
-    MISSING_FLAGS,
-    NUMERIC,
-    TIMESTAMP,
-    VOCABULARIES,
-    build_features,
-    one_hot_columns,
-)
+from ..contract import DatasetContract
+from ..features import build_features
 from ..prediction_log import PREDICTION, SCORE, PredictionLog
+from .columns import SOURCE, MonitoredColumns, require_columns
 
-SOURCE = "source"
 UNSEEN = "(unseen)"  # a one-hot group with no category set: a value the model never saw
-ONE_HOT = {col: one_hot_columns(col) for col in VOCABULARIES}
-MONITORED_NUMERIC = [
-    c
-    for c in FEATURE_COLUMNS
-    if c not in MISSING_FLAGS and not any(c in group for group in ONE_HOT.values())
-]
-MONITORED_CATEGORICAL = list(VOCABULARIES)
-MONITORED = [*MONITORED_NUMERIC, *MONITORED_CATEGORICAL]
-RAW_REQUIRED = [ENTITY, TIMESTAMP, LABEL, *NUMERIC, *VOCABULARIES]
-CURRENT_COLUMNS = [*MONITORED, SCORE, PREDICTION, LABEL, SOURCE, TIMESTAMP]
 
 
 @dataclass
 class MonitorData:
-    """Reference and current rows in the monitored shape, plus where they came from."""
+    """Reference, current and labelled rows in the monitored shape, and where they came from."""
 
-    reference: pd.DataFrame  # MONITORED + SCORE + PREDICTION + LABEL
-    current: pd.DataFrame  # the same + SOURCE + TIMESTAMP; LABEL is NaN until it arrives
-    quality_reference: pd.DataFrame | None  # LABEL, SCORE, PREDICTION of the evaluated test days
+    reference: pd.DataFrame  # monitored columns + SCORE + PREDICTION + label
+    current: pd.DataFrame  # columns.current; the label is NaN until it is known
+    labelled: pd.DataFrame  # columns.current: rows of the matured window that have a label
+    quality_reference: pd.DataFrame | None  # label, SCORE, PREDICTION of the evaluated test days
     threshold: float
     window: dict[str, Any]
+    columns: MonitoredColumns
     issues: list[str] = field(default_factory=list)
 
 
-def monitoring_view(features: pd.DataFrame, raw: pd.DataFrame | None = None) -> pd.DataFrame:
+def monitoring_view(
+    features: pd.DataFrame, columns: MonitoredColumns, raw: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The monitored columns, as people read them, from model-feature rows.
 
     Numeric model features are kept (a value flagged missing becomes NaN again), and
     each one-hot group is decoded back to its category; a group with no category set
-    (a value outside the vocabulary at serving time) reads UNSEEN. When the raw rows
-    the features were built from are given, their categories are used as they are,
-    so a new category keeps its name.
+    reads UNSEEN (a value outside the vocabulary), or missing for a nullable column
+    (null and unseen encode alike). When the raw rows the features were built from
+    are given, their categories are used as they are, so a new category keeps its name.
     """
+    require_columns(features, columns.features, "the model-feature rows", columns.origins)
     out = pd.DataFrame(
-        {c: features[c].to_numpy(dtype="float64") for c in MONITORED_NUMERIC},
+        {c: features[c].to_numpy(dtype="float64") for c in columns.numeric},
         index=range(len(features)),
     )
-    for flag, column in MISSING_FLAGS.items():
+    for flag, column in columns.missing_flags.items():
         out.loc[features[flag].to_numpy() == 1, column] = np.nan
-    for col, vocab in VOCABULARIES.items():
+    for col, vocab in columns.vocabularies.items():
         if raw is not None:
             out[col] = raw[col].astype(object).where(raw[col].notna(), None).to_numpy()
             continue
-        hot = features[ONE_HOT[col]].to_numpy(dtype="float64")
+        hot = features[columns.one_hot[col]].to_numpy(dtype="float64")
         missing = np.isnan(hot).any(axis=1)
         filled = np.nan_to_num(hot, nan=0.0)
         values = np.asarray(vocab, dtype=object)[filled.argmax(axis=1)]
-        values[filled.max(axis=1) < 0.5] = UNSEEN
+        values[filled.max(axis=1) < 0.5] = None if col in columns.nullable_categorical else UNSEEN
         values[missing] = None
         out[col] = values
     return out
 
 
-def require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StageInputError(
-            f"column(s) {', '.join(missing)} missing from {what}: monitoring needs "
-            f"{', '.join(columns)}. Fix the source (or features.py) so the columns are there."
-        )
-
-
-def newest_days(frame: pd.DataFrame, days: int, column: str = TIMESTAMP) -> pd.DataFrame:
-    """Rows of the newest `days` calendar days (UTC) present in `frame`."""
+def window_start(frame: pd.DataFrame, days: int, column: str) -> pd.Timestamp | None:
+    """The first instant of the newest `days` calendar days (UTC) present in `frame`."""
     if frame.empty:
-        return frame
-    day = frame[column].dt.floor("D")
-    start = day.max() - pd.Timedelta(days=days - 1)
-    return frame.loc[day >= start].reset_index(drop=True)
+        return None
+    return frame[column].max().floor("D") - pd.Timedelta(days=days - 1)
 
 
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
@@ -109,23 +86,24 @@ def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def attach_labels(served: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
+def attach_labels(served: pd.DataFrame, raw: pd.DataFrame, columns: MonitoredColumns) -> pd.Series:
     """Labels that have arrived for served predictions: the label the batches hold for
-    the same customer on the same (UTC) day; NaN where none has arrived."""
+    the same entity on the same (UTC) day; NaN where none has arrived."""
     if served.empty:
         return pd.Series(np.nan, index=served.index, dtype="float64")
+    key, ts = columns.entity, columns.timestamp
     labels = pd.DataFrame(
         {
-            ENTITY: raw[ENTITY].astype("int64").to_numpy(),
-            "day": raw[TIMESTAMP].dt.floor("D").array,
-            LABEL: raw[LABEL].astype("float64").to_numpy(),
+            "key": raw[key].astype("string").array,  # int or string ids join alike as text
+            "day": raw[ts].dt.floor("D").array,
+            "label": raw[columns.label].astype("float64").to_numpy(),
         }
-    ).drop_duplicates([ENTITY, "day"], keep="last")
-    keys = pd.DataFrame({ENTITY: served[ENTITY], "day": served[TIMESTAMP].dt.floor("D")})
-    keys[ENTITY] = keys[ENTITY].astype("float64")
-    labels[ENTITY] = labels[ENTITY].astype("float64")
-    merged = keys.merge(labels, on=[ENTITY, "day"], how="left")
-    return pd.Series(merged[LABEL].to_numpy(), index=served.index, dtype="float64")
+    ).drop_duplicates(["key", "day"], keep="last")
+    keys = pd.DataFrame(
+        {"key": served[key].astype("string").array, "day": served[ts].dt.floor("D").array}
+    )
+    merged = keys.merge(labels.dropna(subset=["key"]), on=["key", "day"], how="left")
+    return pd.Series(merged["label"].to_numpy(), index=served.index, dtype="float64")
 
 
 def _day(frame: pd.DataFrame, column: str, pick: str) -> str | None:
@@ -135,88 +113,205 @@ def _day(frame: pd.DataFrame, column: str, pick: str) -> str | None:
     return getattr(frame[column], pick)().date().isoformat()
 
 
-def _reference_view(
-    reference: pd.DataFrame, booster: Any, threshold: float, cfg: MonitoringConfig
-) -> pd.DataFrame:
-    """The (sampled) train split, scored by the model, in the monitored shape."""
+def _days(rows: pd.DataFrame, column: str, what: str) -> dict[str, Any]:
+    """The rows' count, first and last day, as the window reports them."""
+    return {
+        f"{what}_rows": len(rows),
+        f"{what}_first_day": _day(rows, column, "min"),
+        f"{what}_last_day": _day(rows, column, "max"),
+    }
+
+
+def _scores(booster: Any, features: pd.DataFrame) -> np.ndarray:
     from ..model import predict_proba
 
+    return predict_proba(booster, features) if len(features) else np.zeros(0)
+
+
+def _reference_view(
+    reference: pd.DataFrame,
+    booster: Any,
+    threshold: float,
+    cfg: MonitoringConfig,
+    columns: MonitoredColumns,
+) -> pd.DataFrame:
+    """The (sampled) train split, scored by the model, in the monitored shape."""
     ref = sample(reference, cfg.sample_rows, cfg.seed)
-    scores = predict_proba(booster, ref) if len(ref) else np.zeros(0)
-    return monitoring_view(ref).assign(
+    scores = _scores(booster, ref)
+    return monitoring_view(ref, columns).assign(
         **{
             SCORE: scores.astype("float64"),
             PREDICTION: (scores >= threshold).astype("int64"),
-            LABEL: ref[LABEL].to_numpy(dtype="float64"),
+            columns.label: ref[columns.label].to_numpy(dtype="float64"),
         }
     )
 
 
-def _batch_view(batches: pd.DataFrame, booster: Any, threshold: float) -> pd.DataFrame:
-    """The newest raw batches, featurized and scored, in the monitored shape."""
-    from ..model import predict_proba
-
-    features = build_features(batches)
-    scores = predict_proba(booster, features)
-    return monitoring_view(features, raw=batches).assign(
+def _batch_view(
+    batches: pd.DataFrame, booster: Any, threshold: float, columns: MonitoredColumns
+) -> pd.DataFrame:
+    """Raw batch rows, featurized and scored, in the monitored shape."""
+    features = build_features(batches, columns.contract)
+    scores = _scores(booster, features)
+    return monitoring_view(features, columns, raw=batches).assign(
         **{
             SCORE: scores.astype("float64"),
             PREDICTION: (scores >= threshold).astype("int64"),
-            LABEL: batches[LABEL].to_numpy(dtype="float64"),
+            columns.label: batches[columns.label].to_numpy(dtype="float64"),
             SOURCE: "batch",
-            TIMESTAMP: batches[TIMESTAMP].array,
+            columns.timestamp: batches[columns.timestamp].array,
         }
     )
 
 
 def _served_view(
-    log: PredictionLog, raw: pd.DataFrame, threshold: float, days: int
-) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    """The newest served predictions in the monitored shape (None when there are none),
-    with labels joined from the batches, and what the window reports about the log."""
-    served = newest_days(log.frame, days)
-    view, labelled = None, 0
-    if len(served):
-        labels = attach_labels(served, raw)
-        labelled = int(labels.notna().sum())
-        predicted = served[PREDICTION].astype("float64")
-        predicted = predicted.where(predicted.notna(), (served[SCORE] >= threshold) * 1.0)
-        view = monitoring_view(served).assign(
-            **{
-                SCORE: served[SCORE].to_numpy(dtype="float64"),
-                PREDICTION: predicted.to_numpy(dtype="int64"),
-                LABEL: labels.to_numpy(),
-                SOURCE: "serving",
-                TIMESTAMP: served[TIMESTAMP].array,
-            }
-        )
-    info = {
-        "path": str(log.path),
-        "lines": log.lines,
-        "malformed_lines": len(log.malformed),
-        "rows": len(served),
-        "labelled_rows": labelled,
-        "first_day": _day(served, TIMESTAMP, "min"),
-        "last_day": _day(served, TIMESTAMP, "max"),
-        "model_versions": sorted(set(served["model_version"])) if len(served) else [],
-    }
-    return view, info
+    served: pd.DataFrame, raw: pd.DataFrame, threshold: float, columns: MonitoredColumns
+) -> pd.DataFrame:
+    """Served predictions in the monitored shape, with labels joined from the batches."""
+    predicted = served[PREDICTION].astype("float64")
+    predicted = predicted.where(predicted.notna(), (served[SCORE] >= threshold) * 1.0)
+    return monitoring_view(served, columns).assign(
+        **{
+            SCORE: served[SCORE].to_numpy(dtype="float64"),
+            PREDICTION: predicted.to_numpy(dtype="int64"),
+            columns.label: attach_labels(served, raw, columns).to_numpy(),
+            SOURCE: "serving",
+            columns.timestamp: served[columns.timestamp].array,
+        }
+    )
 
 
-def _quality_reference(
-    test_predictions: pd.DataFrame | None, threshold: float
+@dataclass(frozen=True)
+class Windows:
+    """Drift: rows from `drift_start` on. Quality: rows in [quality_start, known_before)."""
+
+    drift_start: pd.Timestamp | None
+    quality_start: pd.Timestamp | None
+    known_before: pd.Timestamp | None
+
+    @classmethod
+    def of(
+        cls, raw: pd.DataFrame, contract: DatasetContract, days: int, end_date: dt.date | None
+    ) -> Windows:
+        """Drift: the newest `days` days of `raw`. Quality: the newest `days` days whose
+        labels are known at the end of `end_date`."""
+        quality_start, known_before = quality_window(contract, end_date, days)
+        return cls(window_start(raw, days, contract.timestamp), quality_start, known_before)
+
+    def with_drift_from(self, frame: pd.DataFrame, column: str, days: int) -> Windows:
+        """The same matured window, with the drift window of `frame`'s newest days."""
+        return Windows(window_start(frame, days, column), self.quality_start, self.known_before)
+
+    def scope(self, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        """The rows either window needs (scored once for both)."""
+        starts = [s for s in (self.drift_start, self.quality_start) if s is not None]
+        if not starts:
+            return frame.iloc[:0]
+        return frame.loc[frame[column] >= min(starts)].reset_index(drop=True)
+
+    def split(self, view: pd.DataFrame, columns: MonitoredColumns) -> tuple[pd.DataFrame, ...]:
+        """(current rows, labels not yet known masked; labelled rows of the matured window)."""
+        ts, label = view[columns.timestamp], columns.label
+        current = view.loc[ts >= self.drift_start] if self.drift_start is not None else view[:0]
+        current = current.reset_index(drop=True)
+        if self.known_before is None:
+            return current, view.iloc[:0]
+        current.loc[current[columns.timestamp] >= self.known_before, label] = np.nan
+        matured = view.loc[(ts >= self.quality_start) & (ts < self.known_before)]
+        return current, matured.loc[matured[label].notna()].reset_index(drop=True)
+
+
+def quality_window(
+    contract: DatasetContract, end_date: dt.date | None, days: int
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """[start, known_before): the newest `days` days whose labels are known at `end_date`."""
+    if end_date is None:
+        return None, None
+    known_before = contract.label_known_before(end_date)
+    return known_before - pd.Timedelta(days=days), known_before
+
+
+def quality_reference(
+    test_predictions: pd.DataFrame | None, threshold: float, columns: MonitoredColumns
 ) -> pd.DataFrame | None:
-    """LABEL, SCORE, PREDICTION of the evaluated test days (None when there are none)."""
+    """Label, SCORE, PREDICTION of the evaluated test days (None when there are none)."""
     if test_predictions is None or not len(test_predictions):
         return None
-    require_columns(test_predictions, [LABEL, SCORE], "the test predictions")
+    label = columns.label
+    require_columns(test_predictions, [label, SCORE], "the test predictions", columns.origins)
     return pd.DataFrame(
         {
-            LABEL: test_predictions[LABEL].to_numpy(dtype="int64"),
+            label: test_predictions[label].to_numpy(dtype="int64"),
             SCORE: test_predictions[SCORE].to_numpy(dtype="float64"),
             PREDICTION: (test_predictions[SCORE].to_numpy() >= threshold).astype("int64"),
         }
     )
+
+
+def _frame(parts: list[pd.DataFrame], columns: MonitoredColumns) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns.current)
+    return frame.reindex(columns=columns.current)
+
+
+def _batch_rows(
+    raw: pd.DataFrame, booster: Any, threshold: float, columns: MonitoredColumns, windows: Windows
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The raw batch rows of the drift window and of the matured window, scored."""
+    scoped = windows.scope(raw, columns.timestamp)
+    if not len(scoped):
+        empty = pd.DataFrame(columns=columns.current)
+        return empty, empty
+    return windows.split(_batch_view(scoped, booster, threshold, columns), columns)
+
+
+def _served_rows(
+    log: PredictionLog,
+    raw: pd.DataFrame,
+    threshold: float,
+    columns: MonitoredColumns,
+    windows: Windows,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The served predictions of the drift window and of the matured window, and what
+    the window reports about the log."""
+    ts = columns.timestamp
+    scoped = windows.scope(log.frame, ts)
+    current = labelled = pd.DataFrame(columns=columns.current)
+    if len(scoped):
+        current, labelled = windows.split(_served_view(scoped, raw, threshold, columns), columns)
+    versions = (
+        scoped.loc[scoped[ts] >= windows.drift_start, "model_version"] if len(current) else []
+    )
+    info = {
+        "path": str(log.path),
+        "lines": log.lines,
+        "malformed_lines": len(log.malformed),
+        "rows": len(current),
+        "labelled_rows": len(labelled),  # in the matured window
+        "first_day": _day(current, ts, "min"),
+        "last_day": _day(current, ts, "max"),
+        "model_versions": sorted(set(versions)),
+    }
+    return current, labelled, info
+
+
+def _quality_info(
+    contract: DatasetContract, end_date: dt.date | None, windows: Windows, labelled: pd.DataFrame
+) -> dict[str, Any]:
+    """Which days model quality is judged on, and why those."""
+    start, known_before = windows.quality_start, windows.known_before
+    return {
+        "end_date": end_date.isoformat() if end_date else None,
+        "label_horizon_days": contract.label.horizon_days,
+        "labels_known_before": known_before.isoformat() if known_before is not None else None,
+        "first_day": start.date().isoformat() if start is not None else None,
+        "last_day": (
+            (known_before - pd.Timedelta(days=1)).date().isoformat()
+            if known_before is not None
+            else None
+        ),
+        "rows": len(labelled),
+    }
 
 
 def build_monitor_data(
@@ -226,47 +321,54 @@ def build_monitor_data(
     booster: Any,
     threshold: float,
     cfg: MonitoringConfig,
+    contract: DatasetContract,
     prediction_log: PredictionLog | None = None,
     test_predictions: pd.DataFrame | None = None,
+    end_date: dt.date | None = None,
 ) -> MonitorData:
-    """Assemble reference (the train split) and current (newest batches + served predictions).
-
-    `raw` holds the ingested batches, `reference` the rows the model was trained on
-    (model features and label), `test_predictions` the evaluated test days (label, score).
-    """
-    require_columns(raw, RAW_REQUIRED, "the raw batches")
-    require_columns(reference, [*FEATURE_COLUMNS, LABEL], "the training set")
-    issues: list[str] = []
-    reference_view = _reference_view(reference, booster, threshold, cfg)
-
-    batches = newest_days(raw, cfg.current_days)
-    parts = [_batch_view(batches, booster, threshold)] if len(batches) else []
+    """The reference (`reference`: the train split's features and label), the current
+    window (the newest batches of `raw`, and served predictions) and the labelled rows
+    of the matured window; `test_predictions`: the evaluated test days (label, score);
+    `end_date`: the window's last day (default: the newest batch's day)."""
+    columns = MonitoredColumns.of(contract)
+    require_columns(raw, columns.raw_required, "the raw batches", columns.origins)
+    require_columns(
+        reference, [*columns.features, columns.label], "the training set", columns.origins
+    )
+    ts = columns.timestamp
+    end_date = end_date or (raw[ts].max().date() if len(raw) else None)
+    windows = Windows.of(raw, contract, cfg.current_days, end_date)
+    batches, labelled_batches = _batch_rows(raw, booster, threshold, columns, windows)
+    current, labelled = [batches], [labelled_batches]
     window: dict[str, Any] = {
         "current_days": cfg.current_days,
-        "batch_rows": len(batches),
-        "batch_first_day": _day(batches, TIMESTAMP, "min"),
-        "batch_last_day": _day(batches, TIMESTAMP, "max"),
+        **_days(batches, ts, "batch"),
         "reference_rows": len(reference),
         "prediction_log": None,
     }
+    issues: list[str] = []
     if prediction_log is not None:
-        served, window["prediction_log"] = _served_view(
-            prediction_log, raw, threshold, cfg.current_days
+        served, labelled_served, window["prediction_log"] = _served_rows(
+            prediction_log,
+            raw,
+            threshold,
+            columns,
+            windows.with_drift_from(prediction_log.frame, ts, cfg.current_days),
         )
-        if served is not None:
-            parts.append(served)
+        current.append(served)
+        labelled.append(labelled_served)
         if issue := prediction_log.issue():
             issues.append(issue)
-
-    current = (
-        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURRENT_COLUMNS)
-    ).reindex(columns=CURRENT_COLUMNS)
-    window["current_rows"] = len(current)
+    current_rows, labelled_rows = _frame(current, columns), _frame(labelled, columns)
+    window["current_rows"] = len(current_rows)
+    window["quality"] = _quality_info(contract, end_date, windows, labelled_rows)
     return MonitorData(
-        reference=reference_view,
-        current=current,
-        quality_reference=_quality_reference(test_predictions, threshold),
+        reference=_reference_view(reference, booster, threshold, cfg, columns),
+        current=current_rows,
+        labelled=labelled_rows,
+        quality_reference=quality_reference(test_predictions, threshold, columns),
         threshold=threshold,
         window=window,
+        columns=columns,
         issues=issues,
     )

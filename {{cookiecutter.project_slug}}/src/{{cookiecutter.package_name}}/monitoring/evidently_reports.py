@@ -13,13 +13,16 @@ from typing import Any
 import pandas as pd
 
 from ..config import MonitoringConfig
-from ..features import LABEL
 from ..prediction_log import PREDICTION, SCORE
-from .data import MONITORED_CATEGORICAL, MONITORED_NUMERIC
+from .columns import MonitoredColumns
 
 
 def drift_report(
-    current: pd.DataFrame, reference: pd.DataFrame, columns: list[str], cfg: MonitoringConfig
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    columns: list[str],
+    cfg: MonitoringConfig,
+    monitored: MonitoredColumns,
 ) -> Any:
     """Evidently drift report: the drift table of `columns`, the score's drift, missing values."""
     from evidently import DataDefinition, Dataset, Report
@@ -34,10 +37,10 @@ def drift_report(
     per_threshold = {
         c: o.threshold for c, o in drift.per_feature.items() if o.threshold and c in columns
     }
-    numeric = [c for c in columns if c in MONITORED_NUMERIC]
+    numeric = [c for c in columns if c in monitored.numeric]
     definition = DataDefinition(
         numerical_columns=[*numeric, SCORE],
-        categorical_columns=[c for c in columns if c in MONITORED_CATEGORICAL],
+        categorical_columns=[c for c in columns if c in monitored.categorical],
     )
     allowed = cfg.data_quality.max_missing_share_increase
     metrics = [
@@ -98,18 +101,20 @@ def quality_report(
     reference: pd.DataFrame | None,
     threshold: float,
     floors: dict[str, float],
+    label: str,
 ) -> Any:
-    """Evidently classification quality of the labelled current rows, against the test days."""
+    """Evidently classification quality of the labelled rows (0/1 in the contract's label
+    column `label`), against the test days."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.presets import ClassificationQuality
     from evidently.tests import gte
 
     definition = DataDefinition(
         numerical_columns=[SCORE],
-        categorical_columns=[LABEL, PREDICTION],
+        categorical_columns=[label, PREDICTION],
         classification=[
             BinaryClassification(
-                target=LABEL, prediction_labels=PREDICTION, prediction_probas=SCORE, pos_label=1
+                target=label, prediction_labels=PREDICTION, prediction_probas=SCORE, pos_label=1
             )
         ],
     )
@@ -124,8 +129,8 @@ def quality_report(
     )
 
     def dataset(frame: pd.DataFrame) -> Any:
-        shaped = frame[[LABEL, PREDICTION, SCORE]].astype(
-            {LABEL: "int64", PREDICTION: "int64", SCORE: "float64"}
+        shaped = frame[[label, PREDICTION, SCORE]].astype(
+            {label: "int64", PREDICTION: "int64", SCORE: "float64"}
         )
         return Dataset.from_pandas(shaped.reset_index(drop=True), data_definition=definition)
 

@@ -205,6 +205,12 @@ def describe(result: MonitorResult) -> str:
         share = f"drift share {drift['share']:.2f}" if drift["status"] == "checked" else ""
         head = f"monitor: no retraining needed ({share or 'drift not judged'})"
     lines = [head]
+    days = s["model_quality"].get("days") or {}
+    if days.get("first_day"):
+        lines.append(
+            f"  quality: labelled rows of {days['first_day']}..{days['last_day']} "
+            f"(labels are known {days['label_horizon_days']} days after the event)"
+        )
     lines += [f"  issue: {i}" for i in s["issues"]]
     lines += [f"  warning: {w}" for w in s["warnings"]]
     return "\n".join(lines)

@@ -1,27 +1,32 @@
-"""Stage `evaluate`: score the held-out test days; metrics, curves, per-slice metrics and
-the predictions the next gate checks."""
+"""Stage `evaluate`: score the held-out test days; metrics, curves, per-slice metrics
+(dataset.slices) and the predictions the next gate checks."""
 
 from __future__ import annotations
 
+import logging
+
 from .. import tracking
 from ..config import EvaluateConfig, MlflowConfig, PathsConfig, SplitConfig
+from ..contract import DatasetContract
 from ..files import read_json, read_parquet, write_parquet
 from ..logs import console
 from ..metrics import Evaluation, evaluate, write_reports
 from ..model import load_model, predict_proba
 from ..split import time_split
 
+log = logging.getLogger(__name__)
+
 
 def run(
     paths: PathsConfig,
     split: SplitConfig,
     cfg: EvaluateConfig,
-    slice_column: str,
     mlflow: MlflowConfig,
+    contract: DatasetContract,
 ) -> Evaluation:
     """Write reports/ (metrics, plots, slices) and the test predictions; log them to MLflow."""
-    booster, meta = load_model(paths.model_dir)
-    splits = time_split(read_parquet(paths.training_set, "training_set"), split)
+    booster, meta = load_model(paths.model_dir, contract)
+    splits = time_split(read_parquet(paths.training_set, "training_set"), split, contract)
     scores = predict_proba(booster, splits.test)
     result = evaluate(
         splits.test,
@@ -29,9 +34,11 @@ def run(
         threshold=meta.threshold,
         train_positive_rate=meta.split_summary["train"]["positive_rate"],
         importance=booster.get_score(importance_type="gain"),
-        slice_column=slice_column,
+        contract=contract,
         plot_points=cfg.plot_points,
     )
+    if not contract.slices:
+        log.info("no per-slice metrics: dataset.slices is empty")
     written = write_reports(result, paths.reports)
     predictions = splits.test.drop(columns=meta.feature_names).assign(
         score=scores, predicted=(scores >= meta.threshold).astype("int64")

@@ -8,13 +8,15 @@ import pandas as pd
 
 from ..batches import raw_batch_files
 from ..config import PathsConfig
-from ..features import FEATURE_COLUMNS, build_features, build_labels
+from ..contract import DatasetContract
+from ..errors import StageInputError
+from ..features import build_features, build_labels
 from ..files import ParquetStream
 
 log = logging.getLogger(__name__)
 
 
-def run(paths: PathsConfig, slice_column: str) -> int:
+def run(paths: PathsConfig, contract: DatasetContract) -> int:
     """Write the feature table and the label events; return the number of rows."""
     # One daily batch at a time: memory stays at one day's rows, whatever the window.
     with (
@@ -23,12 +25,15 @@ def run(paths: PathsConfig, slice_column: str) -> int:
     ):
         for path in raw_batch_files(paths.raw):
             raw = pd.read_parquet(path)
-            features.write(build_features(raw))
-            labels.write(build_labels(raw, slice_column))
+            try:
+                features.write(build_features(raw, contract))
+                labels.write(build_labels(raw, contract))
+            except ValueError as exc:
+                raise StageInputError(f"featurize {path.name}: {exc}") from exc
     log.info(
         "wrote %d feature rows x %d features to %s",
         features.rows,
-        len(FEATURE_COLUMNS),
+        len(contract.feature_columns),
         paths.features,
     )
     return features.rows

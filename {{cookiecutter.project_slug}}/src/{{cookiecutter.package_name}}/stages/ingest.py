@@ -4,8 +4,9 @@
 sources.py: `synthetic` (the demo's deterministic generator), `files` (CSV or
 parquet files cut into days by their timestamp) or `sql` (one query per day).
 For anything else (an API, a warehouse client), replace fetch_batch's body with
-a read that returns the same columns (see datagen.RAW_COLUMNS and
-expectations/raw.json) for the day.
+a read that returns the day's rows with the columns params.yaml `dataset` declares.
+Each batch is then conformed to that contract (the key as its declared type, UTC
+timestamps, the label as 1/0) and judged by the raw gate.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pandas as pd
 
 from ..batches import batch_path
 from ..config import IngestConfig, Window
-from ..errors import ConfigError
+from ..contract import DatasetContract
+from ..errors import ConfigError, StageInputError
 from ..files import write_parquet
 from ..logs import progress
 from ..sources import files_batch, sql_batch, synthetic_batch
@@ -26,18 +28,27 @@ from ..sources import files_batch, sql_batch, synthetic_batch
 log = logging.getLogger(__name__)
 
 
-def fetch_batch(day: dt.date, cfg: IngestConfig) -> pd.DataFrame:
+def fetch_batch(day: dt.date, cfg: IngestConfig, timestamp: str) -> pd.DataFrame:
     """Return the batch of rows observed on `day` (UTC) from the configured source."""
     if cfg.source == "files" and cfg.files is not None:
-        return files_batch(day, cfg.files)
+        return files_batch(day, cfg.files, timestamp)
     if cfg.source == "sql" and cfg.sql is not None:
-        return sql_batch(day, cfg.sql)
+        return sql_batch(day, cfg.sql, timestamp)
     if cfg.source == "synthetic" and cfg.synthetic is not None:
         return synthetic_batch(day, cfg.synthetic)
     raise ConfigError(f"ingest.source is {cfg.source!r} but ingest.{cfg.source} is missing")
 
 
-def run(window: Window, cfg: IngestConfig, raw_dir: Path) -> list[Path]:
+def conformed_batch(day: dt.date, cfg: IngestConfig, contract: DatasetContract) -> pd.DataFrame:
+    """The day's batch from the source, conformed to the dataset contract."""
+    batch = fetch_batch(day, cfg, contract.timestamp)
+    try:
+        return contract.conform(batch, f"ingest {day.isoformat()}")
+    except ValueError as exc:
+        raise StageInputError(str(exc)) from exc
+
+
+def run(window: Window, cfg: IngestConfig, contract: DatasetContract, raw_dir: Path) -> list[Path]:
     """Write the window's daily batches; drop files of days outside it."""
     days = window.dates()
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +60,7 @@ def run(window: Window, cfg: IngestConfig, raw_dir: Path) -> list[Path]:
         task = bar.add_task("ingest", total=len(days))
         for day in days:
             path = batch_path(raw_dir, day)
-            write_parquet(fetch_batch(day, cfg), path)
+            write_parquet(conformed_batch(day, cfg, contract), path)
             written.append(path)
             bar.advance(task)
     log.info(

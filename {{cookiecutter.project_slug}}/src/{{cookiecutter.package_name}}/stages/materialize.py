@@ -6,21 +6,25 @@ import logging
 from typing import Any
 
 from ..config import MaterializeConfig, PathsConfig
+from ..contract import DatasetContract
 from ..feature_store import materialize, open_store
 from ..files import read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
 
-def run(paths: PathsConfig, config: MaterializeConfig) -> dict[str, Any]:
+def run(paths: PathsConfig, config: MaterializeConfig, contract: DatasetContract) -> dict[str, Any]:
     """Load what is newer than the last run (everything, when the feature view's schema
     changed), read a sample back; write and return the summary."""
     features = read_parquet(paths.feature_table, "featurize")
-    summary = materialize(open_store(), features, config.chunk_rows, config.verify_entities)
+    summary = materialize(
+        open_store(), features, contract, config.chunk_rows, config.verify_entities
+    )
     write_json(summary, paths.reports / "materialize.json")
     log.info(
-        "online store (%s) holds features until %s",
+        "online store (%s) holds features of %s entities until %s",
         summary["online_store"],
+        summary["entities_online"],
         summary["materialized_until"],
     )
     return summary

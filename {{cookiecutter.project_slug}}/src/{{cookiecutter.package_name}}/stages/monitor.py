@@ -20,20 +20,22 @@ from ..split import time_split
 
 def run(p: Params) -> None:
     """Check, write reports/monitoring/, log the run to MLflow, print the verdict."""
-    cfg = p.monitor
-    booster, meta = load_model(p.paths.model_dir)
+    cfg, contract = p.monitor, p.dataset
+    booster, meta = load_model(p.paths.model_dir, contract)
     training = read_parquet(p.paths.training_set, "training_set")
     test_predictions = (
         read_parquet(p.paths.predictions, "evaluate") if p.paths.predictions.is_file() else None
     )
     data = build_monitor_data(
         raw=read_raw(p.paths.raw),
-        reference=time_split(training, p.split).train,
+        reference=time_split(training, p.split, contract).train,
         booster=booster,
         threshold=meta.threshold,
         cfg=cfg,
-        prediction_log=read_prediction_log(p.paths.prediction_log),
+        contract=contract,
+        prediction_log=read_prediction_log(p.paths.prediction_log, contract),
         test_predictions=test_predictions,
+        end_date=p.window.end_date,
     )
     result = run_checks(data, cfg)
     run_dir = write_outputs(result, p.paths.monitoring, cfg.keep_runs)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 
+import pandas as pd
+
 from .. import tracking
 from ..config import MlflowConfig, PathsConfig, SplitConfig, TrainConfig
-from ..features import FEATURE_COLUMNS, LABEL, TIMESTAMP
-from ..files import read_parquet, write_json
+from ..contract import DatasetContract
+from ..errors import StageInputError
+from ..files import read_parquet, require, write_json
 from ..model import save_model
 from ..split import time_split
 from ..training import train_model
@@ -16,22 +19,35 @@ from ..training import train_model
 log = logging.getLogger(__name__)
 
 
+def read_training_set(paths: PathsConfig, contract: DatasetContract) -> pd.DataFrame:
+    """The columns training reads (features as float32), or a StageInputError naming
+    the ones the training set lacks."""
+    import pyarrow.parquet as pq
+
+    features = contract.feature_columns
+    columns = [contract.timestamp, contract.label.column, *features]
+    present = set(pq.read_schema(require(paths.training_set, "training_set")).names)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise StageInputError(
+            f"{paths.training_set} lacks {missing}, declared in params.yaml dataset: "
+            "re-run `dvc repro training_set`"
+        )
+    return read_parquet(paths.training_set, "training_set", columns=columns, float32=features)
+
+
 def run(
     paths: PathsConfig,
     split: SplitConfig,
     cfg: TrainConfig,
     mlflow: MlflowConfig,
+    contract: DatasetContract,
 ) -> str:
     """Train, save the model to paths.model_dir and log the MLflow run; return its id."""
-    frame = read_parquet(
-        paths.training_set,
-        "training_set",
-        columns=[TIMESTAMP, LABEL, *FEATURE_COLUMNS],
-        float32=FEATURE_COLUMNS,
-    )
-    splits = time_split(frame, split)
+    frame = read_training_set(paths, contract)
+    splits = time_split(frame, split, contract)
     del frame  # the splits hold the rows now: peak memory stays near the training matrix
-    booster, meta = train_model(splits, cfg)
+    booster, meta = train_model(splits, cfg, contract)
     save_model(booster, meta, paths.model_dir)
     tracking.setup_mlflow(mlflow)
     run_params = {
@@ -42,12 +58,14 @@ def run(
             else {}
         ),
         **tracking.flatten("split", split.model_dump(mode="json")),
+        "dataset.label.column": contract.label.column,
+        "dataset.label.horizon_days": contract.label.horizon_days,
     }
     run_id = tracking.log_training(
         booster,
         meta,
         run_params,
-        sample=splits.train[FEATURE_COLUMNS].head(5).astype("float32"),
+        sample=splits.train[contract.feature_columns].head(5).astype("float32"),
         tags=tracking.lineage_tags(),
     )
     write_json({"run_id": run_id}, paths.model_dir / tracking.RUN_FILE)
