@@ -223,6 +223,22 @@ def _tenth_of_the_way(rate: float) -> float:
     return round(min(2.0, 1.0 + 0.1 * (1.0 / max(rate, 1e-6) - 1.0)), 2)
 
 
+def _drift_tests(current_rows: int) -> dict[str, Any]:
+    """Below 1,000 current rows, distances (wasserstein, Jensen-Shannon) exceed their
+    thresholds by sampling noise alone: judge drift by tests with p-values instead
+    (Evidently's own choice for small samples)."""
+    if current_rows >= 1000:
+        return {}
+    return {
+        "num_stattest": "ks",
+        "num_threshold": 0.05,
+        "cat_stattest": "chisquare",
+        "cat_threshold": 0.05,
+        "score_stattest": "ks",
+        "score_threshold": 0.05,
+    }
+
+
 def settings(inferred: Inferred) -> dict[str, dict[str, Any]]:
     """The params.yaml keys beside the contract that follow from the table."""
     low, median, high = inferred.daily_rows
@@ -234,7 +250,9 @@ def settings(inferred: Inferred) -> dict[str, dict[str, Any]]:
             f"(horizon {inferred.contract.label.horizon_days} days): too few to train, "
             "validate and test on; bring more days"
         )
-    current = min(7, held_out)
+    # The monitor's current window: 7 days, or more (up to a third of the window) when a
+    # week holds fewer than 200 rows, so drift is judged on enough rows.
+    current = max(1, min(inferred.window_days // 3, max(7, math.ceil(200 / max(median, 1)))))
     rate = inferred.positive_rate
     # PR AUC and precision floors: a tenth of the way from chance to a perfect score; per
     # slice from the slice with the highest rate (a lift of 1.5 over a rate of 0.7 is > 1).
@@ -251,6 +269,7 @@ def settings(inferred: Inferred) -> dict[str, dict[str, Any]]:
             "current_days": current,
             "min_rows": max(20, min(200, median * current // 2)),
         },
+        "monitor.drift": _drift_tests(median * current),
         "monitor.quality": {"min_labelled_rows": max(20, min(500, median * current // 2))},
         "promote.minimum_lifts": {"pr_auc": lift, "precision": min(1.5, lift)},
         "promote.slice_minimum_lifts": {"pr_auc": slice_lift},

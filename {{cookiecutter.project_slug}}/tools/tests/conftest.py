@@ -13,8 +13,8 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import Params, Window, load_params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
-from tests.other_contracts import LOAN
 
+from tests.other_contracts import LOAN
 from tools.contract_data import contract_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
