@@ -4,6 +4,8 @@ whose positive value is "yes", a label horizon, an undeclared slice column."""
 
 from __future__ import annotations
 
+import pytest
+
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 
 LOAN = DatasetContract.model_validate(
@@ -19,3 +21,9 @@ LOAN = DatasetContract.model_validate(
         "slices": ["channel"],
     }
 )
+
+
+def with_second_contract(name: str) -> list:
+    """Fixture params: the project's contract, then a second one (marked `other_contract`,
+    so a run that already tests another table can leave it out)."""
+    return ["project", pytest.param(name, marks=pytest.mark.other_contract)]

@@ -26,6 +26,7 @@ from {{ cookiecutter.package_name }}.feature_store import (
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 
 from conftest import make_feast_repo
+from other_contracts import with_second_contract
 from tools.contract_data import contract_frame, entity_ids
 from tools.point_in_time import point_in_time_join
 
@@ -84,14 +85,18 @@ def cases(tiny_window, contract, tiny_raw, tiny_features) -> dict[str, Case]:
     }
 
 
-@pytest.fixture(scope="module", params=["project", "string_keyed"])
+@pytest.fixture(scope="module", params=with_second_contract("string_keyed"))
 def case(request, cases) -> Case:
     return cases[request.param]
 
 
 @pytest.fixture(
     scope="module",
-    params=[("sqlite", "project"), ("redis", "project"), ("sqlite", "string_keyed")],
+    params=[
+        ("sqlite", "project"),
+        ("redis", "project"),
+        pytest.param(("sqlite", "string_keyed"), marks=pytest.mark.other_contract),
+    ],
     ids=lambda p: "-".join(p),
 )
 def feast(request, tmp_path_factory, cases) -> tuple[object, Case]:

@@ -6,28 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract import CategoricalSpec, DatasetContract
 from {{ cookiecutter.package_name }}.derived import DERIVED, compute_derived
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 
+from other_contracts import LOAN, with_second_contract
 from tools.contract_data import contract_frame
 
-OTHER = DatasetContract.model_validate(
-    {
-        "entity": {"name": "account", "key": "account_ref", "dtype": "string"},
-        "timestamp": "seen_at",
-        "label": {"column": "defaulted", "positive": "yes", "negative": ["no"]},
-        "numeric": {"balance": {"nullable": True}, "age_days": {}},
-        "categorical": {
-            "region": {"values": ["north", "south-east"], "nullable": True},
-            "tier": {"values": [1, 2, 3]},
-        },
-        "slices": ["region"],
-    }
-)
+OTHER = LOAN  # a string key, other names, a nullable categorical, integer codes
 
 
-@pytest.fixture(params=["project", "other"])
+@pytest.fixture(params=with_second_contract("other"))
 def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
     return contract if request.param == "project" else OTHER
 
@@ -69,9 +58,12 @@ def test_one_hot_groups_sum_to_one_and_unseen_or_null_is_all_zero(
     assert features.loc[0, group[0]] == 1.0 and features.loc[1, group[-1]] == 1.0
 
 
-def test_one_hot_names_are_identifiers() -> None:
-    assert OTHER.one_hot_columns("region") == ["region_north", "region_south_east"]
-    assert OTHER.one_hot_columns("tier") == ["tier_1", "tier_2", "tier_3"]
+def test_one_hot_names_are_identifiers(contract: DatasetContract) -> None:
+    assert OTHER.one_hot_columns("region") == ["region_1", "region_2", "region_3"]
+    spaced = contract.model_copy(
+        update={"categorical": {"kind": CategoricalSpec(values=["south-east", "n/a"])}}
+    )
+    assert spaced.one_hot_columns("kind") == ["kind_south_east", "kind_n_a"]
 
 
 def test_features_are_row_wise(contract: DatasetContract, tiny_raw: pd.DataFrame) -> None:

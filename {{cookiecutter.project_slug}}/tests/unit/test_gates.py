@@ -28,7 +28,7 @@ from {{ cookiecutter.package_name }}.suite_bootstrap import (
 )
 
 from conftest import PROJECT_ROOT
-from other_contracts import LOAN
+from other_contracts import LOAN, with_second_contract
 from tools.contract_data import contract_frame
 
 SUITES = PROJECT_ROOT / "expectations"
@@ -36,7 +36,7 @@ DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(6)]
 Corruption = Callable[[pd.DataFrame, DatasetContract], pd.DataFrame]
 
 
-@pytest.fixture(scope="module", params=["project", "loan"])
+@pytest.fixture(scope="module", params=with_second_contract("loan"))
 def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
     """The project's contract and one unlike it (tests/other_contracts.py)."""
     return contract if request.param == "project" else LOAN

@@ -25,6 +25,7 @@ from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import (
     FeatureDriftOverride,
     MonitoringConfig,
+    MonitoringDriftConfig,
     Params,
     SplitConfig,
     TrainConfig,
@@ -52,7 +53,7 @@ from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
 
-from other_contracts import LOAN
+from other_contracts import LOAN, with_second_contract
 from tools.contract_data import contract_frame
 
 WEEK = [dt.date(2026, 4, 1) + dt.timedelta(days=i) for i in range(7)]  # after the training days
@@ -88,7 +89,7 @@ class Trained:
         return labels.merge(features, on=[c.entity.key, c.timestamp])
 
 
-@pytest.fixture(scope="module", params=["project", "loan"])
+@pytest.fixture(scope="module", params=with_second_contract("loan"))
 def trained(
     request: pytest.FixtureRequest,
     contract: DatasetContract,
@@ -117,9 +118,9 @@ def cfg(project_params: Params) -> MonitoringConfig:
     quality = base.quality.model_copy(
         update={"min_roc_auc": 0.70, "min_recall": 0.25, "min_labelled_rows": 300}
     )
-    return base.model_copy(
-        update={"quality": quality, "current_days": 7, "min_rows": 200, "sample_rows": 50_000}
-    )
+    update = {"current_days": 7, "min_rows": 200, "sample_rows": 50_000}
+    drift = MonitoringDriftConfig()  # distances, as the tests' thresholds assume
+    return base.model_copy(update={"quality": quality, "drift": drift, **update})
 
 
 def monitor_data(

@@ -22,10 +22,11 @@ from {{ cookiecutter.package_name }}.prediction_log import (
     read_prediction_log,
 )
 
+from other_contracts import with_second_contract
 from tools.contract_data import entity_ids
 
 
-@pytest.fixture(params=["project", "string_keyed"])
+@pytest.fixture(params=with_second_contract("string_keyed"))
 def any_contract(request, contract: DatasetContract) -> DatasetContract:
     if request.param == "project":
         return contract

@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.gates import GateFailed, GateReport, enforc
 from {{ cookiecutter.package_name }}.raw_gate import batch_parameters, plausible_label_share, validate_window
 from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite, raw_suite
 
-from other_contracts import LOAN
+from other_contracts import LOAN, with_second_contract
 from tools.contract_data import contract_day, contract_frame
 
 CFG = ValidateRawConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
@@ -36,7 +36,7 @@ def paths_under(root: Path, project_params: Params) -> PathsConfig:
     return paths.model_copy(update={k: root / v for k, v in paths.model_dump().items()})
 
 
-@pytest.fixture(scope="module", params=["project", "loan"])
+@pytest.fixture(scope="module", params=with_second_contract("loan"))
 def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
     """The project's contract and one unlike it (tests/other_contracts.py)."""
     return contract if request.param == "project" else LOAN

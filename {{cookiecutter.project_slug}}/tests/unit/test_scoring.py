@@ -11,8 +11,10 @@ from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.scoring import read_entities
 
+from other_contracts import with_second_contract
 
-@pytest.fixture(params=["project", "string_keyed"])
+
+@pytest.fixture(params=with_second_contract("string_keyed"))
 def any_contract(request, contract: DatasetContract) -> DatasetContract:
     if request.param == "project":
         return contract

@@ -25,6 +25,7 @@ from {{ cookiecutter.package_name }}.split import time_split
 from {{ cookiecutter.package_name }}.training import train_model
 
 from conftest import make_feast_repo
+from other_contracts import with_second_contract
 from tools.contract_data import contract_frame, entity_ids
 from tools.point_in_time import point_in_time_join
 
@@ -34,7 +35,7 @@ def string_keyed(contract: DatasetContract) -> DatasetContract:
     return contract.model_copy(update={"entity": entity})
 
 
-@pytest.fixture(scope="module", params=["project", "string_keyed"])
+@pytest.fixture(scope="module", params=with_second_contract("string_keyed"))
 def setup(
     request, tmp_path_factory, contract, tiny_window, tiny_raw, split_config, train_config
 ) -> dict:

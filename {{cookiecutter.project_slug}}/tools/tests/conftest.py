@@ -14,7 +14,7 @@ import pytest
 from {{ cookiecutter.package_name }}.config import Params, Window, load_params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 
-from tests.other_contracts import LOAN
+from tests.other_contracts import LOAN, with_second_contract
 from tools.contract_data import contract_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def project_params() -> Params:
     return load_params(PROJECT_ROOT / "params.yaml")
 
 
-@pytest.fixture(scope="session", params=["project", "other"])
+@pytest.fixture(scope="session", params=with_second_contract("other"))
 def contract(request: pytest.FixtureRequest, project_params: Params) -> DatasetContract:
     return project_params.dataset if request.param == "project" else LOAN
 
