@@ -43,7 +43,7 @@ def _identifier(value: str, what: str) -> str:
 class EntitySpec(_Strict):
     """Who a row is about: Feast's entity, the service's ids, the prediction log's key."""
 
-    name: str  # the Feast entity's name, e.g. customer
+    name: str  # the Feast entity's name, e.g. account
     key: str  # the column holding the id
     dtype: Literal["int", "string"] = "int"
 
