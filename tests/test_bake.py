@@ -67,6 +67,7 @@ src/{package}/champion.py
 src/{package}/cli.py
 src/{package}/config.py
 src/{package}/contract.py
+src/{package}/contract_rows.py
 src/{package}/dask_engine.py
 src/{package}/datagen.py
 src/{package}/dataset_init.py
@@ -143,7 +144,6 @@ tests/unit/test_sources.py
 tests/unit/test_split.py
 tools/__init__.py
 tools/ci_report.py
-tools/contract_data.py
 tools/point_in_time.py
 tools/publish.py
 tools/scratch.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 import time
@@ -14,18 +15,14 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.config import (
-    IngestConfig,
     Params,
     SplitConfig,
-    SyntheticConfig,
     TrainConfig,
     Window,
     load_params,
 )
 from {{ cookiecutter.package_name }}.contract import DatasetContract
-from {{ cookiecutter.package_name }}.stages.ingest import fetch_batch
-
-from tools.contract_data import contract_frame
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,19 +35,6 @@ def project_params() -> Params:
 @pytest.fixture(scope="session")
 def tiny_window() -> Window:
     return Window(end_date=dt.date(2026, 3, 31), days=24)
-
-
-@pytest.fixture(scope="session")
-def tiny_ingest() -> IngestConfig:
-    return IngestConfig(synthetic=SyntheticConfig(rows_per_day=400, population=3000, seed=7))
-
-
-def batches(window: Window, cfg: IngestConfig, timestamp: str = "event_timestamp") -> pd.DataFrame:
-    """The window's daily batches from an ingest source, as one frame (tests of the
-    sources and the demo generator; other tests build rows from the contract)."""
-    return pd.concat(
-        [fetch_batch(day, cfg, timestamp) for day in window.dates()], ignore_index=True
-    )
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +103,29 @@ def redis_server() -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def online_store(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The online store the pipeline's stages write to, ready for a module's real runs: for
+    a Redis store (features/feature_store.yaml) a real redis-server, flushed (other modules
+    materialize into the same Feast project there), its address reaching every stage
+    process (dvc, Airflow tasks) through FEAST_REDIS_CONNECTION; nothing for SQLite."""
+    if "type: redis" not in (PROJECT_ROOT / "features" / "feature_store.yaml").read_text():
+        yield
+        return
+    import redis
+
+    address = request.getfixturevalue("redis_server")
+    host, port = address.split(":")
+    redis.Redis(host=host, port=int(port)).flushall()
+    before = os.environ.get("FEAST_REDIS_CONNECTION")
+    os.environ["FEAST_REDIS_CONNECTION"] = address
+    yield
+    if before is None:
+        os.environ.pop("FEAST_REDIS_CONNECTION", None)
+    else:
+        os.environ["FEAST_REDIS_CONNECTION"] = before
 
 
 def make_feast_repo(

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from tools import scratch
 from tools.scratch import edit_params as edit_params  # re-exported for the tests
 
@@ -55,6 +57,44 @@ def copy_project(dest: Path, small: bool = True) -> Path:
         p["train"].update({"num_boost_round": 60, "nthread": 2})
 
     return scratch.copy_project(PROJECT_ROOT, dest, shrink if small else None)
+
+
+def generated_copy(dest: Path) -> Path:
+    """A small copy whose ingest generates this project's contract (`ingest.source:
+    synthetic`), so a test can add days, drift or a short delivery through
+    `ingest.synthetic` (the Airflow DAG tests). A project on its own table gets, for
+    those rows, the suites and data-relative settings `dataset init` would write."""
+    from {{ cookiecutter.package_name }}.config import IngestConfig, SyntheticConfig, Window, load_params
+    from {{ cookiecutter.package_name }}.dataset_init import settings, summarise
+    from {{ cookiecutter.package_name }}.files import write_json
+    from {{ cookiecutter.package_name }}.stages.ingest import conformed_batch
+    from {{ cookiecutter.package_name }}.suite_bootstrap import contract_suites
+
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    contract = params.dataset
+
+    def generate(p: dict[str, Any]) -> None:
+        p["data"]["window_days"] = SMALL_WINDOW_DAYS + contract.label.horizon_days
+        p["split"].update({"valid_days": 3, "test_days": 3})
+        p["train"].update({"num_boost_round": 60, "nthread": 2})
+        if params.ingest.source == "synthetic":  # the demo's settings fit its generator
+            p["ingest"]["synthetic"].update(SMALL_SOURCE)
+            return
+        source = SyntheticConfig(**SMALL_SOURCE, seed=params.train.seed)
+        p["ingest"]["source"] = "synthetic"
+        p["ingest"]["synthetic"] = source.model_dump(mode="json")
+        window = Window(end_date=params.window.end_date, days=p["data"]["window_days"])
+        ingest = IngestConfig(synthetic=source)
+        frame = pd.concat([conformed_batch(day, ingest, contract) for day in window.dates()])
+        for dotted, values in settings(summarise(contract, frame)).items():
+            section = p
+            for key in dotted.split("."):
+                section = section.setdefault(key, {})
+            section.update(values)
+        for name, suite in contract_suites(contract, frame, window.days).items():
+            write_json(suite, dest / params.paths.expectations / f"{name}.json")
+
+    return scratch.copy_project(PROJECT_ROOT, dest, generate)
 
 
 def dvc(

@@ -2,7 +2,7 @@
 measured in the same run; `python -m tools.bench --help` lists the commands.
 
 Every row is generated for the project's dataset contract (params.yaml `dataset`,
-through tools/contract_data.py), so the figures hold for any table's columns. Nothing
+through src/{{ cookiecutter.package_name }}/contract_rows.py), so the figures hold for any table's columns. Nothing
 here asserts a time: a slow machine gives slow figures, not failures. This is the
 template's tooling: it reads the package's modules, the package never imports it.
 """
@@ -23,9 +23,8 @@ from rich.table import Table
 
 from {{ cookiecutter.package_name }}.config import Params, Window, load_params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.logs import console, setup_logging
-
-from .contract_data import contract_frame
 
 # Distinct entities per row of a day when the project shows none (no synthetic source
 # and no ingested batches): each entity is then seen on about one day in five.

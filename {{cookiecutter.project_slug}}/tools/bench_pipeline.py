@@ -29,10 +29,10 @@ import numpy as np
 from rich.table import Table
 
 from {{ cookiecutter.package_name }}.config import INTERVAL_FILE, Params
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame, source_rows
 from {{ cookiecutter.package_name }}.logs import console
 
 from .bench import gate_config, revisit_ratio
-from .contract_data import contract_frame, source_rows
 from .scratch import copy_project
 
 CLI = [sys.executable, "-m", "tools.bench"]  # run in a scratch copy, from its root

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,4 +68,15 @@ def copy_project(
         ["commit", "--quiet", "--no-verify", "-m", "copy"],
     ):
         subprocess.run([*git, *args], cwd=dest, check=True, capture_output=True, text=True)
+    # Files tracked by a .dvc file (the tables you brought) go into the copy's own DVC
+    # cache, so its `dvc push` stores them and a clone of it can `dvc pull` them.
+    tracked = [p.relative_to(dest).as_posix() for p in dest.rglob("*.dvc") if p.is_file()]
+    if tracked:
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *tracked],
+            cwd=dest,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     return dest

@@ -86,7 +86,8 @@ class DriftConfig(Strict):
 
 
 class SyntheticConfig(Strict):
-    """The demo's data generator (datagen.py), behind ingest's fetch_batch."""
+    """`ingest.source: synthetic`: generated daily batches (sources.synthetic_batch): the
+    demo's generator (datagen.py) for its contract, contract_rows.py for any other."""
 
     rows_per_day: int = Field(ge=10)
     population: int = Field(ge=10)  # distinct entities; each appears at most once a day

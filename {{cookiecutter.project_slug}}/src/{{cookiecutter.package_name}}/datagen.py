@@ -41,6 +41,11 @@ RAW_COLUMNS = {
 EPOCH = dt.date(2026, 1, 1)  # tenures are drawn as of this day and grow after it
 
 
+def generates(columns: list[str]) -> bool:
+    """Whether a contract with these raw columns is the demo's (this generator's rows)."""
+    return set(columns) == set(RAW_COLUMNS)
+
+
 @functools.lru_cache(maxsize=4)
 def _population(population: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng([seed, 0])

@@ -205,8 +205,16 @@ def infer(
         contract = DatasetContract.model_validate(declared)
     except ValueError as exc:
         raise StageInputError(f"the table does not make a valid contract: {exc}") from exc
-    end, days, daily, window_review = _window(table[timestamp])
-    conformed = contract.conform(table, "dataset init")
+    return summarise(contract, contract.conform(table, "dataset init"), review)
+
+
+def summarise(
+    contract: DatasetContract, conformed: pd.DataFrame, review: list[str] | None = None
+) -> Inferred:
+    """What `settings` follows from in rows conformed to `contract` (UTC timestamps): the
+    window of days, rows per day, the positive rate and the highest slice rate."""
+    end, days, daily, window_review = _window(conformed[contract.timestamp])
+    label = contract.label.column
     rate = float(conformed[label].mean())
     slice_rates = [
         float(group.mean())
@@ -215,7 +223,7 @@ def infer(
         if len(group) >= 10
     ]
     top = max(slice_rates, default=None)
-    return Inferred(contract, end, days, daily, rate, top, [*review, *window_review])
+    return Inferred(contract, end, days, daily, rate, top, [*(review or []), *window_review])
 
 
 def _tenth_of_the_way(rate: float) -> float:

@@ -2,7 +2,8 @@
 
 One plain function per source, each returning the rows observed on `day` (UTC):
 
-- `synthetic_batch`: the demo's generator (datagen.py);
+- `synthetic_batch`: generated rows: the demo's generator (datagen.py) for the demo's
+  contract, contract_rows.py for any other;
 - `files_batch`: CSV or parquet files (or a glob of them), cut into days by the
   timestamp column; the files are read once per process, not once per day;
 - `sql_batch`: one query per day through SQLAlchemy, bound to the day's UTC bounds.
@@ -20,7 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from .config import FilesSourceConfig, SqlSourceConfig, SyntheticConfig
-from .datagen import generate_day
+from .contract import DatasetContract
+from .contract_rows import contract_day, source_rows
+from .datagen import generate_day, generates
 from .errors import ConfigError, StageInputError
 
 log = logging.getLogger(__name__)
@@ -45,17 +48,31 @@ def _no_rows(source: str, day: dt.date, check: str, timestamp: str) -> StageInpu
 # --- synthetic -------------------------------------------------------------------------
 
 
-def synthetic_batch(day: dt.date, cfg: SyntheticConfig) -> pd.DataFrame:
-    """The demo generator's batch of `day` (deterministic in seed and day)."""
-    return generate_day(
+def synthetic_batch(day: dt.date, cfg: SyntheticConfig, contract: DatasetContract) -> pd.DataFrame:
+    """The generated batch of `day` (deterministic in seed and day), drift from
+    `cfg.drift.start_date` on: the demo's customers (datagen.py) when the contract
+    declares the demo's columns, else rows of the contract (contract_rows.py)."""
+    if generates(contract.raw_columns):
+        return generate_day(
+            day,
+            rows=cfg.rows_per_day,
+            population=cfg.population,
+            seed=cfg.seed,
+            drift_start=cfg.drift.start_date,
+            covariate_drift=cfg.drift.covariate,
+            concept_drift=cfg.drift.concept,
+        )
+    drifting = cfg.drift.start_date is not None and day >= cfg.drift.start_date
+    rows = contract_day(
+        contract,
         day,
-        rows=cfg.rows_per_day,
+        cfg.rows_per_day,
         population=cfg.population,
         seed=cfg.seed,
-        drift_start=cfg.drift.start_date,
-        covariate_drift=cfg.drift.covariate,
-        concept_drift=cfg.drift.concept,
+        covariate=cfg.drift.covariate if drifting else 0.0,
+        concept=cfg.drift.concept if drifting else 0.0,
     )
+    return source_rows(contract, rows)
 
 
 # --- files -----------------------------------------------------------------------------

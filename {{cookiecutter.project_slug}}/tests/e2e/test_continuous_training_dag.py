@@ -43,7 +43,7 @@ from airflow_helpers import (
     stop,
     wait_for,
 )
-from pipeline_helpers import copy_project, dvc, edit_params, run
+from pipeline_helpers import dvc, edit_params, generated_copy, run
 from pipeline_helpers import env as pipeline_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
@@ -60,6 +60,7 @@ class Snapshot:
     head: str
     champion: str | None
     keys: set[str]
+    status: str  # `git status --porcelain`: files the run left modified or untracked
 
 
 @dataclass
@@ -104,9 +105,9 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, remote: Remote) -> Path:
+def project(online_store: None, tmp_path_factory: pytest.TempPathFactory, remote: Remote) -> Path:
     """A git + DVC copy of this project whose default DVC remote is the test bucket."""
-    project = copy_project(tmp_path_factory.mktemp("ct") / "project")
+    project = generated_copy(tmp_path_factory.mktemp("ct") / "project")
     dvc(project, "remote", "modify", "s3", "url", f"s3://{BUCKET}/{MODEL}")
     dvc(project, "remote", "modify", "s3", "endpointurl", remote.proxy.url)
     dvc(project, "remote", "default", "s3")
@@ -136,7 +137,8 @@ def champion(project: Path) -> str | None:
 
 def snapshot(project: Path, remote: Remote) -> Snapshot:
     head = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
-    return Snapshot(head, champion(project), bucket_keys(remote.moto, BUCKET))
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
+    return Snapshot(head, champion(project), bucket_keys(remote.moto, BUCKET), status)
 
 
 def dvc_outputs(project: Path) -> dict[str, str]:
@@ -241,6 +243,7 @@ def test_first_run_runs_every_stage_pushes_and_commits(scenario: Scenario, capsy
     assert [s for s in stage_names(project) if not first.ran(s)] == []
     assert first.before.keys == set() and first.after.keys, "the run pushed to the bucket"
     assert first.after.head != first.before.head
+    assert first.after.status == "", f"the run left files modified:\n{first.after.status}"
     message = run(["git", "log", "-1", "--format=%s", first.after.head], project).stdout
     assert message.startswith("continuous_training: end_date=2026-04-01 ")
     committed = run(["git", "show", f"{first.after.head}:interval.yaml"], project).stdout

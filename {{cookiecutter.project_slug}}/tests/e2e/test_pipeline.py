@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -46,15 +45,7 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".cloudpickle"}
 
 
 @pytest.fixture(scope="module")
-def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if "type: redis" in (PROJECT_ROOT / "features" / "feature_store.yaml").read_text():
-        import redis
-
-        address = request.getfixturevalue("redis_server")
-        host, port = address.split(":")
-        # Other tests materialize into the same Feast project on this server: start clean.
-        redis.Redis(host=host, port=int(port)).flushall()
-        os.environ["FEAST_REDIS_CONNECTION"] = address
+def project(online_store: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     # Every stage process records the package modules it imports (see the deps test).
     first = dvc(project, "repro", extra_env=module_recording_env(project.parent / "modules.jsonl"))

@@ -92,8 +92,9 @@ def test_dataset_init_prints_what_it_inferred_and_refuses_a_bad_table(
 ) -> None:
     import shutil
 
+    from {{ cookiecutter.package_name }}.contract_rows import contract_frame, source_rows
+
     from other_contracts import LOAN
-    from tools.contract_data import contract_frame, source_rows
 
     for name in ("params.yaml", "interval.yaml", "dvc.yaml"):
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)

@@ -14,6 +14,7 @@ import yaml
 
 from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame, source_rows
 from {{ cookiecutter.package_name }}.dataset_init import describe, infer, settings
 from {{ cookiecutter.package_name }}.dataset_write import init_project
 from {{ cookiecutter.package_name }}.errors import StageInputError
@@ -21,7 +22,6 @@ from {{ cookiecutter.package_name }}.gates import GateFailed
 from {{ cookiecutter.package_name }}.stages import ingest, validate_raw
 
 from conftest import PROJECT_ROOT
-from tools.contract_data import contract_frame, source_rows
 
 TABLE_CONTRACT = DatasetContract.model_validate(
     {

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec, NumericSpec
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame, entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError, PipelineError, StageInputError
 from {{ cookiecutter.package_name }}.feature_store import (
     feature_view,
@@ -27,7 +28,6 @@ from {{ cookiecutter.package_name }}.features import build_features, build_label
 
 from conftest import make_feast_repo
 from other_contracts import with_second_contract
-from tools.contract_data import contract_frame, entity_ids
 from tools.point_in_time import point_in_time_join
 
 # Offline (DuckDB over parquet) and online stores hold float64 values: equal to 1e-9.

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.contract import CategoricalSpec, DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.derived import DERIVED, compute_derived
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 
 from other_contracts import LOAN, with_second_contract
-from tools.contract_data import contract_frame
 
 OTHER = LOAN  # a string key, other names, a nullable categorical, integer codes
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import build_features
 from {{ cookiecutter.package_name }}.gates import GateReport, validate
@@ -29,7 +30,6 @@ from {{ cookiecutter.package_name }}.suite_bootstrap import (
 
 from conftest import PROJECT_ROOT
 from other_contracts import LOAN, with_second_contract
-from tools.contract_data import contract_frame
 
 SUITES = PROJECT_ROOT / "expectations"
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(6)]

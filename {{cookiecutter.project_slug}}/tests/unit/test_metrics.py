@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import build_labels
 from {{ cookiecutter.package_name }}.metrics import (
@@ -19,8 +20,6 @@ from {{ cookiecutter.package_name }}.metrics import (
     slice_indices,
     write_reports,
 )
-
-from tools.contract_data import contract_frame
 
 OTHER = DatasetContract.model_validate(
     {

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from {{ cookiecutter.package_name }}.config import SplitConfig
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import build_features
 from {{ cookiecutter.package_name }}.model import (
@@ -24,8 +25,6 @@ from {{ cookiecutter.package_name }}.model import (
 )
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
-
-from tools.contract_data import contract_frame
 
 OTHER = DatasetContract.model_validate(
     {

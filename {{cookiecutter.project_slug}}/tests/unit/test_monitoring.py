@@ -33,6 +33,7 @@ from {{ cookiecutter.package_name }}.config import (
     load_params,
 )
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 from {{ cookiecutter.package_name }}.model import predict_proba, save_model
@@ -54,7 +55,6 @@ from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
 
 from other_contracts import LOAN, with_second_contract
-from tools.contract_data import contract_frame
 
 WEEK = [dt.date(2026, 4, 1) + dt.timedelta(days=i) for i in range(7)]  # after the training days
 END = WEEK[-1]
@@ -469,7 +469,7 @@ def test_new_categories_and_missing_values_are_issues_not_triggers(
 ) -> None:
     t, c = trained, trained.contract
     category = next(col for col, spec in c.categorical.items() if not spec.nullable)
-    number = list(c.numeric)[-1]  # not the first: the label depends on it (tools/contract_data.py)
+    number = list(c.numeric)[-1]  # not the first: the label depends on it (contract_rows.py)
     current = t.week()
     rng = np.random.default_rng(0)
     current.loc[rng.random(len(current)) < 0.3, number] = np.nan

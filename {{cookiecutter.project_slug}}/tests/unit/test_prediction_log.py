@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
+from {{ cookiecutter.package_name }}.contract_rows import entity_ids
 from {{ cookiecutter.package_name }}.prediction_log import (
     PREDICTION,
     RECORD_FIELDS,
@@ -23,7 +24,6 @@ from {{ cookiecutter.package_name }}.prediction_log import (
 )
 
 from other_contracts import with_second_contract
-from tools.contract_data import entity_ids
 
 
 @pytest.fixture(params=with_second_contract("string_keyed"))

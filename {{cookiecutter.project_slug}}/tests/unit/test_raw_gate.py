@@ -17,13 +17,13 @@ import pytest
 from {{ cookiecutter.package_name }}.batches import batch_path
 from {{ cookiecutter.package_name }}.config import Params, PathsConfig, ValidateRawConfig, Window
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_day, contract_frame
 from {{ cookiecutter.package_name }}.files import write_parquet
 from {{ cookiecutter.package_name }}.gates import GateFailed, GateReport, enforce
 from {{ cookiecutter.package_name }}.raw_gate import batch_parameters, plausible_label_share, validate_window
 from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite, raw_suite
 
 from other_contracts import LOAN, with_second_contract
-from tools.contract_data import contract_day, contract_frame
 
 CFG = ValidateRawConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
 WINDOW = Window(end_date=dt.date(2026, 3, 31), days=8)

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }} import tracking
 from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel
 from {{ cookiecutter.package_name }}.config import MlflowConfig
 from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame, entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError
 from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
@@ -26,7 +27,6 @@ from {{ cookiecutter.package_name }}.training import train_model
 
 from conftest import make_feast_repo
 from other_contracts import with_second_contract
-from tools.contract_data import contract_frame, entity_ids
 from tools.point_in_time import point_in_time_join
 
 

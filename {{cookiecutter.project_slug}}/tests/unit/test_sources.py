@@ -15,17 +15,21 @@ import yaml
 from {{ cookiecutter.package_name }} import sources
 from {{ cookiecutter.package_name }}.batches import batch_path
 from {{ cookiecutter.package_name }}.config import (
+    DriftConfig,
     FilesSourceConfig,
     IngestConfig,
     SqlSourceConfig,
+    SyntheticConfig,
     Window,
     load_params,
 )
+from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_day, source_rows
 from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
 from {{ cookiecutter.package_name }}.stages import ingest
 
 from conftest import PROJECT_ROOT
-from tools.contract_data import contract_day, source_rows
+from other_contracts import LOAN, with_second_contract
 
 CONTRACT = load_params(PROJECT_ROOT / "params.yaml").dataset
 TS = CONTRACT.timestamp
@@ -76,7 +80,7 @@ def test_csv_file_is_cut_into_the_generators_days(tmp_path: Path, rows: pd.DataF
     rows.to_csv(path, index=False)
     cfg = files_cfg(path)
     for day in DAYS[1:4]:
-        same_rows(ingest.fetch_batch(day, cfg, TS), day_rows(day))
+        same_rows(ingest.fetch_batch(day, cfg, CONTRACT), day_rows(day))
 
 
 def test_parquet_glob_reads_every_matching_file(tmp_path: Path, rows: pd.DataFrame) -> None:
@@ -87,15 +91,15 @@ def test_parquet_glob_reads_every_matching_file(tmp_path: Path, rows: pd.DataFra
     (tmp_path / "part" / "notes.txt").write_text("not matched by the glob")
     cfg = files_cfg(tmp_path / "part" / "*.parquet")
     for day in DAYS:
-        same_rows(ingest.fetch_batch(day, cfg, TS), day_rows(day))
+        same_rows(ingest.fetch_batch(day, cfg, CONTRACT), day_rows(day))
 
 
 def test_format_overrides_the_suffix(tmp_path: Path, rows: pd.DataFrame) -> None:
     path = tmp_path / "events.export"
     rows.to_csv(path, index=False)
     with pytest.raises(StageInputError, match=r"events\.export.*ingest\.files\.format"):
-        ingest.fetch_batch(DAYS[0], files_cfg(path), TS)
-    same_rows(ingest.fetch_batch(DAYS[0], files_cfg(path, "csv"), TS), day_rows(DAYS[0]))
+        ingest.fetch_batch(DAYS[0], files_cfg(path), CONTRACT)
+    same_rows(ingest.fetch_batch(DAYS[0], files_cfg(path, "csv"), CONTRACT), day_rows(DAYS[0]))
 
 
 def test_relative_path_is_read_from_the_project_root(
@@ -104,7 +108,7 @@ def test_relative_path_is_read_from_the_project_root(
     (tmp_path / "data" / "source").mkdir(parents=True)
     rows.to_csv(tmp_path / "data" / "source" / "events.csv", index=False)
     monkeypatch.chdir(tmp_path)  # stages run from the project root
-    batch = ingest.fetch_batch(DAYS[2], files_cfg("data/source/*.csv"), TS)
+    batch = ingest.fetch_batch(DAYS[2], files_cfg("data/source/*.csv"), CONTRACT)
     same_rows(batch, day_rows(DAYS[2]))
 
 
@@ -121,7 +125,10 @@ def test_days_are_utc_and_half_open(tmp_path: Path) -> None:
     frame.to_csv(tmp_path / "edges.csv", index=False)
     cfg = files_cfg(tmp_path / "edges.csv")
     ids = frame[KEY].tolist()
-    first, second = ingest.fetch_batch(FIRST, cfg, TS), ingest.fetch_batch(DAYS[1], cfg, TS)
+    first, second = (
+        ingest.fetch_batch(FIRST, cfg, CONTRACT),
+        ingest.fetch_batch(DAYS[1], cfg, CONTRACT),
+    )
     assert sorted(first[KEY]) == sorted(ids[:3])
     assert sorted(second[KEY]) == sorted(ids[3:])
     assert first[TS].min() == pd.Timestamp("2026-03-01", tz="UTC")
@@ -174,7 +181,7 @@ def test_a_file_is_read_once_per_run_and_again_when_it_changes(
     assert reads == [path]
     rows[rows[TS].dt.date != DAYS[0]].to_csv(path, index=False)  # the file changes on disk
     with pytest.raises(StageInputError, match="2026-03-01"):
-        ingest.fetch_batch(DAYS[0], files_cfg(path), TS)
+        ingest.fetch_batch(DAYS[0], files_cfg(path), CONTRACT)
     assert reads == [path, path]
 
 
@@ -184,7 +191,7 @@ def test_a_day_without_rows_names_the_day(tmp_path: Path, rows: pd.DataFrame) ->
     with pytest.raises(StageInputError, match=r"'files' .*events\.csv.*no rows for 2026-03-04"):
         ingest.run(Window(end_date=DAYS[-1], days=len(DAYS)), cfg, CONTRACT, tmp_path / "raw")
     with pytest.raises(StageInputError, match="no rows for 2026-02-28"):
-        ingest.fetch_batch(dt.date(2026, 2, 28), cfg, TS)  # before the data
+        ingest.fetch_batch(dt.date(2026, 2, 28), cfg, CONTRACT)  # before the data
 
 
 def test_a_path_matching_nothing_names_the_path(tmp_path: Path) -> None:
@@ -192,7 +199,7 @@ def test_a_path_matching_nothing_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(
         StageInputError, match=rf"ingest\.files\.path '{re.escape(str(pattern))}' matches no file"
     ):
-        ingest.fetch_batch(FIRST, files_cfg(pattern), TS)
+        ingest.fetch_batch(FIRST, files_cfg(pattern), CONTRACT)
 
 
 def test_a_file_without_the_timestamp_names_the_file_and_column(
@@ -200,7 +207,7 @@ def test_a_file_without_the_timestamp_names_the_file_and_column(
 ) -> None:
     rows.rename(columns={TS: "observed_at"}).to_parquet(tmp_path / "events.parquet")
     with pytest.raises(StageInputError, match=rf"events\.parquet has no {TS} column"):
-        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.parquet"), TS)
+        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.parquet"), CONTRACT)
 
 
 def test_unparseable_timestamps_name_the_file(tmp_path: Path, rows: pd.DataFrame) -> None:
@@ -208,7 +215,7 @@ def test_unparseable_timestamps_name_the_file(tmp_path: Path, rows: pd.DataFrame
     frame.loc[3, TS] = "yesterday-ish"
     frame.to_csv(tmp_path / "events.csv", index=False)
     with pytest.raises(StageInputError, match=rf"events\.csv: column {TS} does not parse"):
-        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.csv"), TS)
+        ingest.fetch_batch(FIRST, files_cfg(tmp_path / "events.csv"), CONTRACT)
 
 
 # --- sql -------------------------------------------------------------------------------
@@ -232,7 +239,7 @@ def sql_cfg(url: str | None = None, query: str = QUERY, url_env: str | None = No
 
 def test_sql_query_is_bound_to_each_utc_day(database: str) -> None:
     for day in DAYS[:3]:
-        batch = ingest.fetch_batch(day, sql_cfg(database), TS)
+        batch = ingest.fetch_batch(day, sql_cfg(database), CONTRACT)
         assert set(batch[TS].dt.date) == {day}
         same_rows(batch, day_rows(day))
 
@@ -240,21 +247,21 @@ def test_sql_query_is_bound_to_each_utc_day(database: str) -> None:
 def test_sql_url_env_wins_when_set(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = sql_cfg("sqlite:////nonexistent/dir/nothing.db", url_env="TEST_INGEST_SQL_URL")
     monkeypatch.setenv("TEST_INGEST_SQL_URL", database)
-    same_rows(ingest.fetch_batch(FIRST, cfg, TS), day_rows(FIRST))
+    same_rows(ingest.fetch_batch(FIRST, cfg, CONTRACT), day_rows(FIRST))
     monkeypatch.delenv("TEST_INGEST_SQL_URL")
     with pytest.raises(StageInputError, match=r"ingest\.sql\.query failed on .*nothing\.db"):
-        ingest.fetch_batch(FIRST, cfg, TS)  # unset: the url key is used
+        ingest.fetch_batch(FIRST, cfg, CONTRACT)  # unset: the url key is used
 
 
 def test_sql_url_env_unset_without_url_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_INGEST_SQL_URL", raising=False)
     with pytest.raises(ConfigError, match="TEST_INGEST_SQL_URL"):
-        ingest.fetch_batch(FIRST, sql_cfg(url_env="TEST_INGEST_SQL_URL"), TS)
+        ingest.fetch_batch(FIRST, sql_cfg(url_env="TEST_INGEST_SQL_URL"), CONTRACT)
 
 
 def test_sql_day_without_rows_names_the_day(database: str) -> None:
     with pytest.raises(StageInputError, match=r"'sql' .*source\.db.*no rows for 2026-03-04"):
-        ingest.fetch_batch(DAYS[3], sql_cfg(database), TS)
+        ingest.fetch_batch(DAYS[3], sql_cfg(database), CONTRACT)
 
 
 def test_a_bad_query_names_the_key_and_the_databases_message(database: str) -> None:
@@ -262,13 +269,72 @@ def test_a_bad_query_names_the_key_and_the_databases_message(database: str) -> N
     with pytest.raises(
         StageInputError, match=r"ingest\.sql\.query failed.*no such table: event_log"
     ):
-        ingest.fetch_batch(FIRST, sql_cfg(database, query), TS)
+        ingest.fetch_batch(FIRST, sql_cfg(database, query), CONTRACT)
 
 
 def test_a_query_without_the_timestamp_names_the_column(database: str) -> None:
     query = QUERY.replace("SELECT *", f"SELECT {KEY}, {CONTRACT.label.column}")
     with pytest.raises(StageInputError, match=rf"ingest\.sql\.query returns no {TS} column"):
-        ingest.fetch_batch(FIRST, sql_cfg(database, query), TS)
+        ingest.fetch_batch(FIRST, sql_cfg(database, query), CONTRACT)
+
+
+# --- synthetic -------------------------------------------------------------------------
+
+
+def synthetic_cfg(**drift) -> IngestConfig:
+    return IngestConfig(
+        synthetic=SyntheticConfig(
+            rows_per_day=300, population=1500, seed=11, drift=DriftConfig(**drift)
+        )
+    )
+
+
+@pytest.fixture(params=with_second_contract("other"))
+def any_contract(request) -> DatasetContract:
+    return CONTRACT if request.param == "project" else LOAN
+
+
+def test_synthetic_rows_satisfy_any_contract_and_repeat(any_contract: DatasetContract) -> None:
+    batch = ingest.conformed_batch(FIRST, synthetic_cfg(), any_contract)
+    assert sorted(batch.columns) == sorted(any_contract.raw_columns)
+    assert len(batch) == 300
+    assert set(batch[any_contract.timestamp].dt.date) == {FIRST}
+    assert not batch.duplicated([any_contract.entity.key, any_contract.timestamp]).any()
+    assert set(batch[any_contract.label.column]) == {0, 1}
+    again = ingest.conformed_batch(FIRST, synthetic_cfg(), any_contract)
+    pd.testing.assert_frame_equal(batch, again)
+    other_day = ingest.conformed_batch(DAYS[1], synthetic_cfg(), any_contract)
+    assert not batch[any_contract.entity.key].equals(other_day[any_contract.entity.key])
+
+
+def test_synthetic_drift_shifts_the_inputs_from_its_start_date_on(
+    any_contract: DatasetContract,
+) -> None:
+    drifted = synthetic_cfg(start_date=DAYS[1], covariate=0.8)
+    plain = ingest.conformed_batch(DAYS[1], synthetic_cfg(), any_contract)
+    before = ingest.conformed_batch(FIRST, drifted, any_contract)
+    after = ingest.conformed_batch(DAYS[1], drifted, any_contract)
+    pd.testing.assert_frame_equal(
+        before, ingest.conformed_batch(FIRST, synthetic_cfg(), any_contract)
+    )
+    shifted = [c for c in any_contract.numeric if after[c].mean() > 1.2 * plain[c].mean()]
+    assert shifted, "covariate drift moves the numeric columns up"
+
+
+def test_synthetic_concept_drift_changes_the_label_not_the_inputs() -> None:
+    plain = ingest.conformed_batch(FIRST, synthetic_cfg(), LOAN)
+    drifted = ingest.conformed_batch(FIRST, synthetic_cfg(start_date=FIRST, concept=1.0), LOAN)
+    label = LOAN.label.column
+    inputs = [c for c in LOAN.raw_columns if c != label]
+    pd.testing.assert_frame_equal(plain[inputs], drifted[inputs])
+    assert (plain[label] != drifted[label]).mean() > 0.05
+
+
+def test_the_demo_contract_gets_the_demo_generator() -> None:
+    from {{ cookiecutter.package_name }}.datagen import RAW_COLUMNS, generates
+
+    assert generates(list(RAW_COLUMNS))
+    assert not generates(LOAN.raw_columns)
 
 
 # --- configuration ---------------------------------------------------------------------

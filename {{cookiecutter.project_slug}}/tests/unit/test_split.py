@@ -10,11 +10,10 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import SplitConfig, Window
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import build_labels
 from {{ cookiecutter.package_name }}.split import days_needed, matured_labels, time_split
-
-from tools.contract_data import contract_frame
 
 OTHER = DatasetContract.model_validate(
     {

@@ -13,9 +13,9 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import Params, Window, load_params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 
 from tests.other_contracts import LOAN, with_second_contract
-from tools.contract_data import contract_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -28,6 +28,7 @@ from {{ cookiecutter.package_name }}.config import (
     load_params,
 )
 from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.logs import console
 
 from tools import bench, bench_pipeline
@@ -40,7 +41,6 @@ from tools.bench_pipeline import (
     stage_metrics_env,
     summarise,
 )
-from tools.contract_data import contract_frame
 from tools.scratch import copy_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """Stage `ingest`: land one parquet file per daily batch of the window in the raw folder.
 
 `fetch_batch` is the seam to your source. params.yaml `ingest.source` picks one of
-sources.py: `synthetic` (the demo's deterministic generator), `files` (CSV or
+sources.py: `synthetic` (deterministic generated rows), `files` (CSV or
 parquet files cut into days by their timestamp) or `sql` (one query per day).
 For anything else (an API, a warehouse client), replace fetch_batch's body with
 a read that returns the day's rows with the columns params.yaml `dataset` declares.
@@ -28,20 +28,21 @@ from ..sources import files_batch, sql_batch, synthetic_batch
 log = logging.getLogger(__name__)
 
 
-def fetch_batch(day: dt.date, cfg: IngestConfig, timestamp: str) -> pd.DataFrame:
-    """Return the batch of rows observed on `day` (UTC) from the configured source."""
+def fetch_batch(day: dt.date, cfg: IngestConfig, contract: DatasetContract) -> pd.DataFrame:
+    """Return the batch of rows observed on `day` (UTC) from the configured source, with
+    the columns of `contract` (params.yaml `dataset`)."""
     if cfg.source == "files" and cfg.files is not None:
-        return files_batch(day, cfg.files, timestamp)
+        return files_batch(day, cfg.files, contract.timestamp)
     if cfg.source == "sql" and cfg.sql is not None:
-        return sql_batch(day, cfg.sql, timestamp)
+        return sql_batch(day, cfg.sql, contract.timestamp)
     if cfg.source == "synthetic" and cfg.synthetic is not None:
-        return synthetic_batch(day, cfg.synthetic)
+        return synthetic_batch(day, cfg.synthetic, contract)
     raise ConfigError(f"ingest.source is {cfg.source!r} but ingest.{cfg.source} is missing")
 
 
 def conformed_batch(day: dt.date, cfg: IngestConfig, contract: DatasetContract) -> pd.DataFrame:
     """The day's batch from the source, conformed to the dataset contract."""
-    batch = fetch_batch(day, cfg, contract.timestamp)
+    batch = fetch_batch(day, cfg, contract)
     try:
         return contract.conform(batch, f"ingest {day.isoformat()}")
     except ValueError as exc:

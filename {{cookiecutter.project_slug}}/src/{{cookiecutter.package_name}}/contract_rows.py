@@ -1,10 +1,14 @@
 """Rows for any dataset contract: a small generator that satisfies params.yaml `dataset`.
 
-The tests build their frames here, from the contract, never from the demo's column
-names: the same tests then hold for the demo and for a project's own table.
+`ingest.source: synthetic` reads it for any contract other than the demo's (which
+has its own generator, datagen.py): the DAGs and the pipeline then run before a
+table exists, or at any size. The tests build their frames here too, from the
+contract, never from the demo's column names, so they hold for any project's table.
 The label depends on the first numeric and first categorical column, so a model
-can learn it; `covariate` shifts the inputs and `concept` changes what drives the
-label, for the drift tests.
+can learn it. For drift: `covariate` shifts the recorded inputs (numbers scale by
+1 + covariate, a share of each categorical moves to its last value) but not the
+risk behind them, so the day's label rate stays and the raw gate still passes while
+the monitor sees the shift; `concept` changes what drives the label.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.contract import DatasetContract
+from .contract import DatasetContract
 
 
 def entity_ids(contract: DatasetContract, numbers: np.ndarray) -> np.ndarray:
@@ -51,11 +55,14 @@ def contract_day(
     logit = np.full(rows, -2.4)
     for i, (column, spec) in enumerate(contract.categorical.items()):
         values = list(spec.values)
-        weights = np.linspace(2.0, 1.0, len(values)) * (1 + covariate * np.arange(len(values)))
+        weights = np.linspace(2.0, 1.0, len(values))
         picked = rng.choice(len(values), rows, p=weights / weights.sum())
+        recorded = picked.copy()
+        if covariate:
+            recorded[rng.random(rows) < 0.5 * covariate] = len(values) - 1
         codes = all(isinstance(v, int) for v in values)
         # integer codes as a source delivers them: int64, float64 where some are empty
-        column_values = np.asarray(values, dtype="int64" if codes else object)[picked]
+        column_values = np.asarray(values, dtype="int64" if codes else object)[recorded]
         if spec.nullable:
             empty = rng.random(rows) < null_share
             if codes:
@@ -65,9 +72,10 @@ def contract_day(
         if i == 0:
             logit += (1.2 - 2.4 * concept) * (picked == 0)
     for i, (column, spec) in enumerate(contract.numeric.items()):
-        values = _numeric(rng, rows, covariate)
+        latent = _numeric(rng, rows, 0.0)
         if i == 0:
-            logit += (0.08 - 0.16 * concept) * (values - 40.0)
+            logit += (0.08 - 0.16 * concept) * (latent - 40.0)
+        values = np.round(latent * (1.0 + covariate), 2)
         if spec.nullable:
             values[rng.random(rows) < null_share] = np.nan
         frame[column] = values
