@@ -23,8 +23,8 @@ pushes its data to the DVC remote and commits the run.
    restores exactly this run.
 
 Schedule: daily at 00:00 UTC, or as soon as the asset `retrain_request` is updated
-(the monitoring DAG emits it when drift calls for retraining). One run at a time:
-DVC locks the checkout. Every task retries with exponential back-off.
+(the monitoring DAG emits it when drift calls for retraining). One run, and one task,
+at a time: DVC locks the checkout. Every task retries with exponential back-off.
 """
 
 from __future__ import annotations
@@ -41,14 +41,17 @@ PIPELINE = dp.load_pipeline(dp.PROJECT_DIR)
 
 with DAG(
     dag_id="continuous_training",
-    description="DVC pipeline from dvc.yaml, push to the DVC remote, champion gate in MLflow",
+    description="Daily at 00:00 UTC and on retrain_request: the dvc.yaml pipeline, pushed to "
+    "the DVC remote, champion gate in MLflow",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 0 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
         assets=RETRAIN_REQUEST,
     ),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    max_active_runs=1,  # one DVC process per checkout: DVC locks the repository
+    # One DVC process per checkout (DVC locks the repository): one run, one task at a time.
+    max_active_runs=1,
+    max_active_tasks=1,
     dagrun_timeout=dt.timedelta(hours=6),
     default_args=dp.default_args(OWNER),
     tags=["{{ cookiecutter.project_slug }}", "continuous-training", "dvc", "mlflow"],
@@ -83,15 +86,18 @@ with DAG(
         doc_md="Commit `dvc.lock`, `interval.yaml`, `params.yaml` and the git-tracked metrics "
         "to git (after the push, so a commit never points at data the remote lacks).",
     )
-    def commit_run(end_date: str, run_id=None) -> str | None:
-        return dp.commit_run(dp.PROJECT_DIR, f"continuous_training: end_date={end_date} ({run_id})")
+    def commit_run(data_interval_end=None, dag_run=None, run_id=None) -> str | None:
+        # the end date again from the run, not set_data_interval's XCom: no extra graph edge
+        end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
+        message = f"continuous_training: end_date={end_date.isoformat()} ({run_id})"
+        return dp.commit_run(dp.PROJECT_DIR, message)
 
     interval = set_data_interval()
     stage_tasks = {
         name: repro.override(task_id=name, doc_md=stage.doc_md())(name)
         for name, stage in PIPELINE.stages.items()
     }
-    for name, upstream in PIPELINE.upstream.items():
+    for name, upstream in PIPELINE.direct_upstream.items():  # implied edges left out
         for up in upstream:
             stage_tasks[up] >> stage_tasks[name]
     for name in PIPELINE.roots:
@@ -99,4 +105,4 @@ with DAG(
     push = dvc_push()
     for name in PIPELINE.leaves:
         stage_tasks[name] >> push
-    push >> commit_run(interval)
+    push >> commit_run()

@@ -15,9 +15,13 @@ local `dvc repro` run it.
    and, where labels have arrived, model quality. DVC records the run in
    `dvc.lock`. Reports: `reports/monitoring/index.html`; verdict and reasons:
    `reports/monitoring/summary.json`, which this task reads.
-4. **drift_found** goes on only when the verdict says `retrain` (and logs why);
+4. **dvc_push** and **commit_run** store the run as `continuous_training` does: the
+   new batches and monitoring outputs in the DVC remote, then `dvc.lock`,
+   `interval.yaml` and the monitoring verdict committed, so the checkout is left
+   clean and `git checkout <commit> && dvc pull` restores what was judged.
+5. **drift_found** goes on only when the verdict says `retrain` (and logs why);
    otherwise the run ends here, green, with nothing retrained.
-5. **request_retraining** updates the asset `retrain_request`, with the reasons
+6. **request_retraining** updates the asset `retrain_request`, with the reasons
    attached: the `continuous_training` DAG is scheduled on it and starts a run,
    whose promotion gate then decides whether the new model replaces the champion.
 
@@ -36,15 +40,18 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, task
 
 OWNER = "{{ cookiecutter.author_name }}"
 RETRAIN_REQUEST = Asset(dp.RETRAIN_REQUEST)
+DVC_S3_CONNECTION = "dvc_s3"  # optional Airflow connection (aws) with the remote's credentials
 SUMMARY = "reports/monitoring/summary.json"
 
 with DAG(
     dag_id="drift_monitoring",
-    description="Evidently drift and quality checks; emits retrain_request when retraining is due",
+    description="Daily at 06:00 UTC: Evidently drift and quality checks; emits retrain_request "
+    "when retraining is due",
     schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,  # one DVC process per checkout
+    max_active_tasks=1,
     dagrun_timeout=dt.timedelta(hours=2),
     default_args=dp.default_args(OWNER),
     tags=["{{ cookiecutter.project_slug }}", "monitoring", "evidently", "drift"],
@@ -71,6 +78,24 @@ with DAG(
         summary = json.loads((dp.PROJECT_DIR / SUMMARY).read_text())
         return {"retrain": bool(summary["retrain"]), "reasons": list(summary.get("reasons", []))}
 
+    @task(
+        task_id="dvc_push",
+        doc_md="`dvc push` of the new batches and monitoring outputs to the DVC default remote "
+        f"(credentials from the environment or the Airflow connection `{DVC_S3_CONNECTION}`).",
+    )
+    def dvc_push() -> None:
+        dp.dvc_push(dp.PROJECT_DIR, env=dp.aws_env_from_connection(DVC_S3_CONNECTION))
+
+    @task(
+        task_id="commit_run",
+        doc_md="Commit `dvc.lock`, `interval.yaml` and the monitoring verdict (after the push): "
+        "the checkout is left clean.",
+    )
+    def commit_run(data_interval_end=None, dag_run=None, run_id=None) -> str | None:
+        end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
+        message = f"drift_monitoring: end_date={end_date.isoformat()} ({run_id})"
+        return dp.commit_run(dp.PROJECT_DIR, message)
+
     @task.short_circuit(doc_md="Go on only when the verdict is `retrain`.")
     def drift_found(verdict: dict) -> bool:
         if verdict["retrain"]:
@@ -90,4 +115,5 @@ with DAG(
     end_date = set_data_interval()
     checked = monitor()
     ingest_and_validate(end_date) >> checked
+    checked >> dvc_push() >> commit_run()
     drift_found(checked) >> request_retraining(checked)

@@ -15,6 +15,7 @@ import graphlib
 import itertools
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -37,6 +38,13 @@ INTERVAL_FILE = "interval.yaml"  # the run's data interval: `end_date: "YYYY-MM-
 VENV_ENV = "PROJECT_VENV"
 VENV_VARIABLE = "project_venv"
 TAIL_LINES = 40
+# DVC's advice after `dvc repro` (git add dvc.lock, enable autostage, dvc push): the DAG
+# pushes and commits the run itself, so these lines are left out of the task log.
+DVC_HINTS = re.compile(
+    r"^\s*(To track the changes with git, run:|git add .*|To enable auto staging, "
+    r"run:|dvc config core\.autostage true|Use `dvc push` to send your updates to remote storage\.)"
+    r"\s*$"
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,20 @@ class Pipeline:
     def leaves(self) -> list[str]:
         used = {u for ups in self.upstream.values() for u in ups}
         return [s for s in self.stages if s not in used]
+
+    @property
+    def direct_upstream(self) -> dict[str, tuple[str, ...]]:
+        """`upstream` without the edges another path already implies (the transitive
+        reduction): the same order of runs, and a graph in the UI that can be read."""
+        ancestors: dict[str, set[str]] = {}
+        for stage in graphlib.TopologicalSorter(self.upstream).static_order():
+            ancestors[stage] = {a for u in self.upstream[stage] for a in {u, *ancestors[u]}}
+        return {
+            stage: tuple(
+                u for u in ups if not any(u in ancestors[other] for other in ups if other != u)
+            )
+            for stage, ups in self.upstream.items()
+        }
 
 
 def _paths(body: Mapping[str, Any], *keys: str) -> tuple[str, ...]:
@@ -145,12 +167,14 @@ def run_in_project(
     venv: Path | None = None,
     env: Mapping[str, str] | None = None,
     hint: str = "",
+    hide: re.Pattern[str] | None = None,
 ) -> str:
     """Run `args` in the project checkout (the folder above dags/, or $PIPELINE_PROJECT_DIR)
     through the project venv, not Airflow's: the venv first on PATH, Airflow's
     PYTHONHOME/PYTHONPATH removed; return its output. Each line goes to the task log as it
-    comes; a non-zero exit raises CommandFailed. If the task itself is stopped (timeout,
-    marked failed), the command is terminated too, so it never keeps holding the DVC lock."""
+    comes (but lines matching `hide`); a non-zero exit raises CommandFailed. If the task
+    itself is stopped (timeout, marked failed), the command is terminated too, so it never
+    keeps holding the DVC lock."""
     venv = venv or project_venv(project)
     full_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
     full_env["PATH"] = os.pathsep.join([str(venv / "bin"), full_env.get("PATH", os.defpath)])
@@ -170,7 +194,8 @@ def run_in_project(
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
-            log.info("%s", line.rstrip())
+            if hide is None or not hide.match(line):
+                log.info("%s", line.rstrip())
             output.append(line)
         returncode = proc.wait()
     finally:
@@ -192,6 +217,7 @@ def repro_stage(*stages: str, project: Path = PROJECT_DIR) -> str:
         ["dvc", "repro", "--single-item", *stages],
         project=project,
         hint=f"Stage {' / '.join(stages)} failed: its message is above; nothing downstream runs.",
+        hide=DVC_HINTS,
     )
 
 

@@ -12,15 +12,15 @@ import pytest
 import yaml
 
 from airflow_helpers import BIN, airflow, airflow_env, dags_test
-from pipeline_helpers import copy_project, dvc, edit_params
+from pipeline_helpers import dvc, edit_params, generated_copy, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 DAY = "2026-04-02"  # the run monitors the window ending 2026-04-01
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = copy_project(tmp_path_factory.mktemp("monitoring-dag") / "project")
+def project(online_store: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = generated_copy(tmp_path_factory.mktemp("monitoring-dag") / "project")
     # Small test data: judge drift, not the absolute quality of a 60-round model.
     edit_params(
         project,
@@ -35,6 +35,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
     )
     dvc(project, "repro")  # the model and training set the monitor compares against
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    run([*git, "add", "--all"], project)
+    run([*git, "commit", "--quiet", "-m", "a trained model"], project)
     return project
 
 
@@ -73,8 +76,16 @@ def summary(project: Path) -> dict:
     return json.loads((project / "reports/monitoring/summary.json").read_text())
 
 
+def assert_the_run_is_committed_and_the_checkout_clean(project: Path) -> None:
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
+    assert status == "", f"the DAG run left files modified or untracked:\n{status}"
+    message = run(["git", "log", "-1", "--format=%s"], project).stdout
+    assert message.startswith("drift_monitoring: end_date=2026-04-01 "), message
+
+
 def assert_the_monitor_stage_ran_through_dvc_on_the_new_window(project: Path, output: str) -> None:
     assert "$ dvc repro --single-item monitor" in output
+    assert_the_run_is_committed_and_the_checkout_clean(project)
     assert "Running stage 'monitor'" in output
     assert yaml.safe_load((project / "interval.yaml").read_text())["end_date"] == "2026-04-01"
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]

@@ -57,6 +57,8 @@ LOAD_DAGS = textwrap.dedent(
                 "tags": sorted(dag.tags),
                 "doc_md": bool(dag.doc_md),
                 "max_active_runs": dag.max_active_runs,
+                "max_active_tasks": dag.max_active_tasks,
+                "description": dag.description,
                 "catchup": dag.catchup,
                 "timetable": type(dag.timetable).__name__,
                 "assets": [
@@ -166,17 +168,28 @@ def test_stage_tasks_are_the_dvc_yaml_stages_with_its_edges(
         for up in task["upstream"]
         if up in stages
     }
-    assert dag_edges == edges
+    # only the direct edges (the transitive reduction), which imply every one DVC sees
+    import networkx as nx
+
+    reduced = nx.transitive_reduction(nx.DiGraph(edges))
+    assert dag_edges == set(reduced.edges)
+    assert nx.transitive_closure(nx.DiGraph(dag_edges)).edges == (
+        nx.transitive_closure(nx.DiGraph(edges)).edges
+    )
     roots = {s for s in stages if not any(down == s for _, down in edges)}
     for root in roots:
         assert tasks[root]["upstream"] == ["set_data_interval"]
     assert set(tasks["dvc_push"]["upstream"]) <= set(stages)
-    assert "dvc_push" in tasks["commit_run"]["upstream"]
+    assert tasks["commit_run"]["upstream"] == ["dvc_push"]
 
 
 def test_continuous_training_schedule_and_concurrency(loaded: dict[str, Any]) -> None:
     dag = loaded["dags"]["continuous_training"]
     assert dag["max_active_runs"] == 1, "DVC locks the checkout: one run at a time"
+    for each in loaded["dags"].values():
+        assert each["max_active_tasks"] == 1, "... and one DVC task at a time"
+    assert "00:00 UTC" in dag["description"], "the UI shows the asset; the cron is said here"
+    assert "retrain_request" in dag["description"]
     assert dag["timetable"] == "AssetOrTimeSchedule"
     assert dag["inner"] == "CronTriggerTimetable"
     assert dag["assets"] == ["retrain_request"]
@@ -345,6 +358,30 @@ def test_edges_follow_paths_as_written_and_inside_output_folders(
     assert pipeline.stages["summary"].outs == ("${paths.plots}/p.csv",)
 
 
+def test_direct_upstream_leaves_out_the_edges_another_path_implies(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    root = write_dvc_yaml(
+        tmp_path,
+        {
+            "raw": {"cmd": "r", "outs": ["raw/"]},
+            "features": {"cmd": "f", "deps": ["raw/"], "outs": ["features/"]},
+            "model": {"cmd": "m", "deps": ["raw/", "features/"], "outs": ["model.json"]},
+            "monitor": {"cmd": "o", "deps": ["raw/", "model.json"], "outs": ["drift.json"]},
+            "side": {"cmd": "s", "deps": ["raw/"], "outs": ["side.json"]},
+        },
+    )
+    pipeline = dp.load_pipeline(root)
+    assert pipeline.upstream["monitor"] == ("raw", "model")
+    assert pipeline.direct_upstream == {
+        "raw": (),
+        "features": ("raw",),
+        "model": ("features",),  # raw -> model: implied by raw -> features -> model
+        "monitor": ("model",),
+        "side": ("raw",),
+    }
+
+
 @pytest.mark.parametrize(
     ("stages", "message"),
     [
@@ -433,6 +470,35 @@ def test_run_in_project_uses_the_project_venv_and_streams_output(
     assert path.split(os.pathsep)[0] == str(venv / "bin")
 
 
+DVC_REPRO_OUTPUT = """Running stage 'train':
+> python -m {{ cookiecutter.package_name }} train
+trained 60 rounds
+
+To track the changes with git, run:
+
+\tgit add dvc.lock
+
+To enable auto staging, run:
+
+\tdvc config core.autostage true
+Use `dvc push` to send your updates to remote storage.
+"""
+
+
+def test_stage_logs_leave_out_dvcs_git_and_push_advice(
+    dp: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    (tmp_path / "out.txt").write_text(DVC_REPRO_OUTPUT)
+    monkeypatch.setenv("PROJECT_VENV", str(fake_venv(tmp_path, f"cat {tmp_path / 'out.txt'}")))
+    with caplog.at_level("INFO"):
+        output = dp.repro_stage("train", project=tmp_path)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "Running stage 'train'" in logged and "trained 60 rounds" in logged
+    for advice in ("git add", "autostage", "dvc push", "To track the changes"):
+        assert advice not in logged, advice
+    assert output == DVC_REPRO_OUTPUT, "the returned output is whole"
+
+
 def test_a_failing_command_raises_with_the_end_of_its_output(
     dp: ModuleType, tmp_path: Path
 ) -> None:
@@ -495,3 +561,13 @@ def test_commit_run_commits_the_lock_interval_params_and_git_tracked_outputs_onl
     ).stdout.split()
     assert set(shown) >= {"dvc.lock", "interval.yaml", "m.json", "data/.gitignore"}
     assert "scratch.txt" not in shown and "out" not in shown
+
+
+def test_make_airflow_listens_on_loopback_with_few_workers() -> None:
+    done = subprocess.run(
+        ["make", "-n", "airflow"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    command = next(line for line in done.stdout.splitlines() if "airflow standalone" in line)
+    assert "AIRFLOW__API__HOST=127.0.0.1" in command
+    assert "AIRFLOW__CORE__PARALLELISM=2" in command
+    assert f'AIRFLOW__CORE__DAGS_FOLDER="{DAGS}"' in command
