@@ -35,6 +35,7 @@ dags/README.md
 dags/continuous_training.py
 dags/drift_monitoring.py
 dags/dvc_pipeline.py
+dags/notifications.py
 data/README.md
 docker-compose.yml
 docs/airflow.md
@@ -133,6 +134,7 @@ tests/unit/test_layout.py
 tests/unit/test_metrics.py
 tests/unit/test_model.py
 tests/unit/test_monitoring.py
+tests/unit/test_notifications.py
 tests/e2e/test_drift_monitoring_dag.py
 tests/e2e/test_pipeline.py
 tests/unit/test_prediction_log.py

@@ -21,6 +21,9 @@ pushes its data to the DVC remote and commits the run.
 4. **commit_run** commits `dvc.lock`, `interval.yaml`, `params.yaml` and the
    git-tracked metrics and plots, so `git checkout <commit> && dvc pull`
    restores exactly this run.
+5. **report_promotion** reads the promotion decision; a rejected candidate, a
+   failed gate and a task failed after its last retry each send one message to
+   the webhook of the Airflow connection `pipeline_webhook` (dags/notifications.py).
 
 Schedule: daily at 00:00 UTC, or as soon as the asset `retrain_request` is updated
 (the monitoring DAG emits it when drift calls for retraining). One run, and one task,
@@ -30,14 +33,18 @@ at a time: DVC locks the checkout. Every task retries with exponential back-off.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import dvc_pipeline as dp
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, task
+from airflow.sdk.exceptions import AirflowFailException
+from notifications import TaskFailureNotifier, rejection_text, send, webhook_url
 
 OWNER = "{{ cookiecutter.author_name }}"
 RETRAIN_REQUEST = Asset(dp.RETRAIN_REQUEST)
 DVC_S3_CONNECTION = "dvc_s3"  # optional Airflow connection (aws) with the remote's credentials
 PIPELINE = dp.load_pipeline(dp.PROJECT_DIR)
+PROMOTE, PROMOTION_REPORT = "promote", "reports/promotion.json"
 
 with DAG(
     dag_id="continuous_training",
@@ -53,7 +60,7 @@ with DAG(
     max_active_runs=1,
     max_active_tasks=1,
     dagrun_timeout=dt.timedelta(hours=6),
-    default_args=dp.default_args(OWNER),
+    default_args={**dp.default_args(OWNER), "on_failure_callback": TaskFailureNotifier()},
     tags=["{{ cookiecutter.project_slug }}", "continuous-training", "dvc", "mlflow"],
     doc_md=__doc__,
 ) as dag:
@@ -70,8 +77,12 @@ with DAG(
         return end_date.isoformat()
 
     @task(doc_md="Run one DVC stage (see the task's own docs).")
-    def repro(stage: str) -> None:
-        dp.repro_stage(stage)
+    def repro(stage: str) -> bool:
+        try:
+            output = dp.repro_stage(stage)
+        except dp.GateRejected as rejected:  # the data is wrong: a retry cannot fix it
+            raise AirflowFailException(str(rejected)) from rejected
+        return dp.stage_ran(output, stage)  # False: up to date, nothing was run
 
     @task(
         task_id="dvc_push",
@@ -105,4 +116,24 @@ with DAG(
     push = dvc_push()
     for name in PIPELINE.leaves:
         stage_tasks[name] >> push
-    push >> commit_run()
+    committed = push >> commit_run()
+
+    if PROMOTE in PIPELINE.stages:
+
+        @task(
+            task_id="report_promotion",
+            doc_md=f"Read the promotion gate's decision (`{PROMOTION_REPORT}`) when `{PROMOTE}` "
+            "ran in this run; a rejected candidate sends its reasons to the webhook "
+            "(the Airflow connection `pipeline_webhook`).",
+        )
+        def report_promotion(ti=None, dag_run=None) -> str | None:
+            if not ti.xcom_pull(task_ids=PROMOTE):
+                print(f"{PROMOTE} was up to date: no new decision")
+                return None
+            report = json.loads((dp.PROJECT_DIR / PROMOTION_REPORT).read_text())
+            print(f"promotion: {report['decision']}: " + "; ".join(report.get("reasons", [])))
+            if report["decision"] == "rejected":
+                send(rejection_text(dag.dag_id, dag_run.run_id, report), webhook_url())
+            return str(report["decision"])
+
+        committed >> report_promotion()

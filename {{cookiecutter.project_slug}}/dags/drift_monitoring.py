@@ -37,6 +37,8 @@ import json
 
 import dvc_pipeline as dp
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, task
+from airflow.sdk.exceptions import AirflowFailException
+from notifications import TaskFailureNotifier
 
 OWNER = "{{ cookiecutter.author_name }}"
 RETRAIN_REQUEST = Asset(dp.RETRAIN_REQUEST)
@@ -53,7 +55,7 @@ with DAG(
     max_active_runs=1,  # one DVC process per checkout
     max_active_tasks=1,
     dagrun_timeout=dt.timedelta(hours=2),
-    default_args=dp.default_args(OWNER),
+    default_args={**dp.default_args(OWNER), "on_failure_callback": TaskFailureNotifier()},
     tags=["{{ cookiecutter.project_slug }}", "monitoring", "evidently", "drift"],
     doc_md=__doc__,
 ) as dag:
@@ -67,7 +69,10 @@ with DAG(
 
     @task(doc_md="`dvc repro --single-item ingest validate_raw`: the new batches, gated.")
     def ingest_and_validate(end_date: str) -> None:
-        dp.repro_stage("ingest", "validate_raw")
+        try:
+            dp.repro_stage("ingest", "validate_raw")
+        except dp.GateRejected as rejected:  # the data is wrong: a retry cannot fix it
+            raise AirflowFailException(str(rejected)) from rejected
 
     @task(
         doc_md="`dvc repro --single-item monitor`: the Evidently checks against the training "

@@ -139,8 +139,16 @@ def load_pipeline(project: Path = PROJECT_DIR) -> Pipeline:
 class CommandFailed(RuntimeError):
     """A command in the project failed; the message carries the end of its output."""
 
-    def __init__(self, args: Sequence[str], returncode: int, tail: Sequence[str], hint: str = ""):
+    def __init__(
+        self,
+        args: Sequence[str],
+        returncode: int,
+        tail: Sequence[str],
+        hint: str = "",
+        output: Sequence[str] = (),
+    ):
         self.returncode = returncode
+        self.output = list(output or tail)  # every line, for callers that look for more
         super().__init__(
             f"`{shlex.join(args)}` exited with {returncode}. {hint}".rstrip()
             + f"\n--- last {len(tail)} lines of its output ---\n{''.join(tail).rstrip()}"
@@ -206,19 +214,46 @@ def run_in_project(
             except subprocess.TimeoutExpired:
                 proc.kill()
     if returncode != 0:
-        raise CommandFailed(args, returncode, output[-TAIL_LINES:], hint)
+        raise CommandFailed(args, returncode, output[-TAIL_LINES:], hint, output)
     return "".join(output)
+
+
+class GateRejected(CommandFailed):
+    """A stage's gate (a critical expectation) failed: the data is wrong, so retrying
+    cannot help. `gate` is its name, `findings` the failed expectations as it listed them."""
+
+    def __init__(self, failed: CommandFailed, gate: str) -> None:
+        RuntimeError.__init__(self, str(failed))
+        self.returncode, self.output, self.gate = failed.returncode, failed.output, gate
+        self.findings = [line.strip() for line in self.output if line.strip().startswith("FAILED")]
+
+
+GATE_FAILED = re.compile(r"gate '([^']+)' FAILED")
 
 
 def repro_stage(*stages: str, project: Path = PROJECT_DIR) -> str:
     """`dvc repro --single-item <stage>...`: runs each stage if its deps, params or code
-    changed (not the stages upstream of it: those are tasks of their own)."""
-    return run_in_project(
-        ["dvc", "repro", "--single-item", *stages],
-        project=project,
-        hint=f"Stage {' / '.join(stages)} failed: its message is above; nothing downstream runs.",
-        hide=DVC_HINTS,
-    )
+    changed (not the stages upstream of it: those are tasks of their own). A failed
+    gate raises GateRejected, any other failure CommandFailed."""
+    try:
+        return run_in_project(
+            ["dvc", "repro", "--single-item", *stages],
+            project=project,
+            hint=f"Stage {' / '.join(stages)} failed: its message is above; nothing downstream "
+            "runs.",
+            hide=DVC_HINTS,
+        )
+    except CommandFailed as failed:
+        found = (m.group(1) for line in failed.output if (m := GATE_FAILED.search(line)))
+        gate = next(found, None)
+        if gate is None:
+            raise
+        raise GateRejected(failed, gate) from None
+
+
+def stage_ran(output: str, stage: str) -> bool:
+    """Whether `dvc repro` output says the stage ran (not skipped as up to date)."""
+    return f"Running stage '{stage}'" in output
 
 
 def remote_description(project: Path = PROJECT_DIR, remote: str | None = None) -> str:

@@ -33,6 +33,7 @@ from airflow_helpers import (
     AWS_TEST_CREDENTIALS,
     BIN,
     TcpProxy,
+    WebhookReceiver,
     airflow,
     airflow_env,
     bucket_keys,
@@ -70,6 +71,7 @@ class Run:
     seconds: float
     before: Snapshot
     after: Snapshot
+    messages: list[str]  # what the run sent to the webhook
 
     def ran(self, stage: str) -> bool:
         return f"Running stage '{stage}'" in self.output
@@ -167,18 +169,21 @@ def scenario(
         "password": AWS_TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         "extra": {"region_name": AWS_TEST_CREDENTIALS["AWS_DEFAULT_REGION"]},
     }
+    webhook = WebhookReceiver()
     env = airflow_env(
         airflow_home,
         project / "dags",
         AIRFLOW_CONN_DVC_S3=json.dumps(connection),
+        AIRFLOW_CONN_PIPELINE_WEBHOOK=json.dumps({"conn_type": "http", "host": webhook.url}),
         PIPELINE_TASK_RETRIES="1",
         PIPELINE_RETRY_DELAY_SECONDS="3",
     )
 
     def dag_run(day: str, on_line=None, **extra: str) -> Run:
-        before = snapshot(project, remote)
+        before, sent = snapshot(project, remote), len(webhook.bodies)
         code, output, seconds = dags_test(DAG_ID, day, {**env, **extra}, project, on_line)
-        return Run(code, output, seconds, before, snapshot(project, remote))
+        after = snapshot(project, remote)
+        return Run(code, output, seconds, before, after, webhook.texts()[sent:])
 
     first = dag_run(FIRST)
     if first.returncode != 0:
@@ -212,7 +217,8 @@ def scenario(
 
     # a short delivery: fewer rows than validate_raw.min_rows_per_day
     edit_params(project, lambda p: p["ingest"]["synthetic"].update({"rows_per_day": 20}))
-    rejected = dag_run(REJECTED, PIPELINE_TASK_RETRIES="0")
+    rejected = dag_run(REJECTED, PIPELINE_TASK_RETRIES="1")  # a failed gate is not retried
+    webhook.close()
     return Scenario(project, first, second, failures, rejected, outputs, pulled_outputs)
 
 
@@ -257,6 +263,7 @@ def test_first_run_runs_every_stage_pushes_and_commits(scenario: Scenario, capsy
     tracked_reports = tracked.stdout.split()
     assert {"reports/metrics.json", "reports/promotion.json"} <= set(tracked_reports)
     assert "S3 credentials from the Airflow connection 'dvc_s3'" in first.output
+    assert first.messages == [], "a promoted first model and no failure: nothing to tell"
 
 
 def test_first_model_becomes_champion_with_lineage_tags(scenario: Scenario) -> None:
@@ -291,6 +298,13 @@ def test_next_interval_trains_on_new_data_and_the_gate_decides_again(scenario: S
     assert beats["passed"] is not None, "the candidate was compared with the champion"
     expected = "2" if report["decision"] == "promoted" else "1"
     assert second.after.champion == expected == str(report["champion_after"])
+    # the push that failed once and then succeeded is no failure; a rejection is a message
+    if report["decision"] == "rejected":
+        assert len(second.messages) == 1, second.messages
+        assert "candidate version 2 rejected, version 1 stays champion" in second.messages[0]
+        assert all(reason in second.messages[0] for reason in report["reasons"])
+    else:
+        assert second.messages == []
     assert version_tags(project, "2")["data.end_date"] == "2026-04-02"
 
 
@@ -319,6 +333,11 @@ def test_a_batch_failing_its_gate_fails_the_run_and_changes_nothing(scenario: Sc
     assert rejected.after.champion == rejected.before.champion
     assert rejected.after.keys == rejected.before.keys, "nothing half-made was pushed"
     assert rejected.after.head == rejected.before.head, "nothing was committed"
+    assert rejected.output.count("Running stage 'validate_raw'") == 1, "a failed gate: no retry"
+    assert len(rejected.messages) == 1, rejected.messages
+    message = rejected.messages[0]
+    assert "task validate_raw failed: gate 'raw' rejected the data (no retry)" in message
+    assert "FAILED   batch 2026-" in message, "the message names the rejected days"
 
 
 def test_api_server_lists_the_dags_without_import_errors(

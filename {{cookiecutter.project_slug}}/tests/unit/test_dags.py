@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
+from airflow_helpers import WebhookReceiver
 from conftest import PROJECT_ROOT
 from pipeline_helpers import env as pipeline_env
 
 DAGS = PROJECT_ROOT / "dags"
-STAGE_TASK_EXTRAS = {"set_data_interval", "dvc_push", "commit_run"}
+STAGE_TASK_EXTRAS = {"set_data_interval", "dvc_push", "commit_run", "report_promotion"}
 HEAVY = (
     "pandas",
     "numpy",
@@ -73,6 +74,11 @@ LOAD_DAGS = textwrap.dedent(
                         "retries": t.retries,
                         "backoff": t.retry_exponential_backoff,
                         "doc_md": bool(t.doc_md),
+                        "on_failure": [
+                            type(c).__name__
+                            for c in (t.on_failure_callback if isinstance(t.on_failure_callback, list)
+                                      else [t.on_failure_callback] if t.on_failure_callback else [])
+                        ],
                     }
                     for t in dag.tasks
                 },
@@ -153,6 +159,9 @@ def test_every_dag_has_tags_docs_and_every_task_an_owner_retries_and_docs(
             assert task["retries"] >= 1, where
             assert task["backoff"] > 1, f"{where}: exponential back-off"
             assert task["doc_md"], where
+            assert task["on_failure"] == ["TaskFailureNotifier"], (
+                f"{where}: final failures reported"
+            )
 
 
 def test_stage_tasks_are_the_dvc_yaml_stages_with_its_edges(
@@ -255,6 +264,116 @@ def test_drift_monitoring_runs_the_dvc_monitor_stage_and_reads_its_verdict(
     ]
     assert not any(args[0] == "python" for args in result["ran"]), "stages run through DVC only"
     assert result["verdict"] == summary
+
+
+FAIL_THE_GATE = textwrap.dedent(
+    """
+    import runpy, sys
+    from pathlib import Path
+
+    dags = Path(sys.argv[1])
+    sys.path.insert(0, str(dags))
+    import dvc_pipeline
+    from airflow.sdk.exceptions import AirflowFailException
+
+    output = ["gate 'raw' FAILED: suite expectations/raw.json\\n", "  FAILED   batch 2026-04-03: rows\\n"]
+
+    def gate_fails(args, **kwargs):
+        raise dvc_pipeline.CommandFailed(args, 1, output, output=output)
+
+    dvc_pipeline.run_in_project = gate_fails
+    for dag_file, task_id, kwargs in (
+        ("drift_monitoring.py", "ingest_and_validate", {"end_date": "2026-04-03"}),
+        ("continuous_training.py", "validate_raw", {"stage": "validate_raw"}),
+    ):
+        dag = runpy.run_path(str(dags / dag_file))["dag"]
+        try:
+            dag.get_task(task_id).python_callable(**kwargs)
+        except AirflowFailException as failed:
+            assert failed.__cause__.gate == "raw", failed.__cause__
+            print(task_id, "fails without retry")
+    """
+)
+
+
+def test_a_failed_gate_fails_its_task_without_retries(tmp_path: Path) -> None:
+    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
+    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    done = subprocess.run(
+        [sys.executable, "-c", FAIL_THE_GATE, str(DAGS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-3:-1] == [
+        "ingest_and_validate fails without retry",
+        "validate_raw fails without retry",
+    ]
+
+
+REPORT_PROMOTION = textwrap.dedent(
+    """
+    import json, runpy, sys
+    from pathlib import Path
+
+    dags = Path(sys.argv[1])
+    sys.path.insert(0, str(dags))
+    dag = runpy.run_path(str(dags / "continuous_training.py"))["dag"]
+
+    class Run:
+        run_id = "scheduled__2026-04-03"
+
+    class TaskInstance:
+        def __init__(self, promote_ran):
+            self.promote_ran = promote_ran
+
+        def xcom_pull(self, task_ids):
+            assert task_ids == "promote", task_ids
+            return self.promote_ran
+
+    report = dag.get_task("report_promotion").python_callable
+    print(json.dumps([report(ti=TaskInstance(ran), dag_run=Run()) for ran in (True, False)]))
+    """
+)
+
+
+def test_a_rejected_promotion_is_sent_to_the_webhook_once(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "reports").mkdir(parents=True)
+    (project / "dvc.yaml").write_text((PROJECT_ROOT / "dvc.yaml").read_text())
+    report = {
+        "decision": "rejected",
+        "reasons": ["pr_auc 0.40 does not beat the champion's 0.45"],
+        "candidate": {"version": 3},
+        "champion_before": {"version": 2},
+    }
+    (project / "reports" / "promotion.json").write_text(json.dumps(report))
+    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
+    with WebhookReceiver() as webhook:
+        env.update(
+            AIRFLOW_HOME=str(tmp_path / "airflow_home"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW_CONN_PIPELINE_WEBHOOK=webhook.url,
+            PIPELINE_PROJECT_DIR=str(project),
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", REPORT_PROMOTION, str(DAGS)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        # promote ran: the decision, and one message; promote up to date: nothing new
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == ["rejected", None]
+        assert webhook.texts() == [
+            "continuous_training / scheduled__2026-04-03: candidate version 3 rejected, "
+            "version 2 stays champion:\n- pr_auc 0.40 does not beat the champion's 0.45"
+        ]
 
 
 # --------------------------------------------------------------------------- dvc_pipeline
