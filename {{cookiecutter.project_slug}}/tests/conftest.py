@@ -21,8 +21,10 @@ from {{ cookiecutter.package_name }}.config import (
     Window,
     load_params,
 )
-from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
+
+from other_contracts import LOAN, with_second_contract
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,21 @@ def tiny_window() -> Window:
 def contract(project_params: Params) -> DatasetContract:
     """The project's dataset contract (params.yaml `dataset`): tests build frames from it."""
     return project_params.dataset
+
+
+@pytest.fixture(scope="module", params=with_second_contract("loan"))
+def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
+    """The project's contract, then one unlike it (tests/other_contracts.py LOAN)."""
+    return contract if request.param == "project" else LOAN
+
+
+@pytest.fixture(params=with_second_contract("string_keyed"))
+def any_key_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
+    """The project's contract, then the same with a string entity key."""
+    if request.param == "project":
+        return contract
+    entity = EntitySpec(name="account", key="account_ref", dtype="string")
+    return contract.model_copy(update={"entity": entity})
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +143,41 @@ def online_store(request: pytest.FixtureRequest) -> Iterator[None]:
         os.environ.pop("FEAST_REDIS_CONNECTION", None)
     else:
         os.environ["FEAST_REDIS_CONNECTION"] = before
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if found := shutil.which(name):
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium; installs Debian's `chromium` package when missing and allowed."""
+    if found := find_chromium():
+        return found
+    if not shutil.which("apt-get"):
+        pytest.skip("Chromium is not installed and apt-get is not available to install it")
+    if os.geteuid() == 0:
+        prefix: list[str] = []
+    elif (
+        shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], check=False).returncode == 0
+    ):
+        prefix = ["sudo", "-n"]
+    else:
+        pytest.skip("Chromium is not installed; installing it needs root or passwordless sudo")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        done = subprocess.run(
+            [*prefix, *command], capture_output=True, text=True, env=env, timeout=1800, check=False
+        )
+        if done.returncode != 0:
+            pytest.skip(f"could not install Chromium ({' '.join(command)}): {done.stderr[-400:]}")
+    found = find_chromium()
+    if not found:
+        pytest.skip("apt-get installed chromium but no chromium binary is on PATH")
+    return found
 
 
 def make_feast_repo(

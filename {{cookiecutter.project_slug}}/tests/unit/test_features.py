@@ -11,14 +11,9 @@ from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.derived import DERIVED, compute_derived
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 
-from other_contracts import LOAN, with_second_contract
+from other_contracts import LOAN
 
 OTHER = LOAN  # a string key, other names, a nullable categorical, integer codes
-
-
-@pytest.fixture(params=with_second_contract("other"))
-def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
-    return contract if request.param == "project" else OTHER
 
 
 def rows(contract: DatasetContract, tiny_window, n: int = 50) -> pd.DataFrame:

@@ -29,17 +29,10 @@ from {{ cookiecutter.package_name }}.suite_bootstrap import (
 )
 
 from conftest import PROJECT_ROOT
-from other_contracts import LOAN, with_second_contract
 
 SUITES = PROJECT_ROOT / "expectations"
 DAYS = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(6)]
 Corruption = Callable[[pd.DataFrame, DatasetContract], pd.DataFrame]
-
-
-@pytest.fixture(scope="module", params=with_second_contract("loan"))
-def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
-    """The project's contract and one unlike it (tests/other_contracts.py)."""
-    return contract if request.param == "project" else LOAN
 
 
 def stored(frame: pd.DataFrame) -> pd.DataFrame:

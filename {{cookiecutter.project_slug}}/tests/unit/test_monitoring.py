@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -724,41 +723,6 @@ def test_monitor_command_fails_clearly_on_unusable_input(
 
 
 # --------------------------------------------------------------------------- the HTML report in a browser
-
-
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name):
-            return found
-    return None
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Headless Chromium; installs Debian's `chromium` package when missing and allowed."""
-    if found := find_chromium():
-        return found
-    if not shutil.which("apt-get"):
-        pytest.skip("Chromium is not installed and apt-get is not available to install it")
-    if os.geteuid() == 0:
-        prefix: list[str] = []
-    elif (
-        shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], check=False).returncode == 0
-    ):
-        prefix = ["sudo", "-n"]
-    else:
-        pytest.skip("Chromium is not installed; installing it needs root or passwordless sudo")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(
-            [*prefix, *command], capture_output=True, text=True, env=env, timeout=1800, check=False
-        )
-        if done.returncode != 0:
-            pytest.skip(f"could not install Chromium ({' '.join(command)}): {done.stderr[-400:]}")
-    found = find_chromium()
-    if not found:
-        pytest.skip("apt-get installed chromium but no chromium binary is on PATH")
-    return found
 
 
 class VisibleText(HTMLParser):

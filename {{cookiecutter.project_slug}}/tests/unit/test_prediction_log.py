@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import entity_ids
 from {{ cookiecutter.package_name }}.prediction_log import (
     PREDICTION,
@@ -22,16 +21,6 @@ from {{ cookiecutter.package_name }}.prediction_log import (
     parse_line,
     read_prediction_log,
 )
-
-from other_contracts import with_second_contract
-
-
-@pytest.fixture(params=with_second_contract("string_keyed"))
-def any_contract(request, contract: DatasetContract) -> DatasetContract:
-    if request.param == "project":
-        return contract
-    entity = EntitySpec(name="account", key="account_ref", dtype="string")
-    return contract.model_copy(update={"entity": entity})
 
 
 def ids(contract: DatasetContract, n: int) -> list[int | str]:
@@ -52,8 +41,8 @@ def record(contract: DatasetContract, i: int, **changes: object) -> PredictionRe
     return PredictionRecord(**{**fields, **changes})
 
 
-def test_records_written_are_read_back(tmp_path: Path, any_contract: DatasetContract) -> None:
-    c = any_contract
+def test_records_written_are_read_back(tmp_path: Path, any_key_contract: DatasetContract) -> None:
+    c = any_key_contract
     path = tmp_path / "logs" / "predictions.jsonl"
     writer = PredictionLogWriter(path)
     writer.append([record(c, 0), record(c, 1, predicted=1, score=0.9)])
@@ -79,8 +68,8 @@ def test_records_written_are_read_back(tmp_path: Path, any_contract: DatasetCont
     assert frame[c.timestamp].iloc[0] == pd.Timestamp("2026-04-01T10:00:00", tz="UTC")
 
 
-def test_optional_fields_may_be_absent_or_invalid(any_contract: DatasetContract) -> None:
-    c = any_contract
+def test_optional_fields_may_be_absent_or_invalid(any_key_contract: DatasetContract) -> None:
+    c = any_key_contract
     entry = json.loads(record(c, 0).to_json())
     for key in ("request_id", "entity_id", "model_name", "model_version", "predicted"):
         del entry[key]
@@ -92,9 +81,9 @@ def test_optional_fields_may_be_absent_or_invalid(any_contract: DatasetContract)
 
 
 def test_an_entity_id_of_the_wrong_type_makes_the_line_malformed(
-    tmp_path: Path, any_contract: DatasetContract
+    tmp_path: Path, any_key_contract: DatasetContract
 ) -> None:
-    c = any_contract
+    c = any_key_contract
     good = record(c, 0)
     wrong = ["12", 1.5, True] if c.entity.dtype == "int" else [12, True, ["x"]]
     path = tmp_path / "predictions.jsonl"
@@ -109,9 +98,9 @@ def test_an_entity_id_of_the_wrong_type_makes_the_line_malformed(
 
 
 def test_features_are_read_by_the_contracts_names(
-    tmp_path: Path, any_contract: DatasetContract
+    tmp_path: Path, any_key_contract: DatasetContract
 ) -> None:
-    c = any_contract
+    c = any_key_contract
     entry = json.loads(record(c, 0).to_json())
     missing = c.feature_columns[0]
     del entry["features"][missing]

@@ -23,8 +23,6 @@ from {{ cookiecutter.package_name }}.gates import GateFailed, GateReport, enforc
 from {{ cookiecutter.package_name }}.raw_gate import batch_parameters, plausible_label_share, validate_window
 from {{ cookiecutter.package_name }}.suite_bootstrap import profile_suite, raw_suite
 
-from other_contracts import LOAN, with_second_contract
-
 CFG = ValidateRawConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
 WINDOW = Window(end_date=dt.date(2026, 3, 31), days=8)
 ROWS = 300
@@ -34,12 +32,6 @@ def paths_under(root: Path, project_params: Params) -> PathsConfig:
     """The project's paths below `root` (the suites too)."""
     paths = project_params.paths
     return paths.model_copy(update={k: root / v for k, v in paths.model_dump().items()})
-
-
-@pytest.fixture(scope="module", params=with_second_contract("loan"))
-def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
-    """The project's contract and one unlike it (tests/other_contracts.py)."""
-    return contract if request.param == "project" else LOAN
 
 
 def day_batch(contract: DatasetContract, day: dt.date) -> pd.DataFrame:

@@ -7,19 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
+from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.scoring import read_entities
-
-from other_contracts import with_second_contract
-
-
-@pytest.fixture(params=with_second_contract("string_keyed"))
-def any_contract(request, contract: DatasetContract) -> DatasetContract:
-    if request.param == "project":
-        return contract
-    entity = EntitySpec(name="account", key="account_ref", dtype="string")
-    return contract.model_copy(update={"entity": entity})
 
 
 def ids(contract: DatasetContract) -> list[int | str]:
@@ -28,25 +18,27 @@ def ids(contract: DatasetContract) -> list[int | str]:
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_entities_are_read_typed_as_the_contract_says(
-    tmp_path: Path, any_contract: DatasetContract, suffix: str
+    tmp_path: Path, any_key_contract: DatasetContract, suffix: str
 ) -> None:
-    key, stamp = any_contract.entity.key, any_contract.timestamp
-    frame = pd.DataFrame({key: ids(any_contract), stamp: ["2026-03-30T00:00:00Z"] * 2})
+    key, stamp = any_key_contract.entity.key, any_key_contract.timestamp
+    frame = pd.DataFrame({key: ids(any_key_contract), stamp: ["2026-03-30T00:00:00Z"] * 2})
     path = tmp_path / f"entities{suffix}"
     if suffix == ".csv":
         frame.to_csv(path, index=False)
     else:
         frame.to_parquet(path)
-    read = read_entities(path, any_contract)
-    assert read[key].tolist() == ids(any_contract)  # "007" stays text for a string key
+    read = read_entities(path, any_key_contract)
+    assert read[key].tolist() == ids(any_key_contract)  # "007" stays text for a string key
     assert list(read.columns) == [key, stamp]
 
 
-def test_a_file_without_the_key_column_names_it(tmp_path: Path, any_contract) -> None:
+def test_a_file_without_the_key_column_names_it(tmp_path: Path, any_key_contract) -> None:
     path = tmp_path / "entities.csv"
-    pd.DataFrame({"id": ids(any_contract)}).to_csv(path, index=False)
-    with pytest.raises(StageInputError, match=rf"no entity key column '{any_contract.entity.key}'"):
-        read_entities(path, any_contract)
+    pd.DataFrame({"id": ids(any_key_contract)}).to_csv(path, index=False)
+    with pytest.raises(
+        StageInputError, match=rf"no entity key column '{any_key_contract.entity.key}'"
+    ):
+        read_entities(path, any_key_contract)
 
 
 @pytest.mark.parametrize("dtype", ["int", "string"])

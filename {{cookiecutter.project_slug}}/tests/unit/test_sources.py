@@ -29,7 +29,7 @@ from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
 from {{ cookiecutter.package_name }}.stages import ingest
 
 from conftest import PROJECT_ROOT
-from other_contracts import LOAN, with_second_contract
+from other_contracts import LOAN
 
 CONTRACT = load_params(PROJECT_ROOT / "params.yaml").dataset
 TS = CONTRACT.timestamp
@@ -287,11 +287,6 @@ def synthetic_cfg(**drift) -> IngestConfig:
             rows_per_day=300, population=1500, seed=11, drift=DriftConfig(**drift)
         )
     )
-
-
-@pytest.fixture(params=with_second_contract("other"))
-def any_contract(request) -> DatasetContract:
-    return CONTRACT if request.param == "project" else LOAN
 
 
 def test_synthetic_rows_satisfy_any_contract_and_repeat(any_contract: DatasetContract) -> None:
