@@ -267,6 +267,9 @@ def test_ci_workflow(workflows: dict[str, Path], baked: dict[str, Path]) -> None
     assert setup_python["with"]["python-version-file"] == ".python-version"
     checkout = next(s for s in steps(ci) if s.get("uses", "").startswith("actions/checkout"))
     assert checkout["with"]["fetch-depth"] == 0, "the report needs the base branch"
+    kept = [s for s in steps(ci) if s.get("uses", "").startswith("actions/upload-artifact")]
+    screenshots = [s for s in kept if s["with"]["path"] == "reports/test-artifacts/"]
+    assert screenshots and screenshots[0]["if"] == "always()", "screenshots kept, failed or not"
     comment = next(s for s in steps(ci) if s.get("uses", "").startswith("actions/github-script"))
     report_module = (baked["default"] / "tools" / "ci_report.py").read_text()
     marker = re.search(r'^MARKER = "(.+)"$', report_module, re.MULTILINE)

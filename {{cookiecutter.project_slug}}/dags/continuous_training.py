@@ -12,7 +12,8 @@ pushes its data to the DVC remote and commits the run.
 2. **One task per DVC stage**, built from `dvc.yaml` when this file is parsed:
    adding a stage there adds a task here. Each runs `dvc repro --single-item <stage>`
    in the project checkout through the project's virtualenv, so it does exactly
-   what a local `dvc repro` does, and skips a stage whose inputs did not change.
+   what a local `dvc repro` does; a stage whose inputs did not change is left as it
+   is and its task shows as *skipped* (the tasks after it still run).
    A failed gate (`validate_*`) fails its task with the gate's message and stops
    everything downstream: no model is trained or promoted from rejected data.
    `promote` registers the model in MLflow and moves the `champion` alias only
@@ -37,7 +38,7 @@ import json
 
 import dvc_pipeline as dp
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from notifications import TaskFailureNotifier, rejection_text, send, webhook_url
 
 OWNER = "{{ cookiecutter.author_name }}"
@@ -60,7 +61,12 @@ with DAG(
     max_active_runs=1,
     max_active_tasks=1,
     dagrun_timeout=dt.timedelta(hours=6),
-    default_args={**dp.default_args(OWNER), "on_failure_callback": TaskFailureNotifier()},
+    default_args={
+        **dp.default_args(OWNER),
+        "on_failure_callback": TaskFailureNotifier(),
+        # an up-to-date stage is skipped, and what follows it still runs; a failure stops it
+        "trigger_rule": "none_failed",
+    },
     tags=["{{ cookiecutter.project_slug }}", "continuous-training", "dvc", "mlflow"],
     doc_md=__doc__,
 ) as dag:
@@ -82,7 +88,11 @@ with DAG(
             output = dp.repro_stage(stage)
         except dp.GateRejected as rejected:  # the data is wrong: a retry cannot fix it
             raise AirflowFailException(str(rejected)) from rejected
-        return dp.stage_ran(output, stage)  # False: up to date, nothing was run
+        if not dp.stage_ran(output, stage):  # shown as skipped in the UI, not as a new run
+            raise AirflowSkipException(
+                f"{stage} is up to date: its deps, params and code match dvc.lock"
+            )
+        return True
 
     @task(
         task_id="dvc_push",

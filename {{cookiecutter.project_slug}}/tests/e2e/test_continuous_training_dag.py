@@ -44,6 +44,7 @@ from airflow_helpers import (
     stop,
     wait_for,
 )
+from conftest import PROJECT_ROOT
 from pipeline_helpers import dvc, edit_params, generated_copy, run
 from pipeline_helpers import env as pipeline_env
 
@@ -340,11 +341,19 @@ def test_a_batch_failing_its_gate_fails_the_run_and_changes_nothing(scenario: Sc
     assert "FAILED   batch 2026-" in message, "the message names the rejected days"
 
 
-def test_api_server_lists_the_dags_without_import_errors(
-    project: Path, airflow_home: Path, tmp_path: Path
-) -> None:
-    import httpx
+ARTIFACTS = PROJECT_ROOT / "reports" / "test-artifacts" / "airflow-ui"  # git-ignored
 
+
+def test_api_server_and_ui_show_the_dags_their_runs_and_docs(
+    scenario: Scenario, airflow_home: Path, tmp_path: Path, chromium: str
+) -> None:
+    """The REST API lists the DAGs with no import errors; headless Chromium logs in through
+    the real login page and finds the DAG list, the graph, each run's task states and a
+    stage's docs. Screenshots: reports/test-artifacts/airflow-ui/."""
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    project = scenario.project
     env = airflow_env(airflow_home, project / "dags")
     done = airflow(["dags", "reserialize"], env, project)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -359,6 +368,8 @@ def test_api_server_lists_the_dags_without_import_errors(
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
+    stages = stage_names(project)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         wait_for(f"{base}/api/v2/monitor/health", timeout=120, proc=server)
         passwords = airflow_home / "simple_auth_manager_passwords.json.generated"
@@ -370,13 +381,55 @@ def test_api_server_lists_the_dags_without_import_errors(
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         dags = httpx.get(f"{base}/api/v2/dags", headers=headers, timeout=30).json()
         listed = {d["dag_id"]: d for d in dags["dags"]}
-        assert DAG_ID in listed
+        assert {DAG_ID, "drift_monitoring"} <= set(listed)
         assert {t["name"] for t in listed[DAG_ID]["tags"]} >= {"continuous-training", "dvc"}
         errors = httpx.get(f"{base}/api/v2/importErrors", headers=headers, timeout=30).json()
         assert errors["total_entries"] == 0, errors
-        tasks = httpx.get(f"{base}/api/v2/dags/{DAG_ID}/tasks", headers=headers, timeout=30)
-        task_ids = {t["task_id"] for t in tasks.json()["tasks"]}
-        assert set(stage_names(project)) <= task_ids
+        runs = httpx.get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns", headers=headers, timeout=30)
+        by_state = {r["state"]: r["dag_run_id"] for r in runs.json()["dag_runs"]}
+        assert set(by_state) == {"success", "failed"}, by_state
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", password)
+            page.screenshot(path=str(ARTIFACTS / "1-login.png"))
+            page.click("button[type=submit]")
+            page.wait_for_load_state("networkidle")
+
+            page.goto(f"{base}/dags")
+            page.get_by_text(DAG_ID, exact=True).first.wait_for()
+            assert page.get_by_text("drift_monitoring", exact=True).count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "2-dag-list.png"))
+
+            page.goto(f"{base}/dags/{DAG_ID}")
+            for stage in stages:  # the grid lists every stage task
+                page.get_by_test_id(f"task-{stage}").wait_for()
+            page.get_by_label("Show Graph (Press g)").click()
+            page.get_by_test_id("rf__node-commit_run").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "3-graph.png"))
+            nodes = {stage for stage in stages if page.get_by_test_id(f"rf__node-{stage}").count()}
+            assert nodes == set(stages)
+            assert page.get_by_test_id("rf__edge-ingest-validate_raw").count() == 1
+            assert page.get_by_test_id("rf__edge-ingest-monitor").count() == 0, "implied edge"
+
+            # the run the raw gate rejected: the gate failed, everything after it did not run
+            page.goto(f"{base}/dags/{DAG_ID}/runs/{by_state['failed']}")
+            row = page.get_by_role("row").filter(has_text="validate_raw")
+            row.get_by_text("Failed", exact=True).wait_for()
+            featurize = page.get_by_role("row").filter(has_text="featurize")
+            featurize.get_by_text("Upstream Failed", exact=True).wait_for()
+            page.screenshot(path=str(ARTIFACTS / "4-rejected-run.png"))
+
+            page.goto(f"{base}/dags/{DAG_ID}/tasks/train")
+            page.get_by_test_id("markdown-button").click()
+            page.get_by_text("DVC stage", exact=False).first.wait_for()
+            assert page.get_by_text("dvc repro --single-item train", exact=False).count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "5-stage-docs.png"))
+            browser.close()
     finally:
         stop(server)
         log.close()

@@ -74,6 +74,7 @@ LOAD_DAGS = textwrap.dedent(
                         "retries": t.retries,
                         "backoff": t.retry_exponential_backoff,
                         "doc_md": bool(t.doc_md),
+                        "trigger_rule": getattr(t.trigger_rule, "value", t.trigger_rule),
                         "on_failure": [
                             type(c).__name__
                             for c in (t.on_failure_callback if isinstance(t.on_failure_callback, list)
@@ -190,6 +191,8 @@ def test_stage_tasks_are_the_dvc_yaml_stages_with_its_edges(
         assert tasks[root]["upstream"] == ["set_data_interval"]
     assert set(tasks["dvc_push"]["upstream"]) <= set(stages)
     assert tasks["commit_run"]["upstream"] == ["dvc_push"]
+    # an up-to-date stage is skipped: what follows it must still run, unless something failed
+    assert {task["trigger_rule"] for task in tasks.values()} == {"none_failed"}
 
 
 def test_continuous_training_schedule_and_concurrency(loaded: dict[str, Any]) -> None:
@@ -294,6 +297,48 @@ FAIL_THE_GATE = textwrap.dedent(
             print(task_id, "fails without retry")
     """
 )
+
+
+UP_TO_DATE = textwrap.dedent(
+    """
+    import runpy, sys
+    from pathlib import Path
+
+    dags = Path(sys.argv[1])
+    sys.path.insert(0, str(dags))
+    import dvc_pipeline
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    dag = runpy.run_path(str(dags / "continuous_training.py"))["dag"]
+    repro = dag.get_task("train").python_callable
+    dvc_pipeline.run_in_project = lambda args, **kw: "Running stage 'train':\\n> python -m x\\n"
+    print("ran:", repro(stage="train"))
+    dvc_pipeline.run_in_project = lambda args, **kw: "Stage 'train' didn't change, skipping\\n"
+    try:
+        repro(stage="train")
+    except AirflowSkipException as skipped:
+        print("skipped:", skipped)
+    """
+)
+
+
+def test_an_up_to_date_stage_shows_as_skipped(tmp_path: Path) -> None:
+    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
+    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    done = subprocess.run(
+        [sys.executable, "-c", UP_TO_DATE, str(DAGS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [line for line in done.stdout.splitlines() if line.startswith(("ran:", "skipped:"))]
+    assert printed == [
+        "ran: True",
+        "skipped: train is up to date: its deps, params and code match dvc.lock",
+    ]
 
 
 def test_a_failed_gate_fails_its_task_without_retries(tmp_path: Path) -> None:
