@@ -119,6 +119,14 @@ def category(c: DatasetContract) -> str:
     return next(iter(c.categorical))
 
 
+def unknown_value(c: DatasetContract) -> object:
+    """A value outside the first categorical's vocabulary, of the vocabulary's type."""
+    values = c.categorical[category(c)].values
+    if all(isinstance(v, int) for v in values):
+        return max(values) + 100  # an integer code nobody declared
+    return "no-such-value"
+
+
 # Each kind of corrupted newest batch, and the expectations that must name it.
 NEWEST_BATCH_CORRUPTIONS: dict[str, tuple[Corruption, set[str]]] = {
     "empty": (lambda f, c: f.head(0), {"expect_table_row_count_to_be_between"}),
@@ -149,7 +157,7 @@ NEWEST_BATCH_CORRUPTIONS: dict[str, tuple[Corruption, set[str]]] = {
         {"expect_column_values_to_be_between"},
     ),
     "unknown category": (
-        lambda f, c: _set(f, category(c), "no-such-value"),
+        lambda f, c: _set(f, category(c), unknown_value(c)),
         {"expect_column_values_to_be_in_set"},
     ),
     "future timestamps": (
