@@ -14,8 +14,8 @@ pushes its data to the DVC remote and commits the run.
    in the project checkout through the project's virtualenv, so it does exactly
    what a local `dvc repro` does; a stage whose inputs did not change is left as it
    is and its task shows as *skipped* (the tasks after it still run).
-   A failed gate (`validate_*`) fails its task with the gate's message and stops
-   everything downstream: no model is trained or promoted from rejected data.
+   A failed gate (`validate_*`) fails its task at once (no retry: the data is
+   wrong) with the gate's message and stops everything downstream: no model is trained or promoted from rejected data.
    `promote` registers the model in MLflow and moves the `champion` alias only
    if the promotion gate passes (reasons in `reports/promotion.json`).
 3. **dvc_push** sends data, features and models to the DVC default remote (S3).
@@ -28,7 +28,8 @@ pushes its data to the DVC remote and commits the run.
 
 Schedule: daily at 00:00 UTC, or as soon as the asset `retrain_request` is updated
 (the monitoring DAG emits it when drift calls for retraining). One run, and one task,
-at a time: DVC locks the checkout. Every task retries with exponential back-off.
+at a time: DVC locks the checkout. Every other failure is retried with exponential
+back-off.
 """
 
 from __future__ import annotations
