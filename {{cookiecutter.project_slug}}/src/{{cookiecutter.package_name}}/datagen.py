@@ -24,9 +24,11 @@ CONTRACTS = ("month-to-month", "one-year", "two-year")
 PAYMENT_METHODS = ("card", "bank-transfer", "electronic-check", "mailed-check")
 SEGMENTS = ("consumer", "small-business", "enterprise")
 
+# The demo's key, timestamp and label columns (its contract in params.yaml `dataset`)
+KEY, TIMESTAMP, LABEL = "customer_id", "event_timestamp", "churned"
 RAW_COLUMNS = {
-    "customer_id": "int64",
-    "event_timestamp": "datetime64[ns, UTC]",
+    KEY: "int64",
+    TIMESTAMP: "datetime64[ns, UTC]",
     "segment": "object",
     "contract": "object",
     "payment_method": "object",
@@ -36,7 +38,7 @@ RAW_COLUMNS = {
     "support_calls_30d": "int64",
     "usage_gb_30d": "float64",
     "late_payments_90d": "int64",
-    "churned": "int64",
+    LABEL: "int64",
 }
 EPOCH = dt.date(2026, 1, 1)  # tenures are drawn as of this day and grow after it
 
@@ -52,7 +54,7 @@ def _population(population: int, seed: int) -> pd.DataFrame:
     segment = rng.choice(len(SEGMENTS), population, p=[0.7, 0.2, 0.1])
     return pd.DataFrame(
         {
-            "customer_id": np.arange(100_000, 100_000 + population, dtype="int64"),
+            KEY: np.arange(100_000, 100_000 + population, dtype="int64"),
             "segment": segment,
             "contract": rng.choice(len(CONTRACTS), population, p=[0.55, 0.25, 0.20]),
             "payment_method": rng.choice(
@@ -132,8 +134,8 @@ def generate_day(
 
     return pd.DataFrame(
         {
-            "customer_id": picked["customer_id"].to_numpy(),
-            "event_timestamp": timestamps,
+            KEY: picked[KEY].to_numpy(),
+            TIMESTAMP: timestamps,
             "segment": np.asarray(SEGMENTS, dtype=object)[picked["segment"].to_numpy()],
             "contract": np.asarray(CONTRACTS, dtype=object)[contract],
             "payment_method": np.asarray(PAYMENT_METHODS, dtype=object)[
@@ -145,6 +147,6 @@ def generate_day(
             "support_calls_30d": support_calls,
             "usage_gb_30d": usage,
             "late_payments_90d": late,
-            "churned": churned,
+            LABEL: churned,
         }
     )

@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.datagen import CONTRACTS, RAW_COLUMNS, generate_day
+from {{ cookiecutter.package_name }}.datagen import CONTRACTS, KEY, LABEL, RAW_COLUMNS, TIMESTAMP, generate_day
 
 DAY = dt.date(2026, 3, 1)
 
@@ -21,18 +21,18 @@ def test_batch_has_the_raw_schema_and_is_deterministic() -> None:
 
 def test_batch_keys_are_unique_and_inside_the_day() -> None:
     batch = generate_day(DAY, rows=1500, population=2000, seed=3)
-    assert not batch.duplicated(["customer_id", "event_timestamp"]).any()
-    assert batch["customer_id"].is_unique  # one snapshot per customer per day
-    assert (batch["event_timestamp"].dt.date == DAY).all()
+    assert not batch.duplicated([KEY, TIMESTAMP]).any()
+    assert batch[KEY].is_unique  # one snapshot per entity per day
+    assert (batch[TIMESTAMP].dt.date == DAY).all()
 
 
 def test_labels_are_imbalanced_but_not_degenerate(tiny_window) -> None:
     demo = pd.concat(
         [generate_day(day, rows=400, population=3000, seed=7) for day in tiny_window.dates()]
     )
-    rate = demo["churned"].mean()
+    rate = demo[LABEL].mean()
     assert 0.03 < rate < 0.25
-    assert set(demo["churned"].unique()) == {0, 1}
+    assert set(demo[LABEL].unique()) == {0, 1}
 
 
 def test_covariate_drift_shifts_inputs_only_after_its_start() -> None:
@@ -52,9 +52,9 @@ def test_concept_drift_changes_labels_not_inputs() -> None:
     kwargs = dict(rows=2000, population=4000, seed=5)
     plain = generate_day(DAY, **kwargs)
     drifted = generate_day(DAY, **kwargs, drift_start=DAY, concept_drift=1.0)
-    inputs = [c for c in plain.columns if c != "churned"]
+    inputs = [c for c in plain.columns if c != LABEL]
     pd.testing.assert_frame_equal(plain[inputs], drifted[inputs])
-    assert (plain["churned"] != drifted["churned"]).mean() > 0.05
+    assert (plain[LABEL] != drifted[LABEL]).mean() > 0.05
 
 
 def test_more_rows_than_population_is_an_error() -> None:
