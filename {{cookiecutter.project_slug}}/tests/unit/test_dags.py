@@ -232,6 +232,28 @@ CALL_DRIFT_TASKS = textwrap.dedent(
 )
 
 
+def run_task_script(script: str, home: Path, **env: str) -> str:
+    """Run one of the scripts above (DAG task code called directly) in a fresh interpreter
+    with Airflow, a throw-away AIRFLOW_HOME and `env`; its stdout."""
+    full = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
+    full.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+        **env,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(DAGS)],
+        env=full,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_drift_monitoring_runs_the_dvc_monitor_stage_and_reads_its_verdict(
     tmp_path: Path,
 ) -> None:
@@ -240,24 +262,10 @@ def test_drift_monitoring_runs_the_dvc_monitor_stage_and_reads_its_verdict(
     (project / "interval.yaml").write_text((PROJECT_ROOT / "interval.yaml").read_text())
     summary = {"retrain": True, "reasons": ["data drift: 4 of 9 features"]}
     (project / "reports" / "monitoring" / "summary.json").write_text(json.dumps(summary))
-    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
-    home = tmp_path / "airflow_home"
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-        PIPELINE_PROJECT_DIR=str(project),
+    stdout = run_task_script(
+        CALL_DRIFT_TASKS, tmp_path / "airflow_home", PIPELINE_PROJECT_DIR=str(project)
     )
-    done = subprocess.run(
-        [sys.executable, "-c", CALL_DRIFT_TASKS, str(DAGS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(stdout.strip().splitlines()[-1])
     assert result["end_date"] == "2026-04-01"
     assert yaml.safe_load((project / "interval.yaml").read_text()) == {"end_date": "2026-04-01"}
     assert result["monitor"] == [["dvc", "repro", "--single-item", "monitor"]]
@@ -323,18 +331,8 @@ UP_TO_DATE = textwrap.dedent(
 
 
 def test_an_up_to_date_stage_shows_as_skipped(tmp_path: Path) -> None:
-    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
-    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
-    done = subprocess.run(
-        [sys.executable, "-c", UP_TO_DATE, str(DAGS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    printed = [line for line in done.stdout.splitlines() if line.startswith(("ran:", "skipped:"))]
+    stdout = run_task_script(UP_TO_DATE, tmp_path)
+    printed = [line for line in stdout.splitlines() if line.startswith(("ran:", "skipped:"))]
     assert printed == [
         "ran: True",
         "skipped: train is up to date: its deps, params and code match dvc.lock",
@@ -342,18 +340,8 @@ def test_an_up_to_date_stage_shows_as_skipped(tmp_path: Path) -> None:
 
 
 def test_a_failed_gate_fails_its_task_without_retries(tmp_path: Path) -> None:
-    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
-    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
-    done = subprocess.run(
-        [sys.executable, "-c", FAIL_THE_GATE, str(DAGS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[-3:-1] == [
+    stdout = run_task_script(FAIL_THE_GATE, tmp_path)
+    assert stdout.split("\n")[-3:-1] == [
         "ingest_and_validate fails without retry",
         "validate_raw fails without retry",
     ]
@@ -396,25 +384,15 @@ def test_a_rejected_promotion_is_sent_to_the_webhook_once(tmp_path: Path) -> Non
         "champion_before": {"version": 2},
     }
     (project / "reports" / "promotion.json").write_text(json.dumps(report))
-    env = {k: v for k, v in pipeline_env().items() if not k.startswith(("AIRFLOW", "PIPELINE_"))}
     with WebhookReceiver() as webhook:
-        env.update(
-            AIRFLOW_HOME=str(tmp_path / "airflow_home"),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        stdout = run_task_script(
+            REPORT_PROMOTION,
+            tmp_path / "airflow_home",
             AIRFLOW_CONN_PIPELINE_WEBHOOK=webhook.url,
             PIPELINE_PROJECT_DIR=str(project),
         )
-        done = subprocess.run(
-            [sys.executable, "-c", REPORT_PROMOTION, str(DAGS)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
         # promote ran: the decision, and one message; promote up to date: nothing new
-        assert json.loads(done.stdout.strip().splitlines()[-1]) == ["rejected", None]
+        assert json.loads(stdout.strip().splitlines()[-1]) == ["rejected", None]
         assert webhook.texts() == [
             "continuous_training / scheduled__2026-04-03: candidate version 3 rejected, "
             "version 2 stays champion:\n- pr_auc 0.40 does not beat the champion's 0.45"
