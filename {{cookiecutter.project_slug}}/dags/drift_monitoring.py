@@ -3,46 +3,44 @@
 
 Every day, checks the newest data against what the champion model was trained on,
 and asks for retraining when it has drifted. Every check is a DVC stage of
-`dvc.yaml`, run with `dvc repro --single-item`, the way `continuous_training` and a
-local `dvc repro` run it.
+`dvc.yaml`, run the way `continuous_training` runs its stages: each task in a
+workspace of its own, the DVC remote carrying the data between them.
 
-1. **set_data_interval** writes the run's last complete day to `interval.yaml`
-   (`end_date`), as the training DAG does.
-2. **ingest_and_validate** lands that window of daily batches and runs the raw
-   gate (`dvc repro --single-item ingest validate_raw`): bad data stops here.
-3. **monitor** runs the DVC stage `monitor` (`dvc repro --single-item monitor`):
-   Evidently data drift per feature and its share, prediction drift, data quality
-   and, where labels have arrived, model quality. DVC records the run in
-   `dvc.lock`. Reports: `reports/monitoring/index.html`; verdict and reasons:
-   `reports/monitoring/summary.json`, which this task reads.
-4. **dvc_push** and **commit_run** store the run as `continuous_training` does: the
-   new batches and monitoring outputs in the DVC remote, then `dvc.lock`,
-   `interval.yaml` and the monitoring verdict committed, so the checkout is left
-   clean and `git checkout <commit> && dvc pull` restores what was judged.
+1. **start_run** pins the run (code commit, the runs branch's tip, `end_date`: the
+   run's last complete day), as the training DAG does.
+2. **ingest** and **validate_raw** land that window of daily batches and run the
+   raw gate: bad data stops here.
+3. **monitor** runs the DVC stage `monitor`: Evidently data drift per feature and
+   its share, prediction drift, data quality and, where labels have arrived,
+   model quality, against the training reference of the run it continues from.
+   Reports: `reports/monitoring/index.html`; verdict and reasons:
+   `reports/monitoring/summary.json`.
+4. **commit_run** commits the run on the runs branch (`dvc.lock`, `interval.yaml`
+   and the monitoring verdict), so `git checkout <commit> && dvc pull` restores
+   what was judged; the checkout itself is never changed.
 5. **drift_found** goes on only when the verdict says `retrain` (and logs why);
    otherwise the run ends here, green, with nothing retrained.
 6. **request_retraining** updates the asset `retrain_request`, with the reasons
    attached: the `continuous_training` DAG is scheduled on it and starts a run,
    whose promotion gate then decides whether the new model replaces the champion.
-
-Both DAGs run DVC in the same checkout; each runs one run at a time, and if
-their DVC tasks ever overlap, DVC's repository lock fails the later one, which
-then retries with back-off.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import dvc_pipeline as dp
-from airflow.sdk import DAG, Asset, CronTriggerTimetable, task
-from airflow.sdk.exceptions import AirflowFailException
+import workspaces as ws
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, chain, task
 from notifications import TaskFailureNotifier
 
 OWNER = "{{ cookiecutter.author_name }}"
 RETRAIN_REQUEST = Asset(dp.RETRAIN_REQUEST)
 DVC_S3_CONNECTION = "dvc_s3"  # optional Airflow connection (aws) with the remote's credentials
+PIPELINE = dp.load_pipeline(dp.PROJECT_DIR)
+STAGES = ("ingest", "validate_raw", "monitor")
 SUMMARY = "reports/monitoring/summary.json"
 
 with DAG(
@@ -52,54 +50,45 @@ with DAG(
     schedule=CronTriggerTimetable("0 6 * * *", timezone="UTC", interval=dt.timedelta(days=1)),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    max_active_runs=1,  # one DVC process per checkout
-    max_active_tasks=1,
+    max_active_runs=int(os.environ.get("PIPELINE_MAX_ACTIVE_RUNS", "3")),
     dagrun_timeout=dt.timedelta(hours=2),
-    default_args={**dp.default_args(OWNER), "on_failure_callback": TaskFailureNotifier()},
+    default_args={
+        **dp.default_args(OWNER),
+        "on_failure_callback": TaskFailureNotifier(),
+        "trigger_rule": "none_failed",  # an up-to-date stage is skipped; the next still runs
+    },
     tags=["{{ cookiecutter.project_slug }}", "monitoring", "evidently", "drift"],
     doc_md=__doc__,
 ) as dag:
 
-    @task(doc_md="Write the run's last complete day to `interval.yaml` as `end_date`.")
-    def set_data_interval(data_interval_end=None, dag_run=None) -> str:
+    @task(doc_md="Pin the run: code commit, the runs branch's tip, and `end_date`.")
+    def start_run(data_interval_end=None, dag_run=None) -> dict:
         end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
-        changed = dp.write_interval(end_date, dp.PROJECT_DIR)
-        print(f"interval.yaml end_date = {end_date} ({'changed' if changed else 'unchanged'})")
-        return end_date.isoformat()
+        pin = ws.start_run(dp.PROJECT_DIR, end_date.isoformat())
+        print(f"end_date = {pin.end_date}, code {pin.commit[:12]}, base {pin.base[:12]}")
+        return vars(pin)
 
-    @task(doc_md="`dvc repro --single-item ingest validate_raw`: the new batches, gated.")
-    def ingest_and_validate(end_date: str) -> None:
-        try:
-            dp.repro_stage("ingest", "validate_raw")
-        except dp.GateRejected as rejected:  # the data is wrong: a retry cannot fix it
-            raise AirflowFailException(str(rejected)) from rejected
-
-    @task(
-        doc_md="`dvc repro --single-item monitor`: the Evidently checks against the training "
-        f"reference (DVC stage `monitor`); reads the verdict from `{SUMMARY}`."
-    )
-    def monitor() -> dict:
-        dp.repro_stage("monitor")
-        summary = json.loads((dp.PROJECT_DIR / SUMMARY).read_text())
-        return {"retrain": bool(summary["retrain"]), "reasons": list(summary.get("reasons", []))}
-
-    @task(
-        task_id="dvc_push",
-        doc_md="`dvc push` of the new batches and monitoring outputs to the DVC default remote "
-        f"(credentials from the environment or the Airflow connection `{DVC_S3_CONNECTION}`).",
-    )
-    def dvc_push() -> None:
-        dp.dvc_push(dp.PROJECT_DIR, env=dp.aws_env_from_connection(DVC_S3_CONNECTION))
+    @task(doc_md="Run one DVC stage (see the task's own docs).")
+    def repro(stage: str, ti=None) -> dict:
+        env = dp.aws_env_from_connection(DVC_S3_CONNECTION)
+        return dp.stage_task(PIPELINE, stage, ti, "start_run", env)
 
     @task(
         task_id="commit_run",
-        doc_md="Commit `dvc.lock`, `interval.yaml` and the monitoring verdict (after the push): "
-        "the checkout is left clean.",
+        doc_md="Commit `dvc.lock`, `interval.yaml` and the monitoring verdict on the runs "
+        "branch (every output is in the DVC remote by then).",
     )
-    def commit_run(data_interval_end=None, dag_run=None, run_id=None) -> str | None:
-        end_date = dp.batch_end_date(data_interval_end, getattr(dag_run, "run_after", None))
-        message = f"drift_monitoring: end_date={end_date.isoformat()} ({run_id})"
-        return dp.commit_run(dp.PROJECT_DIR, message)
+    def commit_run(ti=None, run_id=None) -> str | None:
+        pin = ws.RunPin.from_xcom(ti.xcom_pull(task_ids="start_run"))
+        message = f"drift_monitoring: end_date={pin.end_date} ({run_id})"
+        return dp.commit_task(PIPELINE, ti, "start_run", message)
+
+    @task(doc_md=f"The verdict of `monitor` (`{SUMMARY}`): whether to retrain, and why.")
+    def verdict(ti=None) -> dict:
+        pin = ws.RunPin.from_xcom(ti.xcom_pull(task_ids="start_run"))
+        results = dp.upstream_results(ti, ["monitor"])
+        summary = json.loads(ws.read_output(dp.PROJECT_DIR, pin, results, SUMMARY))
+        return {"retrain": bool(summary["retrain"]), "reasons": list(summary.get("reasons", []))}
 
     @task.short_circuit(doc_md="Go on only when the verdict is `retrain`.")
     def drift_found(verdict: dict) -> bool:
@@ -117,8 +106,9 @@ with DAG(
         outlet_events[RETRAIN_REQUEST].extra = {"reasons": verdict["reasons"]}
         print("retrain_request updated: " + "; ".join(verdict["reasons"]))
 
-    end_date = set_data_interval()
-    checked = monitor()
-    ingest_and_validate(end_date) >> checked
-    checked >> dvc_push() >> commit_run()
+    stage_tasks = [repro.override(task_id=s, doc_md=PIPELINE.stages[s].doc_md())(s) for s in STAGES]
+    committed = commit_run()
+    chain(start_run(), *stage_tasks, committed)
+    checked = verdict()
+    committed >> checked
     drift_found(checked) >> request_retraining(checked)

@@ -1,7 +1,8 @@
 """What the DAGs in this folder share and DVC does not do for them: the stage graph
-of dvc.yaml (`load_pipeline`), the run's interval file (`write_interval`), commands run
-through the project's virtualenv (`run_in_project`, `repro_stage`, `dvc_push`), the
-commit of a run (`commit_run`) and the DAGs' defaults.
+of dvc.yaml (`load_pipeline`), commands run through the project's virtualenv
+(`run_in_project`), one stage run in a workspace of its own (`run_stage`, and
+`stage_task` / `commit_task`, the bodies of the DAGs' tasks; workspaces.py makes the
+workspaces and commits the run) and the DAGs' defaults.
 
 Only the standard library and PyYAML are imported here (Airflow lazily, inside
 functions), so parsing a DAG file stays fast and this module is testable without Airflow.
@@ -12,29 +13,29 @@ from __future__ import annotations
 import configparser
 import datetime as dt
 import graphlib
-import itertools
 import logging
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE, STDOUT
 from typing import Any
 
+import workspaces as ws
 import yaml
 
-# The checkout the tasks work in: the folder above dags/, unless PIPELINE_PROJECT_DIR
+# The checkout the DAGs come from: the folder above dags/, unless PIPELINE_PROJECT_DIR
 # names another (e.g. when Airflow ships dags/ from elsewhere, such as a DAG bundle).
+# Tasks never work in it: they clone the run's commit from it (workspaces.py).
 PROJECT_DIR = Path(os.environ.get("PIPELINE_PROJECT_DIR") or Path(__file__).resolve().parents[1])
 # The Airflow asset a DAG updates (outlets=[Asset(RETRAIN_REQUEST)]) to ask for retraining:
 # continuous_training is scheduled on it (or daily, whichever comes first).
 RETRAIN_REQUEST = "retrain_request"
-INTERVAL_FILE = "interval.yaml"  # the run's data interval: `end_date: "YYYY-MM-DD"`
 VENV_ENV = "PROJECT_VENV"
 VENV_VARIABLE = "project_venv"
 TAIL_LINES = 40
@@ -56,10 +57,15 @@ class Stage:
     desc: str
     deps: tuple[str, ...]
     outs: tuple[str, ...]  # outs, metrics and plots
+    persist: tuple[str, ...] = ()  # outs kept across runs (`persist: true`)
 
     def doc_md(self) -> str:
         lines = [f"**DVC stage `{self.name}`**: {self.desc or '(no desc in dvc.yaml)'}", ""]
-        lines += [f"Runs `dvc repro --single-item {self.name}`, that is `{self.cmd}`", ""]
+        lines += [
+            f"Runs `dvc repro --single-item {self.name}`, that is `{self.cmd}`, in a "
+            "workspace of its own (its inputs pulled from the DVC remote, its outputs pushed)",
+            "",
+        ]
         lines += [f"- reads `{d}`" for d in self.deps]
         lines += [f"- writes `{o}`" for o in self.outs]
         return "\n".join(lines)
@@ -78,6 +84,17 @@ class Pipeline:
     def leaves(self) -> list[str]:
         used = {u for ups in self.upstream.values() for u in ups}
         return [s for s in self.stages if s not in used]
+
+    def ancestors(self, stage: str) -> list[str]:
+        """Every stage `stage` depends on, directly or not, in dvc.yaml order."""
+        found: set[str] = set()
+        todo = list(self.upstream[stage])
+        while todo:
+            name = todo.pop()
+            if name not in found:
+                found.add(name)
+                todo += self.upstream[name]
+        return [s for s in self.stages if s in found]
 
     @property
     def direct_upstream(self) -> dict[str, tuple[str, ...]]:
@@ -120,7 +137,14 @@ def load_pipeline(project: Path = PROJECT_DIR) -> Pipeline:
             )
         cmd, desc = str(body.get("cmd", "")), str(body.get("desc", ""))
         outs = _paths(body, "outs", "metrics", "plots")
-        stages[name] = Stage(name, cmd, desc, _paths(body, "deps"), outs)
+        persist = tuple(
+            path
+            for entry in body.get("outs") or []
+            if isinstance(entry, Mapping)
+            for path, options in entry.items()
+            if (options or {}).get("persist")
+        )
+        stages[name] = Stage(name, cmd, desc, _paths(body, "deps"), outs, persist)
     upstream = {
         name: tuple(
             other
@@ -231,16 +255,25 @@ class GateRejected(CommandFailed):
 GATE_FAILED = re.compile(r"gate '([^']+)' FAILED")
 
 
-def repro_stage(*stages: str, project: Path = PROJECT_DIR) -> str:
-    """`dvc repro --single-item <stage>...`: runs each stage if its deps, params or code
-    changed (not the stages upstream of it: those are tasks of their own). A failed
-    gate raises GateRejected, any other failure CommandFailed."""
+REPRO_RAN = "Running stage '{}'"
+REPRO_RESTORED = "Stage '{}' is cached - skipping run, checking out outputs"
+
+
+def repro_stage(
+    stage: str, *, workspace: Path, venv: Path, env: Mapping[str, str] | None = None
+) -> str:
+    """`dvc repro --single-item --allow-missing --pull <stage>` in `workspace`: runs the
+    stage if its code, params or inputs changed (not the stages upstream of it: those are
+    tasks of their own); outputs it would only restore stay in the remote; one run before
+    with the same inputs is restored from DVC's run cache. A failed gate raises
+    GateRejected, any other failure CommandFailed."""
     try:
         return run_in_project(
-            ["dvc", "repro", "--single-item", *stages],
-            project=project,
-            hint=f"Stage {' / '.join(stages)} failed: its message is above; nothing downstream "
-            "runs.",
+            ["dvc", "repro", "--single-item", "--allow-missing", "--pull", stage],
+            project=workspace,
+            venv=venv,
+            env=env,
+            hint=f"Stage {stage} failed: its message is above; nothing downstream runs.",
             hide=DVC_HINTS,
         )
     except CommandFailed as failed:
@@ -253,7 +286,137 @@ def repro_stage(*stages: str, project: Path = PROJECT_DIR) -> str:
 
 def stage_ran(output: str, stage: str) -> bool:
     """Whether `dvc repro` output says the stage ran (not skipped as up to date)."""
-    return f"Running stage '{stage}'" in output
+    return REPRO_RAN.format(stage) in output
+
+
+def _remote_hint(project: Path, action: str) -> str:
+    return (
+        f"{action} the DVC remote {remote_description(project)} failed: is the endpoint "
+        "reachable, and do the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the "
+        "environment, or the Airflow connection) allow it? Nothing half-made is kept: the "
+        "task retries in a new workspace."
+    )
+
+
+def _pull_targets(
+    pipeline: Pipeline, stage: Stage, workspace: Path, base: Mapping[str, Any]
+) -> list[str]:
+    """What the stage reads from the DVC remote: the outputs of the stages it depends on,
+    the files it reads that a .dvc file tracks (the tables you brought), and its own
+    outputs when it keeps them across runs (`persist: true`) and ran before."""
+    targets = list(pipeline.upstream[stage.name])
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.dvc"], cwd=workspace, capture_output=True, text=True, check=False
+    ).stdout.split()
+    literal = [d for d in stage.deps if "${" not in d]
+    targets += [t for t in tracked if any(_overlap(d, t.removesuffix(".dvc")) for d in literal)]
+    if stage.persist and stage.name in base:
+        targets.append(stage.name)
+    return list(dict.fromkeys(targets))
+
+
+def run_stage(
+    pipeline: Pipeline,
+    name: str,
+    pin: ws.RunPin,
+    upstream: Sequence[ws.StageResult],
+    *,
+    project: Path = PROJECT_DIR,
+    env: Mapping[str, str] | None = None,
+) -> ws.StageResult | None:
+    """One stage of the run in a workspace of its own (workspaces.py): pull what it
+    reads, `dvc repro` it, push what it made (with the run cache). Returns what it hands
+    on, or None when the stage was up to date (nothing ran, nothing to hand on: the base's
+    entry stands). The workspace is removed on success, kept on failure."""
+    stage = pipeline.stages[name]
+    venv = project_venv(project)
+    seconds: dict[str, float] = {}
+    clock = time.monotonic()
+    workspace = ws.open_workspace(project, pin, upstream, name)
+    # the run's code, not the one installed in the venv (editable from the checkout)
+    run_env = {**({"PYTHONPATH": str(workspace / "src")} if (workspace / "src").is_dir() else {})}
+    run_env.update(env or {})
+    seconds["checkout"] = time.monotonic() - clock
+    try:
+        clock = time.monotonic()
+        base = (
+            ws.lock_entries((workspace / ws.LOCK_FILE).read_text())
+            if (workspace / ws.LOCK_FILE).is_file()
+            else {}
+        )
+        targets = _pull_targets(pipeline, stage, workspace, base)
+        if targets:
+            run_in_project(
+                ["dvc", "pull", *targets],
+                project=workspace,
+                venv=venv,
+                env=run_env,
+                hint=_remote_hint(workspace, "Pulling the stage's inputs from"),
+            )
+        seconds["pull"] = time.monotonic() - clock
+        clock = time.monotonic()
+        output = repro_stage(name, workspace=workspace, venv=venv, env=run_env)
+        seconds["stage"] = time.monotonic() - clock
+        ran, restored = stage_ran(output, name), REPRO_RESTORED.format(name) in output
+        if not (ran or restored):
+            ws.remove_workspace(workspace)
+            return None
+        clock = time.monotonic()
+        run_in_project(
+            ["dvc", "push", "--run-cache", name],
+            project=workspace,
+            venv=venv,
+            env=run_env,
+            hint=_remote_hint(workspace, "Pushing to"),
+        )
+        seconds["push"] = time.monotonic() - clock
+        result = ws.read_result(workspace, name, ran, seconds)
+    except BaseException:
+        log.error("the workspace of stage %s is kept for a look: %s", name, workspace)
+        raise
+    ws.remove_workspace(workspace)
+    log.info("stage %s: %s", name, ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    return result
+
+
+def upstream_results(ti: Any, task_ids: Sequence[str]) -> list[ws.StageResult]:
+    """What this run's `task_ids` handed on (those that were up to date handed nothing)."""
+    values = ((t, ti.xcom_pull(task_ids=t)) for t in task_ids)
+    return [ws.StageResult.from_xcom(v) for _, v in values if v]
+
+
+def stage_task(
+    pipeline: Pipeline, name: str, ti: Any, start_task: str, env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The body of a stage's Airflow task: `run_stage` with the run's pin and the results
+    of the stages upstream of it in this DAG. A failed gate fails the task at once (a
+    retry cannot fix the data); an up-to-date stage is skipped (shown so in the UI)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    pin = ws.RunPin.from_xcom(ti.xcom_pull(task_ids=start_task))
+    in_dag = set(ti.task.dag.task_ids)
+    upstream = upstream_results(ti, [a for a in pipeline.ancestors(name) if a in in_dag])
+    try:
+        result = run_stage(pipeline, name, pin, upstream, env=env)
+    except GateRejected as rejected:
+        raise AirflowFailException(str(rejected)) from rejected
+    if result is None:
+        raise AirflowSkipException(
+            f"{name} is up to date: its code, params and inputs match the run's base "
+            f"({pin.base[:12]})"
+        )
+    if not result.ran:
+        print(f"{name}: restored from DVC's run cache (the same inputs ran before)")
+    return result.to_xcom()
+
+
+def commit_task(pipeline: Pipeline, ti: Any, start_task: str, message: str) -> str | None:
+    """The body of a DAG's commit task: the run's dvc.lock assembled from what its stage
+    tasks handed on, committed on the runs branch (workspaces.commit_run)."""
+    pin = ws.RunPin.from_xcom(ti.xcom_pull(task_ids=start_task))
+    in_dag = set(ti.task.dag.task_ids)
+    results = upstream_results(ti, [s for s in pipeline.stages if s in in_dag])
+    return ws.commit_run(PROJECT_DIR, pin, results, message)
 
 
 def remote_description(project: Path = PROJECT_DIR, remote: str | None = None) -> str:
@@ -290,72 +453,6 @@ def aws_env_from_connection(conn_id: str) -> dict[str, str]:
     }
     log.info("S3 credentials from the Airflow connection %r", conn_id)
     return {k: str(v) for k, v in values.items() if v}
-
-
-def dvc_push(
-    project: Path = PROJECT_DIR, remote: str | None = None, env: Mapping[str, str] | None = None
-) -> str:
-    """Push every output in dvc.lock to the DVC remote (only what the remote lacks)."""
-    args = ["dvc", "push", *(["--remote", remote] if remote else [])]
-    where = remote_description(project, remote)
-    hint = (
-        f"Pushing to the DVC remote {where} failed: is the endpoint reachable, and do the "
-        "credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment, or the "
-        "Airflow connection) allow writing to the bucket? Nothing is lost: the outputs stay "
-        "in this checkout's DVC cache and the task retries the push."
-    )
-    return run_in_project(args, project=project, env=env, hint=hint)
-
-
-def write_interval(end_date: dt.date, project: Path = PROJECT_DIR) -> bool:
-    """Write the run's interval, `end_date: "<iso date>"`, to interval.yaml, keeping the
-    file's leading comment lines; atomically. Returns whether the interval changed."""
-    path = project / INTERVAL_FILE
-    old = path.read_text() if path.is_file() else ""
-    interval = {"end_date": end_date.isoformat()}
-    if old and yaml.safe_load(old) == interval:
-        return False
-    header = itertools.takewhile(lambda line: line.startswith("#"), old.splitlines(True))
-    with tempfile.NamedTemporaryFile("w", dir=project, prefix=".interval.", delete=False) as tmp:
-        tmp.write("".join(header) + yaml.safe_dump(interval))
-    Path(tmp.name).chmod(0o644)
-    Path(tmp.name).replace(path)
-    return True
-
-
-def _git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True, check=False)
-    if check and done.returncode != 0:
-        raise CommandFailed(["git", *args], done.returncode, [done.stdout, done.stderr])
-    return done
-
-
-def commit_run(project: Path, message: str) -> str | None:
-    """Commit dvc.lock, interval.yaml, params.yaml and the outputs in dvc.lock that git
-    versions (the `cache: false` metrics, plots and reports: DVC gitignores the rest): with
-    the data already in the DVC remote, that commit pins exactly what this run produced
-    (`git checkout <commit> && dvc pull` restores it). Returns the commit, or None."""
-    if _git(project, "rev-parse", "--is-inside-work-tree", check=False).returncode != 0:
-        log.warning("%s is not a git repository: nothing committed", project)
-        return None
-    lock = project / "dvc.lock"
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
-    outs = [out["path"] for stage in stages.values() for out in stage.get("outs", [])]
-    ignored = _git(project, "check-ignore", "--", *outs, check=False).stdout.splitlines()
-    paths = ["dvc.lock", INTERVAL_FILE, "params.yaml", *(p for p in outs if p not in ignored)]
-    existing = [p for p in dict.fromkeys(paths) if (project / p).exists()]
-    # and the .gitignore files DVC writes next to outputs (ignored ones are skipped)
-    _git(project, "add", "--", *existing, ":(glob)**/.gitignore")
-    if _git(project, "diff", "--cached", "--quiet", check=False).returncode == 0:
-        log.info("nothing changed: no commit")
-        return None
-    identity = []
-    if not _git(project, "config", "user.email", check=False).stdout.strip():
-        identity = ["-c", "user.name=Airflow", "-c", "user.email=airflow@localhost"]
-    _git(project, *identity, "commit", "--quiet", "--no-verify", "-m", message)
-    commit = _git(project, "rev-parse", "HEAD").stdout.strip()
-    log.info("committed %s: %s", commit[:12], message)
-    return commit
 
 
 def batch_end_date(data_interval_end: dt.datetime | None, run_after: dt.datetime | None) -> dt.date:

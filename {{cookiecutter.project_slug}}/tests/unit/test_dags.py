@@ -21,7 +21,7 @@ from conftest import PROJECT_ROOT
 from pipeline_helpers import env as pipeline_env
 
 DAGS = PROJECT_ROOT / "dags"
-STAGE_TASK_EXTRAS = {"set_data_interval", "dvc_push", "commit_run", "report_promotion"}
+STAGE_TASK_EXTRAS = {"start_run", "commit_run", "report_promotion"}
 HEAVY = (
     "pandas",
     "numpy",
@@ -75,6 +75,7 @@ LOAD_DAGS = textwrap.dedent(
                         "backoff": t.retry_exponential_backoff,
                         "doc_md": bool(t.doc_md),
                         "trigger_rule": getattr(t.trigger_rule, "value", t.trigger_rule),
+                        "max_active_tis_per_dag": t.max_active_tis_per_dag,
                         "on_failure": [
                             type(c).__name__
                             for c in (t.on_failure_callback if isinstance(t.on_failure_callback, list)
@@ -187,19 +188,31 @@ def test_stage_tasks_are_the_dvc_yaml_stages_with_its_edges(
         nx.transitive_closure(nx.DiGraph(edges)).edges
     )
     roots = {s for s in stages if not any(down == s for _, down in edges)}
-    for root in roots:
-        assert tasks[root]["upstream"] == ["set_data_interval"]
-    assert set(tasks["dvc_push"]["upstream"]) <= set(stages)
-    assert tasks["commit_run"]["upstream"] == ["dvc_push"]
+    leaves = {s for s in stages if not any(up == s for up, _ in edges)}
+    assert tasks["start_run"]["upstream"] == []
+    for stage in stages:
+        if stage in roots:
+            assert tasks[stage]["upstream"] == ["start_run"], stage
+        else:
+            assert set(tasks[stage]["upstream"]) <= set(stages), stage
+    assert tasks["commit_run"]["upstream"] == sorted(leaves)
+    assert tasks["report_promotion"]["upstream"] == ["commit_run"]
     # an up-to-date stage is skipped: what follows it must still run, unless something failed
     assert {task["trigger_rule"] for task in tasks.values()} == {"none_failed"}
 
 
 def test_continuous_training_schedule_and_concurrency(loaded: dict[str, Any]) -> None:
     dag = loaded["dags"]["continuous_training"]
-    assert dag["max_active_runs"] == 1, "DVC locks the checkout: one run at a time"
-    for each in loaded["dags"].values():
-        assert each["max_active_tasks"] == 1, "... and one DVC task at a time"
+    assert dag["max_active_runs"] == 3, "every task has a workspace: runs go side by side"
+    assert dag["max_active_tasks"] == 4, "... and so do independent stages"
+    assert loaded["dags"]["drift_monitoring"]["max_active_runs"] == 3
+    assert loaded["dags"]["drift_monitoring"]["max_active_tasks"] > 1
+    one_at_a_time = {
+        task_id: task["max_active_tis_per_dag"]
+        for task_id, task in dag["tasks"].items()
+        if task["max_active_tis_per_dag"] is not None
+    }
+    assert one_at_a_time == {"materialize": 1, "promote": 1}, "they write shared service state"
     assert "00:00 UTC" in dag["description"], "the UI shows the asset; the cron is said here"
     assert "retrain_request" in dag["description"]
     assert dag["timetable"] == "AssetOrTimeSchedule"
@@ -208,26 +221,101 @@ def test_continuous_training_schedule_and_concurrency(loaded: dict[str, Any]) ->
     assert dag["catchup"] is False
 
 
-# The drift_monitoring tasks' own code, called in a fresh interpreter with Airflow, on a
-# scratch project dir, with dvc_pipeline.run_in_project recording instead of running.
-CALL_DRIFT_TASKS = textwrap.dedent(
+def test_drift_monitoring_runs_its_stages_between_start_run_and_commit_run(
+    loaded: dict[str, Any],
+) -> None:
+    tasks = loaded["dags"]["drift_monitoring"]["tasks"]
+    assert {task_id: task["upstream"] for task_id, task in tasks.items()} == {
+        "start_run": [],
+        "ingest": ["start_run"],
+        "validate_raw": ["ingest"],
+        "monitor": ["validate_raw"],
+        "commit_run": ["monitor"],
+        "verdict": ["commit_run"],
+        "drift_found": ["verdict"],
+        "request_retraining": ["drift_found", "verdict"],
+    }
+    assert {task["trigger_rule"] for task in tasks.values()} == {"none_failed"}
+
+
+# Prepended to each script below, which call DAG task code directly in a fresh interpreter
+# with Airflow: the DAG folder on sys.path (as Airflow has it), and a stand-in for the
+# TaskInstance a task gets: its task is the real one, xcom_pull reads `xcoms` (task_id ->
+# what that task returned).
+TASK_SCRIPT_PRELUDE = textwrap.dedent(
     """
-    import datetime as dt, json, runpy, sys
+    import datetime as dt, json, os, runpy, sys
     from pathlib import Path
 
     dags = Path(sys.argv[1])
     sys.path.insert(0, str(dags))
     import dvc_pipeline
+    import workspaces
 
-    ran = []
-    dvc_pipeline.run_in_project = lambda args, **kwargs: ran.append(list(args)) or ""
+
+    class TaskInstance:
+        def __init__(self, task, xcoms):
+            self.task, self.xcoms = task, xcoms
+
+        def xcom_pull(self, task_ids):
+            return self.xcoms.get(task_ids)
+
+    """
+)
+
+
+def task_script(body: str) -> str:
+    return TASK_SCRIPT_PRELUDE + textwrap.dedent(body)
+
+
+# drift_monitoring's tasks in order, on a scratch git project, dvc_pipeline.run_stage
+# recording instead of running: two runs of one interval, the second finding every stage
+# up to date.
+CALL_DRIFT_TASKS = task_script(
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    SUMMARY = "reports/monitoring/summary.json"
+    summary = os.environ["SUMMARY"]
+    calls, up_to_date = [], set()
+
+    def run_stage(pipeline, name, pin, upstream, **kwargs):
+        calls.append({"stage": name, "pin": vars(pin), "upstream": [r.stage for r in upstream]})
+        if name in up_to_date:
+            return None
+        lock, files = {"cmd": f"python -m {{ cookiecutter.package_name }} {name}", "outs": []}, {}
+        if name == "monitor":
+            lock["outs"] = [{"path": SUMMARY, "hash": "md5", "md5": "0" * 32, "size": 1}]
+            files[SUMMARY] = summary
+        return workspaces.StageResult(name, True, lock, files)
+
+    dvc_pipeline.run_stage = run_stage
     dag = runpy.run_path(str(dags / "drift_monitoring.py"))["dag"]
-    call = lambda task_id, **kwargs: dag.get_task(task_id).python_callable(**kwargs)
-    end = call("set_data_interval", data_interval_end=dt.datetime(2026, 4, 2, tzinfo=dt.UTC))
-    call("ingest_and_validate", end_date=end)
-    before_monitor = len(ran)
-    verdict = call("monitor")
-    print(json.dumps({"end_date": end, "ran": ran, "monitor": ran[before_monitor:], "verdict": verdict}))
+
+    def one_run():
+        xcoms, skipped = {}, {}
+        for task_id, kwargs in (
+            ("start_run", {"data_interval_end": dt.datetime(2026, 4, 2, tzinfo=dt.UTC)}),
+            ("ingest", {}),
+            ("validate_raw", {}),
+            ("monitor", {}),
+            ("commit_run", {"run_id": "scheduled__2026-04-02"}),
+            ("verdict", {}),
+        ):
+            task = dag.get_task(task_id)
+            if task_id != "start_run":
+                kwargs["ti"] = TaskInstance(task, xcoms)
+            try:
+                xcoms[task_id] = task.python_callable(*task.op_args, **kwargs)
+            except AirflowSkipException as skip:
+                xcoms[task_id], skipped[task_id] = None, str(skip)
+        done = {"xcoms": xcoms, "skipped": skipped, "calls": calls[:]}
+        calls.clear()
+        return done
+
+    first = one_run()
+    up_to_date.update({"ingest", "validate_raw", "monitor"})
+    print(json.dumps({"first": first, "second": one_run()}))
     """
 )
 
@@ -254,37 +342,77 @@ def run_task_script(script: str, home: Path, **env: str) -> str:
     return done.stdout
 
 
+def git(cwd: Path, *args: str) -> str:
+    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
+    done = subprocess.run(
+        ["git", *identity, *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_drift_monitoring_runs_the_dvc_monitor_stage_and_reads_its_verdict(
     tmp_path: Path,
 ) -> None:
     project = tmp_path / "project"
-    (project / "reports" / "monitoring").mkdir(parents=True)
-    (project / "interval.yaml").write_text((PROJECT_ROOT / "interval.yaml").read_text())
+    project.mkdir()
+    for name in ("dvc.yaml", "interval.yaml"):
+        (project / name).write_text((PROJECT_ROOT / name).read_text())
+    git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "-m", "the project")
+    head = git(project, "rev-parse", "HEAD").strip()
     summary = {"retrain": True, "reasons": ["data drift: 4 of 9 features"]}
-    (project / "reports" / "monitoring" / "summary.json").write_text(json.dumps(summary))
     stdout = run_task_script(
-        CALL_DRIFT_TASKS, tmp_path / "airflow_home", PIPELINE_PROJECT_DIR=str(project)
+        CALL_DRIFT_TASKS,
+        tmp_path / "airflow_home",
+        PIPELINE_PROJECT_DIR=str(project),
+        PIPELINE_WORKSPACE_DIR=str(tmp_path / "workspaces"),
+        SUMMARY=json.dumps(summary),
     )
-    result = json.loads(stdout.strip().splitlines()[-1])
-    assert result["end_date"] == "2026-04-01"
-    assert yaml.safe_load((project / "interval.yaml").read_text()) == {"end_date": "2026-04-01"}
-    assert result["monitor"] == [["dvc", "repro", "--single-item", "monitor"]]
-    assert result["ran"] == [
-        ["dvc", "repro", "--single-item", "ingest", "validate_raw"],
-        ["dvc", "repro", "--single-item", "monitor"],
+    runs = json.loads(stdout.strip().splitlines()[-1])
+    first, second = runs["first"], runs["second"]
+    pin = first["xcoms"]["start_run"]
+    assert pin == {
+        "commit": head,
+        "base": head,
+        "end_date": "2026-04-01",
+        "branch": "pipeline-runs",
+    }
+    # each stage gets what the stages before it in this DAG handed on
+    assert [(c["stage"], c["upstream"]) for c in first["calls"]] == [
+        ("ingest", []),
+        ("validate_raw", ["ingest"]),
+        ("monitor", ["ingest", "validate_raw"]),
     ]
-    assert not any(args[0] == "python" for args in result["ran"]), "stages run through DVC only"
-    assert result["verdict"] == summary
+    assert all(c["pin"] == pin for c in first["calls"])
+    assert first["skipped"] == {}
+    assert first["xcoms"]["verdict"] == summary
+    commit = first["xcoms"]["commit_run"]
+    assert git(project, "rev-parse", "pipeline-runs").strip() == commit
+    assert git(project, "show", f"{commit}:reports/monitoring/summary.json") == json.dumps(summary)
+    lock = yaml.safe_load(git(project, "show", f"{commit}:dvc.lock"))
+    assert list(lock["stages"]) == ["ingest", "validate_raw", "monitor"]
+    assert yaml.safe_load(git(project, "show", f"{commit}:interval.yaml")) == {
+        "end_date": "2026-04-01"
+    }
+    assert git(project, "log", "-1", "--format=%s", commit).strip() == (
+        "drift_monitoring: end_date=2026-04-01 (scheduled__2026-04-02)"
+    )
+    # the same interval again: every stage up to date, nothing to commit, the verdict read
+    # from the run it continues from
+    assert second["xcoms"]["start_run"]["base"] == commit
+    assert set(second["skipped"]) == {"ingest", "validate_raw", "monitor"}
+    assert "monitor is up to date" in second["skipped"]["monitor"]
+    assert second["xcoms"]["commit_run"] is None
+    assert second["xcoms"]["verdict"] == summary
+    # no task wrote to the checkout
+    assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(project, "rev-parse", "HEAD").strip() == head
 
 
-FAIL_THE_GATE = textwrap.dedent(
+FAIL_THE_GATE = task_script(
     """
-    import runpy, sys
-    from pathlib import Path
-
-    dags = Path(sys.argv[1])
-    sys.path.insert(0, str(dags))
-    import dvc_pipeline
     from airflow.sdk.exceptions import AirflowFailException
 
     output = ["gate 'raw' FAILED: suite expectations/raw.json\\n", "  FAILED   batch 2026-04-03: rows\\n"]
@@ -292,90 +420,106 @@ FAIL_THE_GATE = textwrap.dedent(
     def gate_fails(args, **kwargs):
         raise dvc_pipeline.CommandFailed(args, 1, output, output=output)
 
+    def run_stage(pipeline, name, pin, upstream, **kwargs):
+        return dvc_pipeline.repro_stage(name, workspace=Path.cwd(), venv=Path.cwd())
+
     dvc_pipeline.run_in_project = gate_fails
-    for dag_file, task_id, kwargs in (
-        ("drift_monitoring.py", "ingest_and_validate", {"end_date": "2026-04-03"}),
-        ("continuous_training.py", "validate_raw", {"stage": "validate_raw"}),
-    ):
+    dvc_pipeline.run_stage = run_stage
+    pin = {"commit": "c" * 40, "base": "b" * 40, "end_date": "2026-04-03", "branch": "pipeline-runs"}
+    for dag_file in ("drift_monitoring.py", "continuous_training.py"):
         dag = runpy.run_path(str(dags / dag_file))["dag"]
+        task = dag.get_task("validate_raw")
         try:
-            dag.get_task(task_id).python_callable(**kwargs)
+            task.python_callable(*task.op_args, ti=TaskInstance(task, {"start_run": pin}))
         except AirflowFailException as failed:
-            assert failed.__cause__.gate == "raw", failed.__cause__
-            print(task_id, "fails without retry")
+            print(json.dumps([dag.dag_id, failed.__cause__.gate, failed.__cause__.findings]))
     """
 )
 
 
-UP_TO_DATE = textwrap.dedent(
+UP_TO_DATE = task_script(
     """
-    import runpy, sys
-    from pathlib import Path
-
-    dags = Path(sys.argv[1])
-    sys.path.insert(0, str(dags))
-    import dvc_pipeline
     from airflow.sdk.exceptions import AirflowSkipException
 
     dag = runpy.run_path(str(dags / "continuous_training.py"))["dag"]
-    repro = dag.get_task("train").python_callable
-    dvc_pipeline.run_in_project = lambda args, **kw: "Running stage 'train':\\n> python -m x\\n"
-    print("ran:", repro(stage="train"))
-    dvc_pipeline.run_in_project = lambda args, **kw: "Stage 'train' didn't change, skipping\\n"
-    try:
-        repro(stage="train")
-    except AirflowSkipException as skipped:
-        print("skipped:", skipped)
+    task = dag.get_task("train")
+    pin = {"commit": "c" * 40, "base": "b" * 40, "end_date": "2026-04-03", "branch": "pipeline-runs"}
+    xcoms = {"start_run": pin, "validate_raw": None}  # validate_raw was up to date
+    for stage in ("ingest", "featurize", "validate_features", "training_set", "evaluate"):
+        xcoms[stage] = workspaces.StageResult(stage, True, {"cmd": stage}).to_xcom()
+    returns = iter([
+        workspaces.StageResult("train", True, {"cmd": "train"}),
+        workspaces.StageResult("train", False, {"cmd": "train"}),
+        None,
+    ])
+    upstream = []
+
+    def run_stage(pipeline, name, pin, results, **kwargs):
+        upstream.append([r.stage for r in results])
+        return next(returns)
+
+    dvc_pipeline.run_stage = run_stage
+    for _ in range(3):
+        try:
+            handed_on = task.python_callable(*task.op_args, ti=TaskInstance(task, xcoms))
+            print("returned:", json.dumps(handed_on["ran"]))
+        except AirflowSkipException as skipped:
+            print("skipped:", skipped)
+    print("upstream:", json.dumps(upstream))
     """
 )
 
 
 def test_an_up_to_date_stage_shows_as_skipped(tmp_path: Path) -> None:
     stdout = run_task_script(UP_TO_DATE, tmp_path)
-    printed = [line for line in stdout.splitlines() if line.startswith(("ran:", "skipped:"))]
+    printed = [
+        line
+        for line in stdout.splitlines()
+        if line.startswith(("returned:", "skipped:", "train:", "upstream:"))
+    ]
+    ancestors_handed_on = ["ingest", "featurize", "validate_features", "training_set"]
     assert printed == [
-        "ran: True",
-        "skipped: train is up to date: its deps, params and code match dvc.lock",
+        "returned: true",
+        "train: restored from DVC's run cache (the same inputs ran before)",
+        "returned: false",
+        "skipped: train is up to date: its code, params and inputs match the run's base "
+        "(bbbbbbbbbbbb)",
+        "upstream: " + json.dumps([ancestors_handed_on] * 3),
     ]
 
 
 def test_a_failed_gate_fails_its_task_without_retries(tmp_path: Path) -> None:
     stdout = run_task_script(FAIL_THE_GATE, tmp_path)
-    assert stdout.split("\n")[-3:-1] == [
-        "ingest_and_validate fails without retry",
-        "validate_raw fails without retry",
+    failed = [json.loads(line) for line in stdout.splitlines() if line.startswith("[")]
+    findings = ["FAILED   batch 2026-04-03: rows"]
+    assert failed == [
+        ["drift_monitoring", "raw", findings],
+        ["continuous_training", "raw", findings],
     ]
 
 
-REPORT_PROMOTION = textwrap.dedent(
+REPORT_PROMOTION = task_script(
     """
-    import json, runpy, sys
-    from pathlib import Path
-
-    dags = Path(sys.argv[1])
-    sys.path.insert(0, str(dags))
     dag = runpy.run_path(str(dags / "continuous_training.py"))["dag"]
 
     class Run:
         run_id = "scheduled__2026-04-03"
 
-    class TaskInstance:
-        def __init__(self, promote_ran):
-            self.promote_ran = promote_ran
-
-        def xcom_pull(self, task_ids):
-            assert task_ids == "promote", task_ids
-            return self.promote_ran
-
-    report = dag.get_task("report_promotion").python_callable
-    print(json.dumps([report(ti=TaskInstance(ran), dag_run=Run()) for ran in (True, False)]))
+    task = dag.get_task("report_promotion")
+    files = {"reports/promotion.json": os.environ["PROMOTION_REPORT"]}
+    promoted = workspaces.StageResult("promote", True, {"cmd": "python -m {{ cookiecutter.package_name }} promote"}, files)
+    decisions = [
+        task.python_callable(ti=TaskInstance(task, xcoms), dag_run=Run())
+        for xcoms in ({"promote": promoted.to_xcom()}, {"promote": None})
+    ]
+    print(json.dumps(decisions))
     """
 )
 
 
 def test_a_rejected_promotion_is_sent_to_the_webhook_once(tmp_path: Path) -> None:
     project = tmp_path / "project"
-    (project / "reports").mkdir(parents=True)
+    project.mkdir()
     (project / "dvc.yaml").write_text((PROJECT_ROOT / "dvc.yaml").read_text())
     report = {
         "decision": "rejected",
@@ -383,13 +527,13 @@ def test_a_rejected_promotion_is_sent_to_the_webhook_once(tmp_path: Path) -> Non
         "candidate": {"version": 3},
         "champion_before": {"version": 2},
     }
-    (project / "reports" / "promotion.json").write_text(json.dumps(report))
     with WebhookReceiver() as webhook:
         stdout = run_task_script(
             REPORT_PROMOTION,
             tmp_path / "airflow_home",
             AIRFLOW_CONN_PIPELINE_WEBHOOK=webhook.url,
             PIPELINE_PROJECT_DIR=str(project),
+            PROMOTION_REPORT=json.dumps(report),
         )
         # promote ran: the decision, and one message; promote up to date: nothing new
         assert json.loads(stdout.strip().splitlines()[-1]) == ["rejected", None]
@@ -404,6 +548,8 @@ def test_a_rejected_promotion_is_sent_to_the_webhook_once(tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def dp() -> ModuleType:
+    if str(DAGS) not in sys.path:
+        sys.path.insert(0, str(DAGS))  # as Airflow has it: dvc_pipeline imports workspaces
     spec = importlib.util.spec_from_file_location("dvc_pipeline", DAGS / "dvc_pipeline.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -421,6 +567,35 @@ def test_load_pipeline_reads_this_projects_dvc_yaml(dp: ModuleType) -> None:
     promote = pipeline.stages["promote"]
     assert "${paths.reports}/promotion.json" in promote.outs  # as written in dvc.yaml
     assert "dvc repro --single-item promote" in promote.doc_md()
+
+
+def test_persist_and_ancestors_come_from_this_projects_dvc_yaml(dp: ModuleType) -> None:
+    pipeline = dp.load_pipeline(PROJECT_ROOT)
+    assert pipeline.stages["validate_raw"].persist == ("${paths.gate_reports}/raw",)
+    assert pipeline.stages["monitor"].persist == ("${paths.monitoring}/runs",)
+    assert pipeline.stages["train"].persist == ()
+    assert pipeline.ancestors("ingest") == []
+    assert pipeline.ancestors("monitor") == [
+        "ingest",
+        "validate_raw",
+        "featurize",
+        "validate_features",
+        "training_set",
+        "train",
+        "evaluate",
+        "validate_predictions",
+    ], "every stage it depends on, directly or not, in dvc.yaml order; not materialize"
+
+
+def test_upstream_results_are_what_the_tasks_handed_on(dp: ModuleType) -> None:
+    handed_on = dp.ws.StageResult("ingest", True, {"cmd": "ingest"}, {"a.json": "{}"})
+
+    class TaskInstance:
+        def xcom_pull(self, task_ids: str) -> dict[str, Any] | None:
+            return {"ingest": handed_on.to_xcom()}.get(task_ids)
+
+    results = dp.upstream_results(TaskInstance(), ["ingest", "validate_raw"])
+    assert results == [handed_on], "an up-to-date stage (no XCom) hands nothing on"
 
 
 # The edges of the shipped dvc.yaml, as the former dvc_pipeline (which resolved `${...}`
@@ -544,40 +719,6 @@ def test_a_pipeline_the_dag_cannot_build_is_refused_clearly(
         dp.load_pipeline(write_dvc_yaml(tmp_path, stages))
 
 
-def test_write_interval_keeps_the_comment_and_changes_only_end_date(
-    dp: ModuleType, tmp_path: Path
-) -> None:
-    original = (PROJECT_ROOT / "interval.yaml").read_text()
-    (tmp_path / "interval.yaml").write_text(original)
-    assert dp.write_interval(dt.date(2027, 1, 15), tmp_path) is True
-    edited = (tmp_path / "interval.yaml").read_text()
-    before, after = original.splitlines(), edited.splitlines()
-    assert len(before) == len(after)
-    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
-    assert len(changed) == 1 and changed[0][1].startswith("end_date:")
-    assert before[0].startswith("#"), "the header comment is kept"
-    assert yaml.safe_load(edited) == {"end_date": "2027-01-15"}  # a string, as DVC records it
-    # idempotent: the same day leaves the file alone (its quoting too)
-    assert dp.write_interval(dt.date(2027, 1, 15), tmp_path) is False
-    (tmp_path / "interval.yaml").write_text(original)
-    written = yaml.safe_load(original)["end_date"]
-    assert dp.write_interval(dt.date.fromisoformat(written), tmp_path) is False
-    assert (tmp_path / "interval.yaml").read_text() == original
-    assert [p.name for p in tmp_path.iterdir()] == ["interval.yaml"], "no temporary file left"
-
-
-def test_the_written_interval_is_what_the_pipeline_config_reads(
-    dp: ModuleType, tmp_path: Path
-) -> None:
-    from {{ cookiecutter.package_name }}.config import load_params
-
-    (tmp_path / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
-    assert dp.write_interval(dt.date(2026, 5, 9), tmp_path) is True  # no interval.yaml yet
-    params = load_params(tmp_path / "params.yaml")
-    assert params.interval.end_date == dt.date(2026, 5, 9)
-    assert params.window.end_date == dt.date(2026, 5, 9)
-
-
 def test_batch_end_date_is_the_last_complete_day(dp: ModuleType) -> None:
     utc = dt.UTC
     midnight = dt.datetime(2026, 4, 2, tzinfo=utc)
@@ -631,14 +772,44 @@ def test_stage_logs_leave_out_dvcs_git_and_push_advice(
     dp: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     (tmp_path / "out.txt").write_text(DVC_REPRO_OUTPUT)
-    monkeypatch.setenv("PROJECT_VENV", str(fake_venv(tmp_path, f"cat {tmp_path / 'out.txt'}")))
+    venv = fake_venv(tmp_path, f"cat {tmp_path / 'out.txt'}")
     with caplog.at_level("INFO"):
-        output = dp.repro_stage("train", project=tmp_path)
+        output = dp.repro_stage("train", workspace=tmp_path, venv=venv)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "Running stage 'train'" in logged and "trained 60 rounds" in logged
     for advice in ("git add", "autostage", "dvc push", "To track the changes"):
         assert advice not in logged, advice
     assert output == DVC_REPRO_OUTPUT, "the returned output is whole"
+
+
+def test_repro_stage_runs_one_stage_in_its_workspace_pulling_what_it_lacks(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    venv = fake_venv(tmp_path, 'echo "cwd=$(pwd) args=$*"; echo "Running stage \'train\':"')
+    output = dp.repro_stage("train", workspace=workspace, venv=venv, env={"EXTRA": "1"})
+    assert output.splitlines()[0] == (
+        f"cwd={workspace} args=repro --single-item --allow-missing --pull train"
+    )
+    assert dp.stage_ran(output, "train") and not dp.stage_ran(output, "evaluate")
+
+
+def test_a_gate_failing_in_the_stage_output_raises_gate_rejected(
+    dp: ModuleType, tmp_path: Path
+) -> None:
+    venv = fake_venv(
+        tmp_path,
+        "echo \"gate 'features' FAILED: 1 of 4 expectations\"; echo '  FAILED  nulls'; exit 1",
+    )
+    with pytest.raises(dp.GateRejected) as rejected:
+        dp.repro_stage("validate_features", workspace=tmp_path, venv=venv)
+    assert rejected.value.gate == "features"
+    assert rejected.value.findings == ["FAILED  nulls"]
+    other = fake_venv(tmp_path / "other", "echo 'no such file'; exit 2")
+    with pytest.raises(dp.CommandFailed) as failed:
+        dp.repro_stage("validate_features", workspace=tmp_path, venv=other)
+    assert type(failed.value) is dp.CommandFailed and failed.value.returncode == 2
 
 
 def test_a_failing_command_raises_with_the_end_of_its_output(
@@ -664,52 +835,12 @@ def test_remote_description_names_the_default_remote(dp: ModuleType) -> None:
     assert dp.remote_description(PROJECT_ROOT, "s3").startswith("'s3' (s3://")
 
 
-def test_commit_run_commits_the_lock_interval_params_and_git_tracked_outputs_only(
-    dp: ModuleType, tmp_path: Path
-) -> None:
-    root = write_dvc_yaml(
-        tmp_path / "repo",
-        {"s": {"cmd": "s", "outs": ["out"], "metrics": [{"m.json": {"cache": False}}]}},
-    )
-    (root / "params.yaml").write_text("x: 1\n")
-    (root / "interval.yaml").write_text('# the run\'s interval\nend_date: "2026-01-01"\n')
-    (root / ".gitignore").write_text(".venv/\n")
-    (root / ".venv").mkdir()
-    (root / ".venv" / ".gitignore").write_text("*\n")  # as uv writes it: must not break git add
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "--quiet"], cwd=root, check=True)
-    subprocess.run([*git, "add", "--all"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "--quiet", "-m", "init"], cwd=root, check=True)
-    assert dp.commit_run(root, "nothing") is None
-    # what `dvc repro` leaves: the lock with resolved paths, the cached `out` gitignored
-    lock = {
-        "schema": "2.0",
-        "stages": {"s": {"cmd": "s", "outs": [{"path": "out"}, {"path": "m.json"}]}},
-    }
-    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
-    (root / "out").write_text("cached by DVC")
-    (root / "data").mkdir()
-    for name in ("m.json", "scratch.txt", "data/.gitignore"):
-        (root / name).write_text(name)
-    (root / ".gitignore").write_text(".venv/\n/out\n")
-    assert dp.write_interval(dt.date(2026, 1, 2), root) is True
-    commit = dp.commit_run(root, "continuous_training: test")
-    shown = subprocess.run(
-        ["git", "show", "--name-only", "--format=%s", commit],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert set(shown) >= {"dvc.lock", "interval.yaml", "m.json", "data/.gitignore"}
-    assert "scratch.txt" not in shown and "out" not in shown
-
-
 def test_make_airflow_listens_on_loopback_with_few_workers() -> None:
     done = subprocess.run(
         ["make", "-n", "airflow"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )
-    command = next(line for line in done.stdout.splitlines() if "airflow standalone" in line)
+    command = next(line for line in done.stdout.splitlines() if "scripts/airflow-local.sh" in line)
+    assert "standalone" not in done.stdout, "standalone starts log servers on every interface"
     assert "AIRFLOW__API__HOST=127.0.0.1" in command
     assert "AIRFLOW__CORE__PARALLELISM=2" in command
     assert f'AIRFLOW__CORE__DAGS_FOLDER="{DAGS}"' in command

@@ -33,6 +33,7 @@ def notifications() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def dp() -> ModuleType:
+    load("workspaces")  # dvc_pipeline imports it, as Airflow finds it next to the DAGs
     return load("dvc_pipeline")
 
 
