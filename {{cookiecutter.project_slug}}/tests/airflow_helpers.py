@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline_helpers import env as pipeline_env
+from tools.airflow_cluster import free_port, stop, wait_for
 
 BIN = Path(sys.executable).parent
 S3_REGION = "us-east-1"
@@ -24,41 +23,6 @@ AWS_TEST_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": S3_REGION,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll `url` until it answers 2xx; fail after `timeout` seconds or if `proc` exits."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status < 300:
-                    return
-        except OSError as exc:
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout:.0f} s (last error: {last})")
-
-
-def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """Stop a server started with start_new_session=True, with its children."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """The drift-monitoring DAG under `airflow dags test`: drift updates the
 `retrain_request` asset (which schedules continuous_training); no drift does not.
-Each run writes interval.yaml and runs the DVC stages ingest, validate_raw and monitor."""
+Each run runs the DVC stages ingest, validate_raw and monitor, each in a workspace of its
+own, and commits what it judged on the runs branch; the checkout is left as it was."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pipeline_helpers import dvc, edit_params, generated_copy, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 DAY = "2026-04-02"  # the run monitors the window ending 2026-04-01
+BRANCH = "pipeline-runs"
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +38,9 @@ def project(online_store: None, tmp_path_factory: pytest.TempPathFactory) -> Pat
         ),
     )
     dvc(project, "repro")  # the model and training set the monitor compares against
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    run([*git, "add", "--all"], project)
-    run([*git, "commit", "--quiet", "-m", "a trained model"], project)
+    dvc(project, "push")  # the stage tasks pull what they read from the DVC remote
+    run([*GIT, "add", "--all"], project)
+    run([*GIT, "commit", "--quiet", "-m", "a trained model"], project)
     return project
 
 
@@ -72,23 +75,27 @@ def retrain_events(home: Path, project: Path) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def committed(project: Path, path: str) -> str:
+    return run(["git", "show", f"{BRANCH}:{path}"], project).stdout
+
+
 def summary(project: Path) -> dict:
-    return json.loads((project / "reports/monitoring/summary.json").read_text())
+    return json.loads(committed(project, "reports/monitoring/summary.json"))
 
 
 def assert_the_run_is_committed_and_the_checkout_clean(project: Path) -> None:
     status = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
     assert status == "", f"the DAG run left files modified or untracked:\n{status}"
-    message = run(["git", "log", "-1", "--format=%s"], project).stdout
+    message = run(["git", "log", "-1", "--format=%s", BRANCH], project).stdout
     assert message.startswith("drift_monitoring: end_date=2026-04-01 "), message
 
 
 def assert_the_monitor_stage_ran_through_dvc_on_the_new_window(project: Path, output: str) -> None:
-    assert "$ dvc repro --single-item monitor" in output
+    assert "$ dvc repro --single-item --allow-missing --pull monitor" in output
     assert_the_run_is_committed_and_the_checkout_clean(project)
     assert "Running stage 'monitor'" in output
-    assert yaml.safe_load((project / "interval.yaml").read_text())["end_date"] == "2026-04-01"
-    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert yaml.safe_load(committed(project, "interval.yaml"))["end_date"] == "2026-04-01"
+    lock = yaml.safe_load(committed(project, "dvc.lock"))["stages"]
     assert lock["ingest"]["params"]["interval.yaml"]["end_date"] == "2026-04-01"
     raw = next(o["md5"] for o in lock["ingest"]["outs"] if o["path"] == "data/raw")
     monitored = next(d["md5"] for d in lock["monitor"]["deps"] if d["path"] == "data/raw")
@@ -113,6 +120,7 @@ def test_drift_requests_retraining_with_its_reasons(project: Path, home: Path) -
             {"start_date": "2026-03-26", "covariate": 0.8}
         ),
     )
+    run([*GIT, "commit", "--quiet", "--all", "-m", "drift from 2026-03-26"], project)
     code, output, _ = dags_test(
         "drift_monitoring", DAY, airflow_env(home, project / "dags"), project
     )
