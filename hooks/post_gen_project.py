@@ -30,6 +30,7 @@ INCLUDE_BENCHMARK = "{{ cookiecutter.include_benchmark }}" == "yes"
 # The benchmark's files (make bench). Every mention of it elsewhere (Makefile, README,
 # docs) is behind `{% raw %}{% if cookiecutter.include_benchmark == "yes" %}{% endraw %}`.
 BENCHMARK_FILES = (
+    "tools/airflow_bench.py",
     "tools/bench.py",
     "tools/bench_pipeline.py",
     "tools/stage_metrics",

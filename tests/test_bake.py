@@ -36,12 +36,15 @@ dags/continuous_training.py
 dags/drift_monitoring.py
 dags/dvc_pipeline.py
 dags/notifications.py
+dags/workspaces.py
 data/README.md
+deploy/kubernetes/pod-template.yaml
 docker-compose.yml
 docs/airflow.md
 docs/cicd.md
 docs/data.md
 docs/gates.md
+docs/kubernetes.md
 docs/local-stack.md
 docs/monitoring.md
 docs/pipeline.md
@@ -60,6 +63,7 @@ interval.yaml
 params.yaml
 pyproject.toml
 requirements.lock
+scripts/airflow-local.sh
 scripts/test-services.sh
 src/{package}/__init__.py
 src/{package}/__main__.py
@@ -115,6 +119,8 @@ src/{package}/training.py
 tests/airflow_helpers.py
 tests/conftest.py
 tests/e2e/module_recorder/sitecustomize.py
+tests/e2e/test_scheduled_runs.py
+tests/e2e/worker_identity/worker_identity.py
 tests/other_contracts.py
 tests/pipeline_helpers.py
 tests/unit/test_champion.py
@@ -129,6 +135,8 @@ tests/unit/test_dataset_init.py
 tests/unit/test_feature_store.py
 tests/unit/test_features.py
 tests/unit/test_files.py
+tests/unit/test_kubernetes_pods.py
+tests/unit/test_local_airflow.py
 tests/unit/test_gates.py
 tests/unit/test_layout.py
 tests/unit/test_metrics.py
@@ -144,7 +152,9 @@ tests/unit/test_scoring.py
 tests/unit/test_serving.py
 tests/unit/test_sources.py
 tests/unit/test_split.py
+tests/unit/test_workspaces.py
 tools/__init__.py
+tools/airflow_cluster.py
 tools/ci_report.py
 tools/point_in_time.py
 tools/publish.py
@@ -158,6 +168,7 @@ tools/tests/test_publish.py
 # Only with include_benchmark=yes (the post-generation hook deletes them otherwise).
 BENCHMARK_FILES = """
 docs/performance.md
+tools/airflow_bench.py
 tools/bench.py
 tools/bench_pipeline.py
 tools/stage_metrics/sitecustomize.py
