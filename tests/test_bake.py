@@ -117,6 +117,7 @@ src/{package}/suite_bootstrap.py
 src/{package}/tracking.py
 src/{package}/training.py
 tests/airflow_helpers.py
+tests/airflow_ui.py
 tests/conftest.py
 tests/e2e/module_recorder/sitecustomize.py
 tests/e2e/test_scheduled_runs.py

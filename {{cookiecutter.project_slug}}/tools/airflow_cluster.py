@@ -188,9 +188,9 @@ def airflow_cluster(
         AIRFLOW__API__HOST="127.0.0.1",
         AIRFLOW__API__PORT=str(port),
         AIRFLOW__API_AUTH__JWT_SECRET="scheduled-runs-test-secret-not-for-production",
-        # a killed worker's task is failed (and retried) after a minute without heartbeats;
+        # a killed worker's task is failed (and retried) after 40 s without heartbeats;
         # much less fails live tasks whose start-up is slow on a loaded machine
-        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="60",
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="40",
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="10",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
         AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",

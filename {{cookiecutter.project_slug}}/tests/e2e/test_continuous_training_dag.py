@@ -41,6 +41,7 @@ from airflow_helpers import (
     stop,
     wait_for,
 )
+from airflow_ui import look_at_the_ui
 from conftest import PROJECT_ROOT
 from pipeline_helpers import dvc, edit_params, generated_copy, run
 from pipeline_helpers import env as pipeline_env
@@ -316,7 +317,6 @@ def test_api_server_and_ui_show_the_dags_their_runs_and_docs(
     the real login page and finds the DAG list, the graph, each run's task states and a
     stage's docs. Screenshots: reports/test-artifacts/airflow-ui/."""
     import httpx
-    from playwright.sync_api import sync_playwright
 
     project = scenario.project
     env = airflow_env(airflow_home, project / "dags")
@@ -354,47 +354,23 @@ def test_api_server_and_ui_show_the_dags_their_runs_and_docs(
         by_state = {r["state"]: r["dag_run_id"] for r in runs.json()["dag_runs"]}
         assert set(by_state) == {"success", "failed"}, by_state
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(60_000)
-            page.goto(f"{base}/")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", password)
-            page.screenshot(path=str(ARTIFACTS / "1-login.png"))
-            page.click("button[type=submit]")
-            page.wait_for_load_state("networkidle")
-
-            page.goto(f"{base}/dags")
-            page.get_by_text(DAG_ID, exact=True).first.wait_for()
-            assert page.get_by_text("drift_monitoring", exact=True).count() >= 1
-            page.screenshot(path=str(ARTIFACTS / "2-dag-list.png"))
-
-            page.goto(f"{base}/dags/{DAG_ID}")
-            for stage in stages:  # the grid lists every stage task
-                page.get_by_test_id(f"task-{stage}").wait_for()
-            page.get_by_label("Show Graph (Press g)").click()
-            page.get_by_test_id("rf__node-commit_run").wait_for()
-            page.screenshot(path=str(ARTIFACTS / "3-graph.png"))
-            nodes = {stage for stage in stages if page.get_by_test_id(f"rf__node-{stage}").count()}
-            assert nodes == set(stages)
-            assert page.get_by_test_id("rf__edge-ingest-validate_raw").count() == 1
-            assert page.get_by_test_id("rf__edge-ingest-monitor").count() == 0, "implied edge"
-
-            # the run the raw gate rejected: the gate failed, everything after it did not run
-            page.goto(f"{base}/dags/{DAG_ID}/runs/{by_state['failed']}")
-            row = page.get_by_role("row").filter(has_text="validate_raw")
-            row.get_by_text("Failed", exact=True).wait_for()
-            featurize = page.get_by_role("row").filter(has_text="featurize")
-            featurize.get_by_text("Upstream Failed", exact=True).wait_for()
-            page.screenshot(path=str(ARTIFACTS / "4-rejected-run.png"))
-
-            page.goto(f"{base}/dags/{DAG_ID}/tasks/train")
-            page.get_by_test_id("markdown-button").click()
-            page.get_by_text("DVC stage", exact=False).first.wait_for()
-            assert page.get_by_text("dvc repro --single-item train", exact=False).count() >= 1
-            page.screenshot(path=str(ARTIFACTS / "5-stage-docs.png"))
-            browser.close()
+        view = look_at_the_ui(
+            base,
+            password,
+            chromium,
+            DAG_ID,
+            [*stages, "commit_run"],
+            ARTIFACTS,
+            dags=["drift_monitoring"],
+            edges=["ingest-validate_raw", "ingest-monitor"],
+            run_id=by_state["failed"],  # the raw gate rejected it: nothing after it ran
+            run_states={"validate_raw": "Failed", "featurize": "Upstream Failed"},
+        )
     finally:
         stop(server)
         log.close()
+    assert view.dag_list == {DAG_ID, "drift_monitoring"}
+    assert view.grid_tasks == view.graph_nodes == {*stages, "commit_run"}
+    assert view.edges == {"ingest-validate_raw": 1, "ingest-monitor": 0}, "no implied edge"
+    assert view.run_states == {"validate_raw": "Failed", "featurize": "Upstream Failed"}
+    assert "dvc repro --single-item train" in view.stage_docs

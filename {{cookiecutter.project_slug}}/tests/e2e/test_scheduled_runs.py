@@ -36,6 +36,7 @@ from airflow_helpers import (
     create_bucket,
     moto_server,
 )
+from airflow_ui import UiView, look_at_the_ui
 from conftest import PROJECT_ROOT
 from pipeline_helpers import dvc, generated_copy, run
 from pipeline_helpers import env as pipeline_env
@@ -63,6 +64,8 @@ class Scheduled:
     seconds: float
     head_before: str
     clean: dict[str, str] = field(default_factory=dict)  # checkout -> `git status`
+    ui: UiView
+    import_errors: int
     killed: dict[str, Any] | None = None  # the task instance running when its worker died
     bucket: set[str] = field(default_factory=set)
 
@@ -97,6 +100,7 @@ def status(checkout: Path) -> str:
     return run(["git", "status", "--porcelain", "--untracked-files=all"], checkout).stdout
 
 
+ARTIFACTS = PROJECT_ROOT / "reports" / "test-artifacts" / "airflow-ui-scheduled"  # git-ignored
 # `[core] hostname_callable` for the test's workers: each names itself in the hostname
 # its task instances record (both run on this machine)
 WORKER_IDENTITY = Path(__file__).resolve().parent / "worker_identity"
@@ -176,15 +180,27 @@ def backfill_on(
             DAG_ID, len(end_dates), timeout=1500, on_poll=kill_a_worker_mid_task
         )
         tasks = {r["dag_run_id"]: cluster.task_instances(DAG_ID, r["dag_run_id"]) for r in runs}
-    seconds = time.monotonic() - started
+        seconds = time.monotonic() - started
+        if any(r["state"] != "success" for r in runs):
+            states = [(r["dag_run_id"], r["state"]) for r in runs]
+            pytest.fail(f"{executor}: runs {states}; logs in {logs}")
+        import_errors = cluster.api("GET", "/importErrors")["total_entries"]
+        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
+        ui = look_at_the_ui(
+            cluster.base_url,
+            password["admin"],
+            request.getfixturevalue("chromium"),
+            DAG_ID,
+            [*stage_names(), "commit_run"],
+            ARTIFACTS / executor,
+            run_id=runs[0]["dag_run_id"],
+            run_states={"validate_features": "Success", "commit_run": "Success"},
+        )
     result = Scheduled(
-        executor, end_dates, project, repo, runs, tasks, seconds, head, killed=killed
+        executor, end_dates, project, repo, runs, tasks, seconds, head, ui, import_errors, killed
     )
     result.clean = {str(c): status(c) for c in [project, *(w.project for w in workers)]}
     result.bucket = bucket_keys(moto, BUCKET)
-    if any(r["state"] != "success" for r in runs):
-        states = [(r["dag_run_id"], r["state"]) for r in runs]
-        pytest.fail(f"{executor}: runs {states}; logs in {logs}")
     return result
 
 
@@ -321,3 +337,13 @@ def test_celery_runs_tasks_on_both_workers_and_survives_one_dying(
     assert retried["state"] == "success"
     assert retried["try_number"] >= 2, retried
     assert retried["hostname"].startswith("w2."), retried
+
+
+def test_the_ui_shows_the_run_its_tasks_and_their_docs(scheduled: Scheduled) -> None:
+    """Screenshots: reports/test-artifacts/airflow-ui-scheduled/<executor>/."""
+    every = {*stage_names(), "commit_run"}
+    assert scheduled.import_errors == 0
+    assert scheduled.ui.dag_list == {DAG_ID}
+    assert scheduled.ui.grid_tasks == scheduled.ui.graph_nodes == every
+    assert scheduled.ui.run_states == {"validate_features": "Success", "commit_run": "Success"}
+    assert "in a workspace of its own" in scheduled.ui.stage_docs
