@@ -63,9 +63,9 @@ class Scheduled:
     tasks: dict[str, dict[str, dict[str, Any]]]  # run id -> task id -> task instance
     seconds: float
     head_before: str
-    clean: dict[str, str] = field(default_factory=dict)  # checkout -> `git status`
     ui: UiView
     import_errors: int
+    clean: dict[str, str] = field(default_factory=dict)  # checkout -> `git status`
     killed: dict[str, Any] | None = None  # the task instance running when its worker died
     bucket: set[str] = field(default_factory=set)
 
@@ -197,7 +197,7 @@ def backfill_on(
             run_states={"validate_features": "Success", "commit_run": "Success"},
         )
     result = Scheduled(
-        executor, end_dates, project, repo, runs, tasks, seconds, head, ui, import_errors, killed
+        executor, end_dates, project, repo, runs, tasks, seconds, head, ui, import_errors, killed=killed
     )
     result.clean = {str(c): status(c) for c in [project, *(w.project for w in workers)]}
     result.bucket = bucket_keys(moto, BUCKET)
