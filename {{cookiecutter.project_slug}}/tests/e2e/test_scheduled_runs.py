@@ -197,7 +197,17 @@ def backfill_on(
             run_states={"validate_features": "Success", "commit_run": "Success"},
         )
     result = Scheduled(
-        executor, end_dates, project, repo, runs, tasks, seconds, head, ui, import_errors, killed=killed
+        executor,
+        end_dates,
+        project,
+        repo,
+        runs,
+        tasks,
+        seconds,
+        head,
+        ui,
+        import_errors,
+        killed=killed,
     )
     result.clean = {str(c): status(c) for c in [project, *(w.project for w in workers)]}
     result.bucket = bucket_keys(moto, BUCKET)
