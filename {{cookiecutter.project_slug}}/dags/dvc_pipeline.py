@@ -351,7 +351,9 @@ def run_stage(
                 project=workspace,
                 venv=venv,
                 env=run_env,
-                hint=_remote_hint(workspace, "Pulling the stage's inputs from"),
+                hint=_remote_hint(workspace, "Pulling the stage's inputs from")
+                + " A table a .dvc file tracks is read from the remote too: `dvc push` it "
+                "from the checkout that added it.",
             )
         seconds["pull"] = time.monotonic() - clock
         clock = time.monotonic()

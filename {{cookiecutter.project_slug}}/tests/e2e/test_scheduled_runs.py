@@ -83,6 +83,9 @@ def s3_project(dest: Path, endpoint: str, prefix: str) -> Path:
     dvc(project, "remote", "modify", "s3", "endpointurl", endpoint)
     dvc(project, "remote", "default", "s3")
     run([*GIT, "commit", "--quiet", "--all", "-m", "DVC remote: S3 on moto_server"], project)
+    # as docs/data.md says after `dataset init`: the table a .dvc file tracks goes to the
+    # remote, where workers without this checkout's cache find it
+    dvc(project, "push", extra_env=AWS_TEST_CREDENTIALS)
     return project
 
 
