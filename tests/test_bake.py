@@ -67,6 +67,7 @@ scripts/airflow-local.sh
 scripts/test-services.sh
 src/{package}/__init__.py
 src/{package}/__main__.py
+src/{package}/api_keys.py
 src/{package}/batches.py
 src/{package}/champion.py
 src/{package}/cli.py
@@ -83,6 +84,7 @@ src/{package}/expectation_rules.py
 src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
+src/{package}/http_guards.py
 src/{package}/gates.py
 src/{package}/logs.py
 src/{package}/metrics.py
@@ -99,6 +101,7 @@ src/{package}/raw_gate.py
 src/{package}/py.typed
 src/{package}/scoring.py
 src/{package}/serving.py
+src/{package}/service_metrics.py
 src/{package}/sources.py
 src/{package}/split.py
 src/{package}/stages/__init__.py
@@ -124,6 +127,7 @@ tests/e2e/test_scheduled_runs.py
 tests/e2e/worker_identity/worker_identity.py
 tests/other_contracts.py
 tests/pipeline_helpers.py
+tests/unit/test_api_keys.py
 tests/unit/test_champion.py
 tests/unit/test_cli.py
 tests/unit/test_config.py

@@ -344,7 +344,9 @@ def served_ids(feature_table: Path, contract: DatasetContract) -> np.ndarray:
 
 
 def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]:
-    """POST /predict over HTTP (uvicorn on 127.0.0.1) against the bare calls it wraps."""
+    """POST /predict over HTTP (uvicorn on 127.0.0.1) against the bare calls it wraps.
+    The service runs as it does off loopback: an API key checked on every request, the
+    rate limit metered (set high enough not to answer 429 here), metrics recorded."""
     import socket
     import threading
 
@@ -352,7 +354,9 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
     import uvicorn
 
     from {{ cookiecutter.package_name }} import tracking
+    from {{ cookiecutter.package_name }}.api_keys import Gatekeeper, new_key, parse_entries
     from {{ cookiecutter.package_name }}.champion import ChampionModel
+    from {{ cookiecutter.package_name }}.config import RateLimitConfig
     from {{ cookiecutter.package_name }}.feature_store import online_features, open_store
     from {{ cookiecutter.package_name }}.model import predict_proba
     from {{ cookiecutter.package_name }}.serving import create_app
@@ -377,13 +381,17 @@ def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log_path = Path(tempfile.mkdtemp(prefix="bench-")) / "bench_predictions.jsonl"
-    app = create_app(store, champion, log_path, contract)
+    key, digest_line = new_key("bench")
+    unmetered = RateLimitConfig(requests_per_second=1e9, burst=10**9)
+    gate = Gatekeeper(parse_entries(digest_line, "bench"), unmetered)
+    app = create_app(store, champion, log_path, contract, gate)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=url, timeout=10, headers=headers) as client:
             for _ in range(100):  # wait for start-up, bounded
                 try:
                     client.get("/health")

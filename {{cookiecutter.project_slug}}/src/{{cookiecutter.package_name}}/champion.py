@@ -3,10 +3,13 @@
 Everything the registry knows about a version the project uses lives here:
 
 - registering a training run's model as a version (idempotent), recording the
-  model's decision threshold on the version as the tag `threshold`;
+  model's decision threshold on the version as the tag `threshold` and the sha256 of
+  its model file as the tag `model_sha256`;
 - the threshold of a version: that tag (the one source; versions registered by hand,
   without it, fall back to the training run's param `model.threshold`);
-- reading an alias, loading a version (booster + threshold), and `ChampionModel`,
+- reading an alias, loading a version (booster + threshold) after checking its model
+  file against the recorded sha256 (other bytes, or none recorded: ModelIntegrityError,
+  never loaded), and `ChampionModel`,
   which holds the champion in memory for serving and reloads it when the alias moves;
   a version trained on other features than the contract's (params.yaml dataset)
   fails to load with a FeatureMismatchError naming the difference;
@@ -15,10 +18,14 @@ Everything the registry knows about a version the project uses lives here:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +33,7 @@ import pandas as pd
 
 from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
-from .model import check_features, predict_proba
+from .model import FeatureMismatchError, check_features, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +41,15 @@ CHAMPION = "champion"
 THRESHOLD_TAG = "threshold"  # set on every version when it is registered
 RUN_THRESHOLD_PARAM = "model.threshold"  # the training run's param (tracking.log_training)
 DEFAULT_THRESHOLD = 0.5
+DIGEST_TAG = "model_sha256"  # set on every version when it is registered
 
 
 class NoChampionError(PipelineError):
     """The registered model has no version with the champion alias yet."""
+
+
+class ModelIntegrityError(PipelineError):
+    """A version's model file is not the one recorded when it was registered."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,44 @@ def register(client: Any, name: str, run_id: str, threshold: float) -> Any:
             )
         version = mlflow.register_model(uri, name)
     client.set_model_version_tag(name, version.version, THRESHOLD_TAG, str(threshold))
-    return version
+    if DIGEST_TAG not in (version.tags or {}):
+        with tempfile.TemporaryDirectory() as tmp:
+            digest = file_sha256(_download_model_file(name, str(version.version), Path(tmp)))
+        client.set_model_version_tag(name, version.version, DIGEST_TAG, digest)
+    return client.get_model_version(name, version.version)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_model_file(name: str, version: str, into: Path) -> Path:
+    """The version's XGBoost model file (the flavor's `data`), downloaded into `into`."""
+    import mlflow
+    import yaml
+
+    # a few small local files: MLflow's progress bar would only add noise to every load
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(into))
+    )
+    flavor = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {}).get("xgboost")
+    if not flavor or "data" not in flavor:
+        raise ModelIntegrityError(
+            f"version {version} of model {name!r} is not an XGBoost model (its MLmodel "
+            "has no xgboost flavor): only UBJSON/JSON boosters are loaded"
+        )
+    path = (local / flavor["data"]).resolve()
+    if local.resolve() not in path.parents or path.suffix not in {".ubj", ".json"}:
+        raise ModelIntegrityError(
+            f"version {version} of model {name!r}: its model file {flavor['data']!r} is not a "
+            "UBJSON/JSON file inside the model's artifacts"
+        )
+    return path
 
 
 def version_threshold(client: Any, model_version: Any) -> float:
@@ -115,11 +164,27 @@ def version_threshold(client: Any, model_version: Any) -> float:
 def load_version(client: Any, name: str, version: str, contract: DatasetContract) -> LoadedModel:
     """A registered version's booster and threshold; a FeatureMismatchError when it
     reads other features than contract.feature_columns."""
-    import mlflow.xgboost
+    import xgboost as xgb
 
     model_version = client.get_model_version(name, str(version))
     threshold = version_threshold(client, model_version)
-    booster = mlflow.xgboost.load_model(f"models:/{name}/{version}")
+    expected = (model_version.tags or {}).get(DIGEST_TAG)
+    if not expected:
+        raise ModelIntegrityError(
+            f"version {version} of model {name!r} records no {DIGEST_TAG} tag, so its bytes "
+            "cannot be checked and it is not loaded: register models through the promote "
+            "stage, which records the digest"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _download_model_file(name, str(version), Path(tmp))
+        actual = file_sha256(path)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"version {version} of model {name!r}: its model file has sha256 {actual}, "
+                f"but {expected} was recorded when it was registered; it is not loaded"
+            )
+        booster = xgb.Booster()
+        booster.load_model(str(path))
     check_features(booster.feature_names, contract, f"version {version} of model {name!r}")
     return LoadedModel(name, str(version), model_version.run_id, threshold, booster)
 
@@ -130,10 +195,36 @@ def booster_scores(booster: Any, holdout: pd.DataFrame) -> np.ndarray:
     return predict_proba(booster, holdout)
 
 
+def registered_scores(
+    client: Any,
+    name: str,
+    version: str,
+    holdout: pd.DataFrame,
+    trained: Any,
+    contract: DatasetContract,
+) -> np.ndarray:
+    """The holdout's scores by the registered version, loaded as the service loads it
+    (from the registry, its bytes checked); a PipelineError when they differ from the
+    scores of the booster train wrote (`trained`): the registry holds another model."""
+    candidate = load_version(client, name, version, contract)
+    scores = booster_scores(candidate.booster, holdout)
+    if not np.allclose(scores, booster_scores(trained, holdout), atol=1e-6):
+        raise PipelineError(
+            f"version {version} of {name!r} in the registry scores the holdout differently "
+            "from the model the train stage wrote: it is not that model; nothing was promoted"
+        )
+    return scores
+
+
+# why a champion cannot be served right now (the service answers 503 with the message)
+UNSERVABLE = (NoChampionError, FeatureMismatchError, ModelIntegrityError)
+
+
 class ChampionModel:
     """Holds the champion in memory; checks the alias at most every `refresh_seconds`.
-    A champion trained on other features than `contract`'s is never served: get()
-    raises FeatureMismatchError (and retries at the next call)."""
+    A champion trained on other features than `contract`'s, or whose model file is not
+    the one registered, is never served: get() raises FeatureMismatchError or
+    ModelIntegrityError (and retries at the next call)."""
 
     def __init__(self, name: str, contract: DatasetContract, refresh_seconds: float = 30.0) -> None:
         import mlflow

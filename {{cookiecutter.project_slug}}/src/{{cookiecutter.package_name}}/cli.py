@@ -209,6 +209,38 @@ def score(
     score_file(load_params(params), entities, out, at)
 
 
+api_key_app = typer.Typer(help="API keys of the prediction service.", no_args_is_help=True)
+app.add_typer(api_key_app, name="api-key")
+
+
+@api_key_app.command("new")
+@command
+def api_key_new(
+    name: str = typer.Argument(..., help="Who the key is for (shown in logs and metrics)."),
+    keys_file: Path | None = typer.Option(
+        None, "--append-to", help="Add the key's digest line to this file (serving.api_keys_file)."
+    ),
+) -> None:
+    """Make an API key: prints it once; the service keeps only its sha256 digest."""
+    from .api_keys import load_keys, new_key
+
+    key, line = new_key(name)
+    if keys_file is not None:
+        if keys_file.is_file() and name in load_keys(keys_file, environ={}).values():
+            raise PipelineError(f"{keys_file} already has a key named {name!r}")
+        keys_file.parent.mkdir(parents=True, exist_ok=True)
+        with keys_file.open("a") as out:
+            out.write(line + "\n")
+        keys_file.chmod(0o600)
+        console.print(f"added {name!r} to {keys_file}", highlight=False)
+    else:
+        console.print(
+            f"digest line (serving.api_keys_file or SERVING_API_KEYS): {line}", highlight=False
+        )
+    console.print("the key (give it to the caller; it is not stored anywhere):", highlight=False)
+    print(key)
+
+
 expectations_app = typer.Typer(help="Manage Great Expectations suites.", no_args_is_help=True)
 app.add_typer(expectations_app, name="expectations")
 

@@ -287,10 +287,18 @@ class MonitoringConfig(Strict):
     data_quality: MonitoringDataQualityConfig = MonitoringDataQualityConfig()
 
 
+class RateLimitConfig(Strict):
+    requests_per_second: float = Field(50.0, gt=0)  # per API key, sustained
+    burst: int = Field(100, ge=1)  # requests a key may send at once before it is slowed
+
+
 class ServingConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     refresh_seconds: float = Field(30.0, ge=0)
+    api_keys_file: Path | None = None  # `<name> <sha256>` lines (api_keys.py)
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    max_body_bytes: int = Field(65_536, ge=1_024)  # larger request bodies get 413
 
 
 class MlflowConfig(Strict):

@@ -36,7 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .champion import CHAMPION, alias_version, booster_scores, load_version, register
+from .champion import (
+    CHAMPION,
+    alias_version,
+    booster_scores,
+    load_version,
+    register,
+    registered_scores,
+)
 from .config import Params, PromotionConfig
 from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
@@ -310,12 +317,13 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     }
     if not contract.slices:
         log.info("no slice checks: dataset.slices is empty")
-    ours = scorecard(holdout, booster_scores(booster, holdout), meta.threshold, contract)
 
     tracking.setup_mlflow(p.mlflow, root)
     client = mlflow.MlflowClient()
     before = alias_version(client, name, CHAMPION)
     version = register(client, name, run_id, meta.threshold)
+    scores = registered_scores(client, name, version.version, holdout, booster, contract)
+    ours = scorecard(holdout, scores, meta.threshold, contract)
     compared = _compare_with_champion(client, name, before, version, holdout, contract)
     decision = decide(ours, compared.scorecard, cfg, compared.no_champion)
     candidate_info = {
@@ -374,6 +382,7 @@ def rollback(p: Params, to_version: int | None = None, root: Path = Path()) -> t
         raise PipelineError(f"{name!r} has no version {to_version}") from exc
     if target.version == current.version:
         raise PipelineError(f"version {to_version} of {name!r} is already the champion")
+    load_version(client, name, target.version, p.dataset)  # servable: its bytes and features
     client.set_registered_model_alias(name, CHAMPION, target.version)
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     client.set_model_version_tag(name, target.version, "rollback.from", current.version)

@@ -3,8 +3,11 @@ MLflow registry (alias `champion`), every prediction appended to the prediction 
 (prediction_log.py: the record the monitor reads back).
 
 Start with `make serve` (binds 127.0.0.1). Endpoints: POST /predict, GET /health,
-GET /metadata; OpenAPI docs at /docs. The request and response models are built
-from the dataset contract: ids are the entity key's values, of its declared type.
+GET /metadata, GET /metrics (Prometheus); OpenAPI docs at /docs. The request and
+response models are built from the dataset contract: ids are the entity key's values,
+of its declared type. With API keys (api_keys.py) every endpoint but /health and the
+docs asks for `Authorization: Bearer <key>` (401) and meters each key (429 with
+Retry-After); a body over serving.max_body_bytes gets 413 before it is parsed.
 """
 
 # No `from __future__ import annotations` here: the endpoint's request model is built per
@@ -19,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,12 +33,15 @@ from pydantic import (
     create_model,
 )
 
-from .champion import ChampionModel, LoadedModel, NoChampionError
-from .config import Params
+from .api_keys import Gatekeeper, check_exposure, load_keys
+from .champion import UNSERVABLE, ChampionModel, LoadedModel
+from .config import Params, RateLimitConfig
 from .contract import DatasetContract
 from .features import FEATURE_SERVICE
-from .model import FeatureMismatchError, predict_proba
+from .http_guards import DEFAULT_MAX_BODY_BYTES, BodyLimit, caller_dependency, declared_errors
+from .model import predict_proba
 from .prediction_log import PredictionLogWriter, PredictionRecord
+from .service_metrics import ServiceMetrics, TimedRequests
 
 MAX_BATCH = 1000
 UNKNOWN_ENTITY = "no features in the online store for this id (unknown, or older than the TTL)"
@@ -51,11 +57,11 @@ class ApiModels:
 
 
 def api_models(contract: DatasetContract) -> ApiModels:
-    """/predict's models for `contract`: ids are strict JSON integers or non-empty strings
-    (dataset.entity.dtype); "12" is not the integer 12 and 12 is not the string "12"."""
+    """/predict's models for `contract`: ids are strict JSON integers (64-bit) or non-empty
+    strings (dataset.entity.dtype); "12" is not the integer 12 and 12 is not the string "12"."""
     entity, label = contract.entity, contract.label
     id_type: Any = (
-        StrictInt
+        Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]  # the online store's INT64
         if entity.dtype == "int"
         else Annotated[StrictStr, StringConstraints(min_length=1)]
     )
@@ -138,27 +144,92 @@ def score_rows(
     return answers, records
 
 
+def model_metadata(model: LoadedModel, store: Any, contract: DatasetContract) -> dict[str, Any]:
+    """What /metadata says: the model, its entity and features, how fresh they are."""
+    from .feature_store import freshness
+
+    return {
+        "model_name": model.name,
+        "model_version": model.version,
+        "model_run_id": model.run_id,
+        "threshold": model.threshold,
+        "entity": contract.entity.model_dump(),
+        "feature_service": FEATURE_SERVICE,
+        "features": contract.feature_columns,
+        "online_store": store.config.online_store.type,
+        "features_fresh_until": freshness(store, contract),
+    }
+
+
+def model_or_503(champion: ChampionModel) -> LoadedModel:
+    try:
+        return champion.get()
+    except UNSERVABLE as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from exc
+
+
+def add_status_routes(
+    app: FastAPI,
+    champion: ChampionModel,
+    store: Any,
+    contract: DatasetContract,
+    metered: list[Any],
+    metrics: ServiceMetrics,
+) -> None:
+    """GET /health (open to probes), /metadata and /metrics (metered like /predict)."""
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        try:
+            model = champion.get()
+        except UNSERVABLE as exc:
+            return {"status": "degraded", "model_loaded": False, "detail": str(exc)}
+        return {"status": "ok", "model_loaded": True, "model_version": model.version}
+
+    @app.get("/metadata", dependencies=metered, responses=declared_errors(401, 429, 503))
+    def metadata() -> dict[str, Any]:
+        return model_metadata(model_or_503(champion), store, contract)
+
+    @app.get(
+        "/metrics",
+        dependencies=metered,
+        responses={200: {"content": {"text/plain": {}}}, **declared_errors(401, 429)},
+        response_class=Response,
+    )
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+
 def create_app(
-    store: Any, champion: ChampionModel, log_path: Path, contract: DatasetContract
+    store: Any,
+    champion: ChampionModel,
+    log_path: Path,
+    contract: DatasetContract,
+    gate: Gatekeeper | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The service over `store` (its feature view checked against `contract`)."""
-    from .feature_store import feature_view, freshness, online_features
+    """The service over `store` (its feature view checked against `contract`); without
+    a `gate`, anyone may call it (as on 127.0.0.1 without keys), at the default rate."""
+    from .feature_store import feature_view, online_features
 
     feature_view(store, contract)
     models = api_models(contract)
     request_model = models.request
+    gate = gate or Gatekeeper({}, RateLimitConfig())
     app = FastAPI(title="{{ cookiecutter.project_name }} prediction service", version="1")
     prediction_log = PredictionLogWriter(log_path)
+    metrics = ServiceMetrics(["/predict", "/health", "/metadata", "/metrics"])
+    metered = [caller_dependency(gate)]
 
-    def model_or_503() -> LoadedModel:
-        try:
-            return champion.get()
-        except (NoChampionError, FeatureMismatchError) as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from exc
-
-    @app.post("/predict", response_model=models.response)
+    @app.post(
+        "/predict",
+        response_model=models.response,
+        dependencies=metered,
+        responses=declared_errors(400, 401, 413, 422, 429, 503),
+    )
     def predict(request: request_model) -> dict[str, Any]:  # type: ignore[valid-type]
-        model = model_or_503()
+        model = model_or_503(champion)
         ids = request.ids  # type: ignore[attr-defined]
         known, unknown = online_features(store, ids, contract)
         by_id = {
@@ -168,35 +239,17 @@ def create_app(
         by_id.update(answers)
         if records:
             prediction_log.append(records)
+        metrics.serving(model.name, model.version)
+        metrics.observe_predictions([r.score for r in records], len(unknown))
         return {
             "model_name": model.name,
             "model_version": model.version,
             "predictions": [by_id[i] for i in ids],
         }
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        try:
-            model = champion.get()
-        except (NoChampionError, FeatureMismatchError) as exc:
-            return {"status": "degraded", "model_loaded": False, "detail": str(exc)}
-        return {"status": "ok", "model_loaded": True, "model_version": model.version}
-
-    @app.get("/metadata")
-    def metadata() -> dict[str, Any]:
-        model = model_or_503()
-        return {
-            "model_name": model.name,
-            "model_version": model.version,
-            "model_run_id": model.run_id,
-            "threshold": model.threshold,
-            "entity": contract.entity.model_dump(),
-            "feature_service": FEATURE_SERVICE,
-            "features": contract.feature_columns,
-            "online_store": store.config.online_store.type,
-            "features_fresh_until": freshness(store, contract),
-        }
-
+    add_status_routes(app, champion, store, contract, metered, metrics)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(TimedRequests, metrics=metrics)
     return app
 
 
@@ -209,13 +262,23 @@ def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
     from . import tracking
     from .feature_store import open_store
 
+    cfg = p.serving
+    host = host or cfg.host
+    keys = load_keys(cfg.api_keys_file)
+    check_exposure(host, keys)
+    log = logging.getLogger(__name__)
+    if keys:
+        log.info("API keys: %s", ", ".join(sorted(keys.values())))
+    else:
+        log.warning("no API keys: anyone who can reach %s may call the service", host)
     tracking.setup_mlflow(p.mlflow)
-    champion = ChampionModel(p.mlflow.registered_model, p.dataset, p.serving.refresh_seconds)
+    champion = ChampionModel(p.mlflow.registered_model, p.dataset, cfg.refresh_seconds)
     try:  # load before accepting requests, so the first ones are not slow
         champion.get()
-    except (NoChampionError, FeatureMismatchError) as exc:
-        logging.getLogger(__name__).warning(
-            "%s; /predict answers 503 until a usable champion exists", exc
-        )
-    app = create_app(open_store(), champion, p.paths.prediction_log, p.dataset)
-    uvicorn.run(app, host=host or p.serving.host, port=port or p.serving.port, log_level="info")
+    except UNSERVABLE as exc:
+        log.warning("%s; /predict answers 503 until a usable champion exists", exc)
+    gate = Gatekeeper(keys, cfg.rate_limit)
+    app = create_app(
+        open_store(), champion, p.paths.prediction_log, p.dataset, gate, cfg.max_body_bytes
+    )
+    uvicorn.run(app, host=host, port=port or cfg.port, log_level="info")

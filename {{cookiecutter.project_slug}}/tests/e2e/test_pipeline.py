@@ -215,6 +215,8 @@ def ensure_champion(project: Path) -> str:
     """The champion version; registers this run's model when none exists yet."""
     import mlflow
 
+    from {{ cookiecutter.package_name }}.champion import register
+
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     name = PARAMS["mlflow"]["registered_model"]
     try:
@@ -222,7 +224,8 @@ def ensure_champion(project: Path) -> str:
     except mlflow.exceptions.MlflowException:
         run_id = json.loads((project / "models" / "mlflow_run.json").read_text())["run_id"]
         mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-        version = mlflow.register_model(f"runs:/{run_id}/model", name).version
+        threshold = float(client.get_run(run_id).data.params["model.threshold"])
+        version = register(client, name, run_id, threshold).version
         client.set_registered_model_alias(name, "champion", version)
         return str(version)
 

@@ -1,7 +1,11 @@
-"""champion.py without a registry: where a version's threshold comes from, scoring by name."""
+"""champion.py: where a version's threshold comes from, scoring by name, and loading a
+version from a real (SQLite) registry only when its features and bytes are the registered ones."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,11 +15,14 @@ import pytest
 from {{ cookiecutter.package_name }}.champion import (
     CHAMPION,
     DEFAULT_THRESHOLD,
+    DIGEST_TAG,
     RUN_THRESHOLD_PARAM,
     THRESHOLD_TAG,
     ChampionModel,
+    ModelIntegrityError,
     booster_scores,
     load_version,
+    register,
     version_threshold,
 )
 from {{ cookiecutter.package_name }}.contract import DatasetContract
@@ -24,19 +31,11 @@ from {{ cookiecutter.package_name }}.model import FeatureMismatchError
 
 
 class FakeClient:
-    def __init__(self, params: dict[str, str], champion: str = "3") -> None:
+    def __init__(self, params: dict[str, str]) -> None:
         self.params = params
-        self.champion = champion
 
     def get_run(self, run_id: str) -> SimpleNamespace:
         return SimpleNamespace(data=SimpleNamespace(params=self.params))
-
-    def get_model_version(self, name: str, number: str) -> SimpleNamespace:
-        return SimpleNamespace(name=name, version=number, run_id="r", tags={THRESHOLD_TAG: "0.4"})
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> SimpleNamespace:
-        assert alias == CHAMPION
-        return SimpleNamespace(version=self.champion)
 
 
 def booster_of(features: list[str]):
@@ -47,17 +46,49 @@ def booster_of(features: list[str]):
     return xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=np.arange(20) % 2), 2)
 
 
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """A fake registry: version number -> the booster mlflow.xgboost loads for it."""
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Path]]:
+    """One real MLflow store (SQLite, local artifacts) for the module: creating one costs
+    seconds; each test registers a model of its own name in it."""
     import mlflow
-    import mlflow.xgboost
 
-    boosters: dict[str, object] = {}
-    monkeypatch.setattr(mlflow.xgboost, "load_model", lambda uri: boosters[uri.rsplit("/", 1)[-1]])
-    client = FakeClient({})
-    monkeypatch.setattr(mlflow, "MlflowClient", lambda: client)
-    return {"boosters": boosters, "client": client}
+    root = tmp_path_factory.mktemp("registry")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("t", (root / "a").as_uri()))
+    yield mlflow.MlflowClient(), root / "a"
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture
+def registry(mlflow_store, request: pytest.FixtureRequest) -> Registry:
+    client, artifacts = mlflow_store
+    return Registry(client, artifacts, f"m-{request.node.name}")
+
+
+class Registry:
+    """add() logs a booster and registers it as a version of model `name`."""
+
+    def __init__(self, client: object, artifacts: Path, name: str) -> None:
+        self.client, self.artifacts, self.name = client, artifacts, name
+
+    def add(self, booster: object) -> str:
+        import mlflow
+        import mlflow.xgboost
+
+        with mlflow.start_run() as run:
+            mlflow.xgboost.log_model(booster, name="model", model_format="ubj", pip_requirements=[])
+        return str(register(self.client, self.name, run.info.run_id, 0.4).version)
+
+    def model_file(self, version: str) -> Path:
+        """Where the registry keeps the version's model file (what an attacker would edit)."""
+        source = self.client.get_model_version(self.name, version).source  # models:/<model id>
+        model_id = source.removeprefix("models:/")
+        (path,) = self.artifacts.glob(f"**/{model_id}/artifacts/model.ubj")
+        return path
+
+    def champion(self, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)
 
 
 def version(tags: dict[str, str]) -> SimpleNamespace:
@@ -91,29 +122,34 @@ def test_booster_scores_reads_features_by_name() -> None:
 
 def test_a_version_trained_on_other_features_fails_to_load(registry, contract) -> None:
     first, *rest = contract.feature_columns
-    registry["boosters"]["3"] = booster_of([*rest, "retired_feature"])
+    retired = registry.add(booster_of([*rest, "retired_feature"]))
     with pytest.raises(FeatureMismatchError) as failure:
-        load_version(registry["client"], "m", "3", contract)
+        load_version(registry.client, registry.name, retired, contract)
     message = str(failure.value)
-    assert message.startswith("version 3 of model 'm' was trained on other features")
+    assert message.startswith(
+        f"version {retired} of model '{registry.name}' was trained on other features"
+    )
     assert f"it lacks: ['{first}']" in message
     assert "no longer produces: ['retired_feature']" in message
-    registry["boosters"]["4"] = booster_of(list(reversed(contract.feature_columns)))
-    loaded = load_version(registry["client"], "m", "4", contract)
-    assert (loaded.version, loaded.threshold) == ("4", 0.4)
+    reordered = registry.add(booster_of(list(reversed(contract.feature_columns))))
+    loaded = load_version(registry.client, registry.name, reordered, contract)
+    assert (loaded.version, loaded.threshold) == (reordered, 0.4)
 
 
 def test_the_champion_is_never_served_on_other_features(registry, contract) -> None:
-    registry["boosters"]["3"] = booster_of(contract.feature_columns)
-    registry["boosters"]["5"] = booster_of(["retired_feature"])
-    champion = ChampionModel("m", contract, refresh_seconds=0)
-    assert champion.get().version == "3"
-    registry["client"].champion = "5"  # the alias moves to a model of another contract
+    good = registry.add(booster_of(contract.feature_columns))
+    other = registry.add(booster_of(["retired_feature"]))
+    registry.champion(good)
+    champion = ChampionModel(registry.name, contract, refresh_seconds=0)
+    assert champion.get().version == good
+    registry.champion(other)  # the alias moves to a model of another contract
     for _ in range(2):  # every call fails (and retries): the old model is not served silently
-        with pytest.raises(FeatureMismatchError, match="version 5 of model 'm'"):
+        with pytest.raises(
+            FeatureMismatchError, match=f"version {other} of model '{registry.name}'"
+        ):
             champion.get()
-    registry["client"].champion = "3"
-    assert champion.get().version == "3"
+    registry.champion(good)
+    assert champion.get().version == good
 
 
 def test_another_contract_is_checked_by_its_own_features(registry, contract) -> None:
@@ -125,8 +161,51 @@ def test_another_contract_is_checked_by_its_own_features(registry, contract) -> 
             "categorical": {"zz_region": {"values": ["north", "south"], "nullable": True}},
         }
     )
-    registry["boosters"]["6"] = booster_of(other.feature_columns)
-    assert load_version(registry["client"], "m", "6", other).version == "6"
+    version = registry.add(booster_of(other.feature_columns))
+    assert load_version(registry.client, registry.name, version, other).version == version
     with pytest.raises(FeatureMismatchError) as failure:
-        load_version(registry["client"], "m", "6", contract)
+        load_version(registry.client, registry.name, version, contract)
     assert "no longer produces: ['zz_region_north', 'zz_region_south']" in str(failure.value)
+
+
+def test_registering_records_the_model_files_sha256(registry, contract) -> None:
+    version = registry.add(booster_of(contract.feature_columns))
+    tags = registry.client.get_model_version(registry.name, version).tags
+    assert tags[DIGEST_TAG] == hashlib.sha256(registry.model_file(version).read_bytes()).hexdigest()
+
+
+def test_a_tampered_model_file_is_refused_naming_both_digests(registry, contract) -> None:
+    version = registry.add(booster_of(contract.feature_columns))
+    registry.champion(version)
+    champion = ChampionModel(registry.name, contract, refresh_seconds=0)
+    assert champion.get().version == version
+    recorded = registry.client.get_model_version(registry.name, version).tags[DIGEST_TAG]
+    path = registry.model_file(version)
+    path.write_bytes(booster_of(list(reversed(contract.feature_columns))).save_raw("ubj"))
+    tampered = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ModelIntegrityError) as failure:
+        load_version(registry.client, registry.name, version, contract)
+    message = str(failure.value)
+    assert f"version {version} of model '{registry.name}'" in message
+    assert tampered in message and recorded in message
+    fresh = ChampionModel(registry.name, contract, refresh_seconds=0)  # a service starting now
+    with pytest.raises(ModelIntegrityError):
+        fresh.get()
+
+
+def test_a_version_without_a_recorded_digest_is_not_loaded(registry, contract) -> None:
+    import mlflow
+    import mlflow.xgboost
+
+    with mlflow.start_run() as run:
+        mlflow.xgboost.log_model(
+            booster_of(contract.feature_columns),
+            name="model",
+            model_format="ubj",
+            pip_requirements=[],
+        )
+    by_hand = mlflow.register_model(f"runs:/{run.info.run_id}/model", registry.name).version
+    with pytest.raises(
+        ModelIntegrityError, match=f"version {by_hand} of model '{registry.name}' records no"
+    ):
+        load_version(registry.client, registry.name, str(by_hand), contract)

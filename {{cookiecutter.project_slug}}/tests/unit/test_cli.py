@@ -112,3 +112,23 @@ def test_dataset_init_prints_what_it_inferred_and_refuses_a_bad_table(
     assert f"key {LOAN.entity.key} (string)" in done.output
     assert "15 days ending 2026-06-15" in done.output
     assert "Review them" in done.output
+
+
+def test_api_key_new_stores_only_the_digest_and_the_key_lets_its_holder_in(
+    tmp_path: Path,
+) -> None:
+    from {{ cookiecutter.package_name }}.api_keys import Gatekeeper, load_keys
+    from {{ cookiecutter.package_name }}.config import RateLimitConfig
+
+    stored = tmp_path / "secrets" / "api_keys"
+    done = runner.invoke(app, ["api-key", "new", "dashboard", "--append-to", str(stored)])
+    assert done.exit_code == 0, done.output
+    key = done.output.strip().splitlines()[-1]
+    assert len(key) >= 40 and key not in stored.read_text()
+    assert stored.stat().st_mode & 0o777 == 0o600
+    keys = load_keys(stored, environ={})
+    assert Gatekeeper(keys, RateLimitConfig()).identify(key, "10.0.0.1") == "dashboard"
+    again = runner.invoke(app, ["api-key", "new", "dashboard", "--append-to", str(stored)])
+    assert again.exit_code == 1 and "already has a key named 'dashboard'" in again.output
+    bad = runner.invoke(app, ["api-key", "new", "two words"])
+    assert bad.exit_code == 1 and "key name 'two words'" in bad.output

@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import tracking
-from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel
-from {{ cookiecutter.package_name }}.config import MlflowConfig
+from {{ cookiecutter.package_name }}.api_keys import Gatekeeper, new_key, parse_entries
+from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel, register
+from {{ cookiecutter.package_name }}.config import MlflowConfig, RateLimitConfig
 from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame, entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError
@@ -58,14 +59,14 @@ def setup(
     )
     labelled = point_in_time_join(build_labels(raw, contract), features, contract)
     splits = time_split(labelled, split_config, contract)
+    client = mlflow.MlflowClient()
     versions = []
     for depth in (3, 5):  # two versions, to see the alias move
         cfg = train_config.model_copy(update={"max_depth": depth})
         booster, meta = train_model(splits, cfg, contract)
         sample = splits.train[contract.feature_columns].head(5).astype("float32")
         run_id = tracking.log_training(booster, meta, {"train.max_depth": depth}, sample, {})
-        versions.append(str(mlflow.register_model(f"runs:/{run_id}/model", model).version))
-    client = mlflow.MlflowClient()
+        versions.append(str(register(client, model, run_id, meta.threshold).version))
     client.set_registered_model_alias(model, CHAMPION, versions[0])
     champion = ChampionModel(model, contract, refresh_seconds=0)
     log_path = root / "logs" / "predictions.jsonl"
@@ -135,7 +136,10 @@ def test_unknown_entity_gets_a_per_entity_answer(setup) -> None:
 
 def malformed_bodies(contract: DatasetContract, known: int | str) -> dict[str, object]:
     """Request bodies /predict must refuse with a 422, for the contract's id type."""
-    wrong = {"int": ["12", 1.5, True, None], "string": [12, True, "", None]}[contract.entity.dtype]
+    wrong = {
+        "int": ["12", 1.5, True, None, 2**63, -(2**63) - 1],  # beyond INT64 too
+        "string": [12, True, "", None],
+    }[contract.entity.dtype]
     return {
         "empty body": {},
         "no ids": {"ids": []},
@@ -231,3 +235,166 @@ def test_a_contract_the_feature_store_does_not_hold_is_refused_at_start(setup) -
     )
     with pytest.raises(ConfigError, match=rf"keyed by \['{contract.entity.key}'\]"):
         create_app(setup["store"], ChampionModel(setup["model"], other), setup["log"], other)
+
+
+# --- keys, limits, body size, metrics, the OpenAPI contract ------------------------------
+
+
+def keyed_service(setup: dict, limit: RateLimitConfig) -> dict:
+    """The service with two API keys, `ops` and `batch-job`, metered by `limit`."""
+    first, second = new_key("ops"), new_key("batch-job")
+    gate = Gatekeeper(parse_entries(f"{first[1]}\n{second[1]}", "test"), limit)
+    champion = ChampionModel(setup["model"], setup["contract"], refresh_seconds=0)
+    app = create_app(setup["store"], champion, setup["log"], setup["contract"], gate, 4096)
+    return {"http": TestClient(app), "keys": [first[0], second[0]]}
+
+
+@pytest.fixture(scope="module")
+def keyed(setup) -> dict:
+    return keyed_service(setup, RateLimitConfig(requests_per_second=1000, burst=1000))
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_without_a_valid_key_the_service_answers_401(setup, keyed) -> None:
+    body = {"ids": known_ids(setup, 1)}
+    for headers in ({}, bearer("not-a-key"), {"Authorization": f"Basic {keyed['keys'][0]}"}):
+        response = keyed["http"].post("/predict", json=body, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    for path in ("/metadata", "/metrics"):
+        assert keyed["http"].get(path).status_code == 401
+    assert keyed["http"].get("/health").status_code == 200  # probes need no key
+    ok = keyed["http"].post("/predict", json=body, headers=bearer(keyed["keys"][1]))
+    assert ok.status_code == 200, ok.text
+
+
+def test_each_key_has_its_own_rate_limit_answered_with_429(setup) -> None:
+    keyed = keyed_service(setup, RateLimitConfig(requests_per_second=0.5, burst=3))
+    ops, batch = keyed["keys"]
+    statuses = [keyed["http"].get("/metadata", headers=bearer(ops)).status_code for _ in range(5)]
+    assert statuses[:3] == [200, 200, 200] and statuses[-1] == 429, statuses
+    limited = keyed["http"].get("/metadata", headers=bearer(ops))
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["Retry-After"]) <= 2
+    assert "requests/s" in limited.json()["detail"]
+    assert keyed["http"].get("/metadata", headers=bearer(batch)).status_code == 200
+
+
+def test_a_body_over_the_limit_is_413_declared_or_streamed(setup, keyed) -> None:
+    key = bearer(keyed["keys"][1])
+    big = json.dumps({"ids": known_ids(setup, 1) * 2000}).encode()
+    response = keyed["http"].post("/predict", content=big, headers=key)
+    assert response.status_code == 413 and "4096 bytes" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the body arrives in pieces
+        for start in range(0, len(big), 1024):
+            yield big[start : start + 1024]
+
+    streamed = keyed["http"].post("/predict", content=chunks(), headers=key)
+    assert streamed.status_code == 413
+
+
+def test_metrics_parse_as_prometheus_text(setup, keyed) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    http, key = keyed["http"], bearer(keyed["keys"][1])
+    [stranger] = entity_ids(setup["contract"], np.array([10_000_043])).tolist()
+    assert http.post("/predict", json={"ids": [*known_ids(setup, 2), stranger]}, headers=key)
+    http.post("/predict", json={"ids": []}, headers=key)  # 422
+    response = http.get("/metrics", headers=key)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    assert samples[("prediction_entities_total", (("status", "ok"),))] >= 2
+    assert samples[("prediction_entities_total", (("status", "unknown_entity"),))] >= 1
+    assert (
+        samples[("prediction_http_requests_total", (("endpoint", "/predict"), ("status", "200")))]
+        >= 1
+    )
+    assert (
+        samples[("prediction_http_requests_total", (("endpoint", "/predict"), ("status", "422")))]
+        >= 1
+    )
+    assert (
+        samples[("prediction_http_request_duration_seconds_count", (("endpoint", "/predict"),))]
+        >= 2
+    )
+    assert samples[("prediction_score_count", ())] >= 2
+    (info,) = families["prediction_model_info"].samples
+    assert info.labels == {"model_name": setup["model"], "model_version": setup["versions"][0]}
+
+
+def test_every_status_the_service_returns_is_declared(setup) -> None:
+    paths = setup["http"].get("/openapi.json").json()["paths"]
+    assert set(paths["/predict"]["post"]["responses"]) == {
+        "200", "400", "401", "413", "422", "429", "503"
+    }  # fmt: skip
+    assert {"401", "429", "503"} <= set(paths["/metadata"]["get"]["responses"])
+    assert {"200", "401", "429"} <= set(paths["/metrics"]["get"]["responses"])
+
+
+def exact_ids(body: object) -> bool:
+    """Whether a body JSON Schema calls valid is valid for the service too. JSON Schema's
+    `integer` admits 1.0 and checks bounds in floating point, so a generated "valid" id
+    can be 201.0 or 2**63 + 191; the service takes only JSON integers within INT64."""
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list):
+        return True
+    return not any(
+        isinstance(i, float) or (isinstance(i, int) and not -(2**63) <= i < 2**63) for i in ids
+    )
+
+
+FUZZ_EXAMPLES = 30  # per operation and mode; derandomized, so every run sends the same cases
+
+
+@pytest.mark.parametrize("with_keys", [False, True], ids=["no-keys", "keys"])
+def test_an_openapi_fuzzer_finds_no_5xx_and_no_accepted_invalid_request(setup, keyed, with_keys):
+    """schemathesis, from the service's own OpenAPI document: valid requests (by the
+    schema) and invalid ones, every default check (no 5xx, only declared statuses,
+    responses match their schemas, invalid bodies rejected, valid ones accepted)."""
+    import schemathesis
+    from hypothesis import HealthCheck, assume, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.config import SchemathesisConfig
+
+    http = keyed["http"] if with_keys else setup["http"]
+    headers = bearer(keyed["keys"][1]) if with_keys else {}
+    # an invalid body can also be refused for its size (413) before its schema is read
+    rejected = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+    checks = {"negative_data_rejection": {"expected-statuses": rejected}}
+    config = SchemathesisConfig.from_dict({"checks": checks})
+    schema = schemathesis.openapi.from_asgi("/openapi.json", http.app, config=config)
+    sent: dict[str, int] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        modes = [GenerationMode.POSITIVE]
+        if operation.body:
+            modes.append(GenerationMode.NEGATIVE)
+        for mode in modes:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(
+                max_examples=FUZZ_EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            def fuzz(case) -> None:
+                assume(case.meta.generation.mode != GenerationMode.POSITIVE or exact_ids(case.body))
+                case.call_and_validate(headers=headers)
+                label = case.operation.label
+                sent[label] = sent.get(label, 0) + 1
+
+            fuzz()
+    assert set(sent) >= {"POST /predict", "GET /metadata", "GET /metrics", "GET /health"}
+    assert sent["POST /predict"] >= FUZZ_EXAMPLES, sent
