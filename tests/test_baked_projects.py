@@ -43,7 +43,8 @@ PYTEST_ARGS = {
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_baked_project_passes_its_own_tests(set_up: dict[str, Path], name: str) -> None:
-    done = run(["make", "test", f"PYTEST_ARGS={PYTEST_ARGS[name]}"], set_up[name])
+    # a baked suite takes 15-30 min on 2 cores; the bound only catches a hang
+    done = run(["make", "test", f"PYTEST_ARGS={PYTEST_ARGS[name]}"], set_up[name], timeout=3000)
     assert " passed" in done.stdout
     assert " failed" not in done.stdout
     assert " skipped" not in done.stdout, "every test of the baked project runs here"
