@@ -50,7 +50,7 @@ def _no_rows(source: str, day: dt.date, check: str, timestamp: str) -> StageInpu
 
 def synthetic_batch(day: dt.date, cfg: SyntheticConfig, contract: DatasetContract) -> pd.DataFrame:
     """The generated batch of `day` (deterministic in seed and day), drift from
-    `cfg.drift.start_date` on: the demo's customers (datagen.py) when the contract
+    `cfg.drift.start_date` on: the demo generator's rows (datagen.py) when the contract
     declares the demo's columns, else rows of the contract (contract_rows.py)."""
     if generates(contract.raw_columns):
         return generate_day(
