@@ -72,6 +72,7 @@ src/{package}/batches.py
 src/{package}/champion.py
 src/{package}/cli.py
 src/{package}/config.py
+src/{package}/ingest_config.py
 src/{package}/contract.py
 src/{package}/contract_rows.py
 src/{package}/dask_engine.py
