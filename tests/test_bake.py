@@ -98,6 +98,8 @@ src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/prediction_log.py
 src/{package}/promotion.py
+src/{package}/promotion_checks.py
+src/{package}/infra_validation.py
 src/{package}/raw_gate.py
 src/{package}/py.typed
 src/{package}/scoring.py
@@ -153,6 +155,7 @@ tests/e2e/test_drift_monitoring_dag.py
 tests/e2e/test_pipeline.py
 tests/unit/test_prediction_log.py
 tests/unit/test_promotion.py
+tests/unit/test_infra_validation.py
 tests/unit/test_raw_gate.py
 tests/unit/test_scoring.py
 tests/unit/test_serving.py

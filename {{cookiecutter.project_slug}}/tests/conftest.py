@@ -16,6 +16,7 @@ import yaml
 
 from {{ cookiecutter.package_name }}.config import (
     Params,
+    PromotionConfig,
     SplitConfig,
     TrainConfig,
     Window,
@@ -227,3 +228,59 @@ def tiny_features(tiny_raw: pd.DataFrame, contract: DatasetContract) -> pd.DataF
     from {{ cookiecutter.package_name }}.features import build_features
 
     return build_features(tiny_raw, contract)
+
+
+# --- the promotion gate's registry: a training set, models trained and logged as train does
+
+
+def training_frame(raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
+    """What the training set holds: features, the label and the slice columns of each row
+    (each entity appears once a day, so the point-in-time join is the row itself); also
+    the raw categorical columns, which tests may name as slices."""
+    from {{ cookiecutter.package_name }}.features import build_features
+
+    features = build_features(raw, contract)
+    extra = [contract.label.column, *contract.slices, *contract.categorical]
+    return features.assign(
+        **{c: raw[c].to_numpy() for c in dict.fromkeys(extra) if c not in features}
+    )
+
+
+def promotion_params(
+    root: Path, project: Params, raw: pd.DataFrame, split: SplitConfig, gate: PromotionConfig
+) -> Params:
+    """Params with every path under `root` and the promotion gate `gate`, and the training
+    set of `raw` written there (point MLFLOW_TRACKING_URI at a store of your own)."""
+    paths = project.paths.model_copy(
+        update={k: root / v for k, v in project.paths.model_dump().items()}
+    )
+    params = project.model_copy(update={"paths": paths, "split": split, "promote": gate})
+    paths.training_set.parent.mkdir(parents=True)
+    training_frame(raw, project.dataset).to_parquet(paths.training_set, index=False)
+    return params
+
+
+def train_and_log(p: Params, cfg: TrainConfig) -> str:
+    """What the train stage does: fit, save (UBJSON), log the run, write mlflow_run.json."""
+    from {{ cookiecutter.package_name }} import tracking
+    from {{ cookiecutter.package_name }}.files import write_json
+    from {{ cookiecutter.package_name }}.model import save_model
+    from {{ cookiecutter.package_name }}.split import time_split
+    from {{ cookiecutter.package_name }}.training import train_model
+
+    splits = time_split(pd.read_parquet(p.paths.training_set), p.split, p.dataset)
+    booster, meta = train_model(splits, cfg, p.dataset)
+    save_model(booster, meta, p.paths.model_dir)
+    tracking.setup_mlflow(p.mlflow)
+    sample = splits.train[p.dataset.feature_columns].head(5).astype("float32")
+    run_id = tracking.log_training(booster, meta, {}, sample, tags={})
+    write_json({"run_id": run_id}, p.paths.model_dir / tracking.RUN_FILE)
+    return run_id
+
+
+def aliases(p: Params) -> dict[str, str]:
+    """alias -> version of the registered model `p.mlflow.registered_model`."""
+    import mlflow
+
+    model = mlflow.MlflowClient().get_registered_model(p.mlflow.registered_model)
+    return {alias: str(version) for alias, version in model.aliases.items()}

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,24 @@ class LoadedModel:
     run_id: str
     threshold: float
     booster: Any
+
+
+class ModelHolder(Protocol):
+    """What the service scores with (serving.create_app): ChampionModel, the version the
+    `champion` alias points at, or PinnedVersion, one version whatever the aliases say."""
+
+    def get(self) -> LoadedModel: ...
+
+
+@dataclass(frozen=True)
+class PinnedVersion:
+    """One loaded version, served as it is: promote's infra validation serves the
+    candidate through it, before any alias points at it."""
+
+    model: LoadedModel
+
+    def get(self) -> LoadedModel:
+        return self.model
 
 
 def alias_version(client: Any, name: str, alias: str) -> Any | None:

@@ -225,6 +225,15 @@ Score = Annotated[float, Field(ge=0, le=1)]
 Lift = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # metric >= lift x positive rate
 
 
+class InfraValidationConfig(Strict):
+    """The candidate served in-process before the alias can move (infra_validation.py)."""
+
+    enabled: bool = True
+    requests: int = Field(200, ge=1, le=100_000)  # timed single-id POST /predict requests
+    max_p99_ms: float = Field(250.0, gt=0, allow_inf_nan=False)  # their p99 latency
+    max_memory_mb: float = Field(1024.0, gt=0, allow_inf_nan=False)  # RSS growth, load + serve
+
+
 class PromotionConfig(Strict):
     """The champion/challenger gate (promotion.py), run on the latest holdout (test days)."""
 
@@ -240,6 +249,7 @@ class PromotionConfig(Strict):
     slice_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
     slice_minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
+    infra_validation: InfraValidationConfig = InfraValidationConfig()
 
 
 class Params(Strict):

@@ -14,7 +14,10 @@ takes the `champion` alias only if it
   `promote.slice_minimums` in every slice (values of `dataset.slices`, named as in
   metrics.py) with enough rows (`slices: []`: no slice checks), and
 - beats the champion's `promote.primary_metric` by `promote.min_improvement`
-  (the first model has no champion to beat: the minimums decide).
+  (the first model has no champion to beat: the minimums decide), and
+- passes infra validation: loaded from the registry and served in-process by the real
+  app, it answers a fixed set of requests within `promote.infra_validation`'s limits
+  (infra_validation.py).
 
 Every decision, promoted or not, is written to reports/promotion.json and as
 tags on the registered version, with the lineage (git commit, DVC data hashes,
@@ -29,6 +32,7 @@ import datetime as dt
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +52,9 @@ from .config import Params, PromotionConfig
 from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
 from .features import FEATURE_SERVICE
+from .infra_validation import validate
 from .metrics import classification_metrics, lift_floor, slice_indices, slice_metrics
+from .promotion_checks import Check
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +70,6 @@ class Scorecard:
 
     overall: dict[str, float]
     slices: dict[str, dict[str, float]]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One rule of the gate. `passed` is None when the rule could not apply (skipped)."""
-
-    name: str
-    passed: bool | None
-    value: float | None
-    required: float | None
-    detail: str
-    baseline: float | None = None  # lift checks: the positive rate the floor is a multiple of
 
 
 @dataclass(frozen=True)
@@ -154,11 +148,13 @@ def decide(
     champion: Scorecard | None,
     cfg: PromotionConfig,
     no_champion: str = "no champion yet",
+    served: Sequence[Check] = (),
 ) -> Decision:
     """Apply the gate. Promote when no check failed; skipped checks do not count.
 
     `no_champion` says why there is no champion scorecard (first model, or a
-    champion that cannot score the current features)."""
+    champion that cannot score the current features); `served` are the infra
+    validation's checks (infra_validation.py), weighed like the others."""
     metric = cfg.primary_metric
     for card, who in ((candidate, "candidate"), (champion, "champion")):
         if card is not None and metric not in card.overall:
@@ -188,6 +184,7 @@ def decide(
                 f"{cfg.min_improvement:.4f} = {required:.4f}"
             )
             checks.append(Check(beats, ours >= required, ours, required, detail))
+    checks += served
     failed = [c for c in checks if c.passed is False]
     promote = not failed
     if promote:
@@ -325,7 +322,8 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     scores = registered_scores(client, name, version.version, holdout, booster, contract)
     ours = scorecard(holdout, scores, meta.threshold, contract)
     compared = _compare_with_champion(client, name, before, version, holdout, contract)
-    decision = decide(ours, compared.scorecard, cfg, compared.no_champion)
+    infra = validate(p, client, version.version, holdout, root)
+    decision = decide(ours, compared.scorecard, cfg, compared.no_champion, infra.checks)
     candidate_info = {
         "version": int(version.version),
         "run_id": run_id,
@@ -334,6 +332,7 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
         "slices": ours.slices,
     }
     report = _report(decision, candidate_info, compared.info, holdout_info, cfg)
+    report["infra_validation"] = infra.figures
     for key, value in _version_tags(p, root, report, decision).items():
         client.set_model_version_tag(name, version.version, key, _tag_value(value))
     client.set_registered_model_alias(name, CANDIDATE, version.version)

@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from .api_keys import Gatekeeper, check_exposure, load_keys
-from .champion import UNSERVABLE, ChampionModel, LoadedModel
+from .champion import UNSERVABLE, ChampionModel, LoadedModel, ModelHolder
 from .config import Params, RateLimitConfig
 from .contract import DatasetContract
 from .features import FEATURE_SERVICE
@@ -161,7 +161,7 @@ def model_metadata(model: LoadedModel, store: Any, contract: DatasetContract) ->
     }
 
 
-def model_or_503(champion: ChampionModel) -> LoadedModel:
+def model_or_503(champion: ModelHolder) -> LoadedModel:
     try:
         return champion.get()
     except UNSERVABLE as exc:
@@ -170,7 +170,7 @@ def model_or_503(champion: ChampionModel) -> LoadedModel:
 
 def add_status_routes(
     app: FastAPI,
-    champion: ChampionModel,
+    champion: ModelHolder,
     store: Any,
     contract: DatasetContract,
     metered: list[Any],
@@ -203,7 +203,7 @@ def add_status_routes(
 
 def create_app(
     store: Any,
-    champion: ChampionModel,
+    champion: ModelHolder,
     log_path: Path,
     contract: DatasetContract,
     gate: Gatekeeper | None = None,

@@ -181,6 +181,31 @@ def test_shipped_gates_are_lifts_over_the_positive_rate(project_params) -> None:
             r"promote\.absolute_minimums\.pr_auc: Input should be less than or equal to 1",
         ),
         (
+            "promote",
+            lambda s: s["infra_validation"].update({"requests": 0}),
+            r"promote\.infra_validation\.requests: Input should be greater than or equal to 1",
+        ),
+        (
+            "promote",
+            lambda s: s["infra_validation"].update({"max_p99_ms": -5}),
+            r"promote\.infra_validation\.max_p99_ms: Input should be greater than 0",
+        ),
+        (
+            "promote",
+            lambda s: s["infra_validation"].update({"max_memory_mb": 0}),
+            r"promote\.infra_validation\.max_memory_mb: Input should be greater than 0",
+        ),
+        (
+            "promote",
+            lambda s: s["infra_validation"].update({"max_p99_ms": float("inf")}),
+            r"promote\.infra_validation\.max_p99_ms: Input should be a finite number",
+        ),
+        (
+            "promote",
+            lambda s: s["infra_validation"].update({"max_rss": 100}),
+            r"unknown key 'promote\.infra_validation\.max_rss'",
+        ),
+        (
             "monitor",
             lambda s: s["quality"].update({"min_precision_lift": 0}),
             r"monitor\.quality\.min_precision_lift",

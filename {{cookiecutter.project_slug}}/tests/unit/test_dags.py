@@ -609,6 +609,7 @@ SHIPPED_EDGES = {
     ("featurize", "materialize"),
     ("validate_features", "training_set"),
     ("validate_features", "materialize"),
+    ("materialize", "promote"),  # infra validation reads the online store
     ("training_set", "train"),
     ("training_set", "evaluate"),
     ("training_set", "promote"),

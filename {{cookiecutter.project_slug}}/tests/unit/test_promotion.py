@@ -15,10 +15,16 @@ import pytest
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.champion import CHAMPION
-from {{ cookiecutter.package_name }}.config import Params, PromotionConfig, SplitConfig, TrainConfig
+from {{ cookiecutter.package_name }}.config import (
+    InfraValidationConfig,
+    Params,
+    PromotionConfig,
+    SplitConfig,
+    TrainConfig,
+)
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.errors import PipelineError, StageInputError
-from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE, build_features
+from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE
 from {{ cookiecutter.package_name }}.promotion import (
     CANDIDATE,
     Scorecard,
@@ -28,24 +34,16 @@ from {{ cookiecutter.package_name }}.promotion import (
     scorecard,
 )
 
+from conftest import aliases, promotion_params, train_and_log, training_frame
+
 CFG = PromotionConfig(
     primary_metric="pr_auc",
     min_improvement=0.01,
     absolute_minimums={"roc_auc": 0.6},
     slice_minimums={"roc_auc": 0.55},
     min_slice_rows=50,
+    infra_validation=InfraValidationConfig(enabled=False),  # see test_infra_validation.py
 )
-
-
-def training_frame(raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
-    """What the training set holds: features, the label and the slice columns of each row
-    (each entity appears once a day, so the point-in-time join is the row itself); also
-    the raw categorical columns, which tests may name as slices."""
-    features = build_features(raw, contract)
-    extra = [contract.label.column, *contract.slices, *contract.categorical]
-    return features.assign(
-        **{c: raw[c].to_numpy() for c in dict.fromkeys(extra) if c not in features}
-    )
 
 
 def card(
@@ -272,48 +270,12 @@ def registry(
 ) -> Iterator[Params]:
     """Params pointing every path and MLflow at a temporary folder, with a training set."""
     root = tmp_path_factory.mktemp("registry")
-    paths = project_params.paths.model_copy(
-        update={k: root / v for k, v in project_params.paths.model_dump().items()}
-    )
-    params = project_params.model_copy(
-        update={
-            "paths": paths,
-            "split": split_config,
-            "promote": CFG.model_copy(update={"absolute_minimums": {"roc_auc": 0.5}}),
-        }
-    )
-    frame = training_frame(tiny_raw, project_params.dataset)
-    paths.training_set.parent.mkdir(parents=True)
-    frame.to_parquet(paths.training_set, index=False)
+    gate = CFG.model_copy(update={"absolute_minimums": {"roc_auc": 0.5}})
+    params = promotion_params(root, project_params, tiny_raw, split_config, gate)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.chdir(root)
         yield params
-
-
-def train_and_log(p: Params, cfg: TrainConfig) -> str:
-    """What the train stage does: fit, save (UBJSON), log the run, write mlflow_run.json."""
-    from {{ cookiecutter.package_name }} import tracking
-    from {{ cookiecutter.package_name }}.files import write_json
-    from {{ cookiecutter.package_name }}.model import save_model
-    from {{ cookiecutter.package_name }}.split import time_split
-    from {{ cookiecutter.package_name }}.training import train_model
-
-    splits = time_split(pd.read_parquet(p.paths.training_set), p.split, p.dataset)
-    booster, meta = train_model(splits, cfg, p.dataset)
-    save_model(booster, meta, p.paths.model_dir)
-    tracking.setup_mlflow(p.mlflow)
-    sample = splits.train[p.dataset.feature_columns].head(5).astype("float32")
-    run_id = tracking.log_training(booster, meta, {}, sample, tags={})
-    write_json({"run_id": run_id}, p.paths.model_dir / tracking.RUN_FILE)
-    return run_id
-
-
-def aliases(p: Params) -> dict[str, str]:
-    import mlflow
-
-    model = mlflow.MlflowClient().get_registered_model(p.mlflow.registered_model)
-    return {alias: str(version) for alias, version in model.aliases.items()}
 
 
 def test_promote_and_rollback_against_the_registry(
@@ -332,6 +294,8 @@ def test_promote_and_rollback_against_the_registry(
     assert aliases(p) == {CHAMPION: "1", CANDIDATE: "1"}
     report = json.loads((p.paths.reports / "promotion.json").read_text())
     assert report["candidate"]["version"] == 1 and report["champion_after"] == 1
+    assert report["infra_validation"] == {"enabled": False}  # off here: its own test module
+    assert {"name": "infra", "passed": None}.items() <= report["checks"][-1].items()
 
     train_and_log(p, train_config)
     second = promote(p)
