@@ -96,6 +96,7 @@ src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/prediction_log.py
+src/{package}/prediction_log_files.py
 src/{package}/promotion.py
 src/{package}/raw_gate.py
 src/{package}/py.typed
@@ -151,6 +152,7 @@ tests/unit/test_notifications.py
 tests/e2e/test_drift_monitoring_dag.py
 tests/e2e/test_pipeline.py
 tests/unit/test_prediction_log.py
+tests/unit/test_prediction_log_files.py
 tests/unit/test_promotion.py
 tests/unit/test_raw_gate.py
 tests/unit/test_scoring.py
