@@ -39,6 +39,7 @@ dags/notifications.py
 dags/workspaces.py
 data/README.md
 deploy/kubernetes/pod-template.yaml
+deploy/mlflow_users.py
 docker-compose.yml
 docs/airflow.md
 docs/cicd.md
