@@ -39,6 +39,7 @@ dags/notifications.py
 dags/workspaces.py
 data/README.md
 deploy/kubernetes/pod-template.yaml
+deploy/mlflow_users.py
 docker-compose.yml
 docs/airflow.md
 docs/cicd.md
@@ -97,6 +98,7 @@ src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/prediction_log.py
+src/{package}/prediction_log_files.py
 src/{package}/promotion.py
 src/{package}/promotion_checks.py
 src/{package}/infra_validation.py
@@ -154,6 +156,7 @@ tests/unit/test_notifications.py
 tests/e2e/test_drift_monitoring_dag.py
 tests/e2e/test_pipeline.py
 tests/unit/test_prediction_log.py
+tests/unit/test_prediction_log_files.py
 tests/unit/test_promotion.py
 tests/unit/test_infra_validation.py
 tests/unit/test_raw_gate.py

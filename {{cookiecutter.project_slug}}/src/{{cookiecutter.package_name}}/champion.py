@@ -80,7 +80,10 @@ class PinnedVersion:
 
 
 def alias_version(client: Any, name: str, alias: str) -> Any | None:
-    """The ModelVersion `alias` points at; None when the model or the alias does not exist."""
+    """The ModelVersion `alias` points at; None when the model or the alias does not exist.
+
+    A tracking server with MLflow's basic-auth app answers 403, not 404, for an alias of
+    a model that does not exist yet: that is None too, once the model is known not to exist."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -88,7 +91,21 @@ def alias_version(client: Any, name: str, alias: str) -> Any | None:
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
+        if exc.error_code == "PERMISSION_DENIED" and not model_exists(client, name):
+            return None
         raise
+
+
+def model_exists(client: Any, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    return True
 
 
 def register(client: Any, name: str, run_id: str, threshold: float) -> Any:

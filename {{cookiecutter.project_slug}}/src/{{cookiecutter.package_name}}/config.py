@@ -207,6 +207,7 @@ class ServingConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     refresh_seconds: float = Field(30.0, ge=0)
+    prediction_log_retention_days: int = Field(90, ge=1, le=3660)  # prediction_log.py
     api_keys_file: Path | None = None  # `<name> <sha256>` lines (api_keys.py)
     rate_limit: RateLimitConfig = RateLimitConfig()
     max_body_bytes: int = Field(65_536, ge=1_024)  # larger request bodies get 413

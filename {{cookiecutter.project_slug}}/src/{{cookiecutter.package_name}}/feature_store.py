@@ -99,6 +99,7 @@ def feature_view(store: Any, contract: DatasetContract) -> Any:
     try:
         view = store.get_feature_view(contract.feature_view)
     except FeatureViewNotFoundException:
+        fix = fix if store.list_feature_views() else "none is registered: run `make feast-apply`"
         raise ConfigError(
             f"the Feast repository has no feature view {contract.feature_view!r} "
             f"(dataset.entity.name {contract.entity.name!r}): {fix}"

@@ -2,12 +2,13 @@
 
 The service (serving.py) writes a `PredictionRecord` for every prediction it
 answers; the monitor (monitoring/) reads the file back with `read_prediction_log`.
-Both sides use the definitions here, so the log's schema lives in one place.
+Both sides use the definitions here, so the log's schema lives in one place. The files
+(one per UTC day, kept serving.prediction_log_retention_days) are prediction_log_files.py's;
+docs/monitoring.md says why each field is there.
 
 A record, as written (JSON types):
 
     timestamp      string   ISO-8601 UTC time of the request (required)
-    request_id     string   a UUID per prediction
     entity_id      int/str  the entity scored (its dataset.entity.key value): an integer
                             or a string, as dataset.entity.dtype says
     model_name     string   the registered model
@@ -24,8 +25,8 @@ monitoring, nor make it decide anything).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import pandas as pd
 
 from .contract import DatasetContract
 from .errors import StageInputError
+from .prediction_log_files import log_files
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,6 @@ class PredictionRecord:
     """One served prediction: a line of the log (field order is the line's key order)."""
 
     timestamp: str
-    request_id: str
     entity_id: int | str
     model_name: str
     model_version: str
@@ -65,20 +66,6 @@ MALFORMED_EXAMPLES = 5
 NUMBER = (int, float)  # JSON numbers; bool is excluded on purpose (type(True) is bool)
 
 
-class PredictionLogWriter:
-    """Append-only JSON lines; one line per prediction; safe across threads."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def append(self, records: list[PredictionRecord]) -> None:
-        lines = "".join(record.to_json() + "\n" for record in records)
-        with self._lock, self.path.open("a") as handle:
-            handle.write(lines)
-
-
 @dataclass
 class PredictionLog:
     """Served predictions read from the JSON-lines log, with what could not be read.
@@ -91,11 +78,25 @@ class PredictionLog:
     frame: pd.DataFrame
     lines: int = 0
     malformed: list[tuple[int, str]] = field(default_factory=list)
+    # The files read, in order, each with its last line's number: line numbers count across
+    # the files (as if they were one), and `where` turns one back into a file and line.
+    files: list[tuple[Path, int]] = field(default_factory=list)
+
+    def where(self, number: int) -> str:
+        """`line 7`, or `<file> line 7` when the log spans several files."""
+        before = 0
+        for file, last in self.files if len(self.files) > 1 else []:
+            if number <= last:
+                return f"{file.name} line {number - before}"
+            before = last
+        return f"line {number}"
 
     def issue(self) -> str | None:
         if not self.malformed:
             return None
-        shown = "; ".join(f"line {n}: {why}" for n, why in self.malformed[:MALFORMED_EXAMPLES])
+        shown = "; ".join(
+            f"{self.where(n)}: {why}" for n, why in self.malformed[:MALFORMED_EXAMPLES]
+        )
         return (
             f"prediction log {self.path}: {len(self.malformed)} of {self.lines} lines malformed "
             f"and skipped ({shown})"
@@ -172,13 +173,14 @@ def parse_line(
 
 
 def _read_lines(
-    path: Path, contract: DatasetContract
-) -> tuple[list[int], list[tuple], list[tuple[int, str]], int]:
-    """(line numbers of the parsed rows, parsed rows, malformed lines, non-blank lines)."""
-    numbers, rows, malformed, count = [], [], [], 0
+    path: Path, contract: DatasetContract, before: int = 0
+) -> tuple[list[int], list[tuple], list[tuple[int, str]], int, int]:
+    """(line numbers of the parsed rows, parsed rows, malformed lines, non-blank lines, the
+    last line's number), numbering the lines from `before` + 1."""
+    numbers, rows, malformed, count, number = [], [], [], 0, before
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
+            for number, line in enumerate(handle, start=before + 1):
                 if not line.strip():
                     continue
                 count += 1
@@ -189,18 +191,28 @@ def _read_lines(
                     malformed.append((number, str(exc)))
     except OSError as exc:
         raise StageInputError(f"cannot read the prediction log {path}: {exc}") from None
-    return numbers, rows, malformed, count
+    return numbers, rows, malformed, count, number
 
 
-def read_prediction_log(path: Path, contract: DatasetContract) -> PredictionLog | None:
-    """The served predictions in `path` (None when there is no log yet), with the
-    contract's entity key and timestamp as column names.
+def read_prediction_log(
+    path: Path, contract: DatasetContract, since: dt.date | None = None
+) -> PredictionLog | None:
+    """The served predictions of the log `path` (paths.prediction_log: its files in the
+    order they were written; with `since`, only the days from `since` on), with the
+    contract's entity key and timestamp as column names. None when there is no log yet.
 
     A line that is not a valid prediction record is skipped and reported, never fatal.
     """
-    if not path.is_file():
+    numbers, rows, malformed, count, files = [], [], [], 0, []
+    for file in log_files(path, since):
+        found, good, bad, nonblank, last = _read_lines(file, contract, files[-1][1] if files else 0)
+        numbers += found
+        rows += good
+        malformed += bad
+        count += nonblank
+        files.append((file, last))
+    if not files:
         return None
-    numbers, rows, malformed, count = _read_lines(path, contract)
     stamps, values, scores, predicted, entities, versions = (
         (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [])
     )
@@ -227,4 +239,4 @@ def read_prediction_log(path: Path, contract: DatasetContract) -> PredictionLog 
             malformed.append((numbers[index], f"timestamp is not ISO-8601 ({stamps[index]!r})"))
         malformed.sort()
         frame = frame.loc[~unparsed].reset_index(drop=True)
-    return PredictionLog(path=path, frame=frame, lines=count, malformed=malformed)
+    return PredictionLog(path=path, frame=frame, lines=count, malformed=malformed, files=files)

@@ -15,7 +15,6 @@ Retry-After); a body over serving.max_body_bytes gets 413 before it is parsed.
 
 import datetime as dt
 import math
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,7 +39,8 @@ from .contract import DatasetContract
 from .features import FEATURE_SERVICE
 from .http_guards import DEFAULT_MAX_BODY_BYTES, BodyLimit, caller_dependency, declared_errors
 from .model import predict_proba
-from .prediction_log import PredictionLogWriter, PredictionRecord
+from .prediction_log import PredictionRecord
+from .prediction_log_files import RETENTION_DAYS, PredictionLogWriter, check_retention
 from .service_metrics import ServiceMetrics, TimedRequests
 
 MAX_BATCH = 1000
@@ -132,7 +132,6 @@ def score_rows(
         records.append(
             PredictionRecord(
                 timestamp=now,
-                request_id=str(uuid.uuid4()),
                 entity_id=entity_id,
                 model_name=model.name,
                 model_version=model.version,
@@ -208,9 +207,11 @@ def create_app(
     contract: DatasetContract,
     gate: Gatekeeper | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    log_retention_days: int = RETENTION_DAYS,
 ) -> FastAPI:
     """The service over `store` (its feature view checked against `contract`); without
-    a `gate`, anyone may call it (as on 127.0.0.1 without keys), at the default rate."""
+    a `gate`, anyone may call it (as on 127.0.0.1 without keys), at the default rate.
+    Predictions go to the log `log_path` (one file per UTC day, kept `log_retention_days`)."""
     from .feature_store import feature_view, online_features
 
     feature_view(store, contract)
@@ -218,7 +219,7 @@ def create_app(
     request_model = models.request
     gate = gate or Gatekeeper({}, RateLimitConfig())
     app = FastAPI(title="{{ cookiecutter.project_name }} prediction service", version="1")
-    prediction_log = PredictionLogWriter(log_path)
+    prediction_log = PredictionLogWriter(log_path, log_retention_days)
     metrics = ServiceMetrics(["/predict", "/health", "/metadata", "/metrics"])
     metered = [caller_dependency(gate)]
 
@@ -264,6 +265,8 @@ def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
 
     cfg = p.serving
     host = host or cfg.host
+    retention = cfg.prediction_log_retention_days
+    check_retention(retention, p.monitor.current_days, p.dataset.label.horizon_days)
     keys = load_keys(cfg.api_keys_file)
     check_exposure(host, keys)
     log = logging.getLogger(__name__)
@@ -278,7 +281,10 @@ def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
     except UNSERVABLE as exc:
         log.warning("%s; /predict answers 503 until a usable champion exists", exc)
     gate = Gatekeeper(keys, cfg.rate_limit)
+    # The service only reads the Feast registry the pipeline writes (materialize applies
+    # the definitions): it may run on a read-only copy of features/ (docker-compose.yml).
+    store = open_store(apply=False)
     app = create_app(
-        open_store(), champion, p.paths.prediction_log, p.dataset, gate, cfg.max_body_bytes
+        store, champion, p.paths.prediction_log, p.dataset, gate, cfg.max_body_bytes, retention
     )
     uvicorn.run(app, host=host, port=port or cfg.port, log_level="info")

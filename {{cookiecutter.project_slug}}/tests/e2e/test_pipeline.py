@@ -268,8 +268,8 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
     finally:
         server.terminate()
         server.wait(timeout=20)
-    log_lines = (project / "logs" / "predictions.jsonl").read_text().splitlines()
-    assert len(log_lines) >= len(ids)
+    days = sorted((project / "logs").glob("predictions-*.jsonl"))  # one file per UTC day
+    assert sum(len(day.read_text().splitlines()) for day in days) >= len(ids)
 
     entities = project / "entities.csv"
     pd.DataFrame({KEY: ids}).to_csv(entities, index=False)

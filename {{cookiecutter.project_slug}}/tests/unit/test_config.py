@@ -243,3 +243,15 @@ def test_a_bad_dataset_contract_names_the_key(tmp_path: Path) -> None:
     path = write_params(tmp_path, lambda d: d["dataset"]["entity"].update({"dtype": "uuid"}))
     with pytest.raises(ConfigError, match=r"  - dataset\.entity\.dtype: "):
         load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(0, "greater than or equal to 1"), ("forever", "valid integer"), (None, "valid integer")],
+)
+def test_a_bad_prediction_log_retention_is_rejected(tmp_path: Path, value, message) -> None:
+    path = write_params(
+        tmp_path, lambda d: d["serving"].update({"prediction_log_retention_days": value})
+    )
+    with pytest.raises(ConfigError, match=rf"serving\.prediction_log_retention_days: .*{message}"):
+        load_params(path)

@@ -220,6 +220,16 @@ def test_a_newer_value_replaces_the_online_one(tmp_path: Path, case: Case) -> No
     assert online[case.first_feature][0] == pytest.approx(123.25)
 
 
+def test_serving_on_definitions_never_applied_says_to_apply_them(
+    tmp_path: Path, case: Case
+) -> None:
+    """The service opens the registry without applying it (it may be read-only)."""
+    repo = make_feast_repo(tmp_path, case.features, "sqlite", contract=case.contract)
+    store = open_store(repo, apply=False)
+    with pytest.raises(ConfigError, match="none is registered: run `make feast-apply`"):
+        feature_view(store, case.contract)
+
+
 def test_a_contract_the_definitions_do_not_declare_is_a_config_error(feast, cases) -> None:
     store, found = feast
     other = cases["project"].contract if found.contract is STRING_KEYED else STRING_KEYED

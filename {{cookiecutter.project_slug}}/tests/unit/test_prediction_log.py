@@ -16,11 +16,11 @@ from {{ cookiecutter.package_name }}.prediction_log import (
     RECORD_FIELDS,
     REQUIRED_FIELDS,
     SCORE,
-    PredictionLogWriter,
     PredictionRecord,
     parse_line,
     read_prediction_log,
 )
+from {{ cookiecutter.package_name }}.prediction_log_files import PredictionLogWriter, log_files
 
 
 def ids(contract: DatasetContract, n: int) -> list[int | str]:
@@ -30,7 +30,6 @@ def ids(contract: DatasetContract, n: int) -> list[int | str]:
 def record(contract: DatasetContract, i: int, **changes: object) -> PredictionRecord:
     fields = {
         "timestamp": f"2026-04-0{1 + i % 7}T10:00:00+00:00",
-        "request_id": f"req-{i}",
         "entity_id": ids(contract, i + 1)[i],
         "model_name": "m",
         "model_version": "2",
@@ -47,7 +46,8 @@ def test_records_written_are_read_back(tmp_path: Path, any_key_contract: Dataset
     writer = PredictionLogWriter(path)
     writer.append([record(c, 0), record(c, 1, predicted=1, score=0.9)])
     writer.append([record(c, 2)])
-    lines = path.read_text().splitlines()
+    [day] = log_files(path)  # the day's file: logs/predictions-YYYY-MM-DD.jsonl
+    lines = day.read_text().splitlines()
     assert len(lines) == 3
     assert tuple(json.loads(lines[0])) == RECORD_FIELDS
     assert "entity_id" in RECORD_FIELDS
@@ -71,7 +71,7 @@ def test_records_written_are_read_back(tmp_path: Path, any_key_contract: Dataset
 def test_optional_fields_may_be_absent_or_invalid(any_key_contract: DatasetContract) -> None:
     c = any_key_contract
     entry = json.loads(record(c, 0).to_json())
-    for key in ("request_id", "entity_id", "model_name", "model_version", "predicted"):
+    for key in ("entity_id", "model_name", "model_version", "predicted"):
         del entry[key]
     _stamp, values, score, predicted, entity, version = parse_line(json.dumps(entry), c)
     assert (score, predicted, entity, version) == (0.25, None, None, "")

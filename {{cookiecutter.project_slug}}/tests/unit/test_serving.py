@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.errors import ConfigError
 from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 from {{ cookiecutter.package_name }}.model import predict_proba
-from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, read_prediction_log
+from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, log_files, read_prediction_log
 from {{ cookiecutter.package_name }}.serving import MAX_BATCH, create_app
 from {{ cookiecutter.package_name }}.split import time_split
 from {{ cookiecutter.package_name }}.training import train_model
@@ -175,10 +175,10 @@ def test_the_openapi_schema_names_the_entity_key(setup) -> None:
 
 def test_every_prediction_is_logged(setup) -> None:
     contract = setup["contract"]
-    before = setup["log"].read_text().count("\n") if setup["log"].exists() else 0
+    before = sum(f.read_text().count("\n") for f in log_files(setup["log"]))
     ids = known_ids(setup, 3)
     served = predict(setup, ids)["predictions"]
-    lines = setup["log"].read_text().splitlines()
+    lines = [line for f in log_files(setup["log"]) for line in f.read_text().splitlines()]
     assert len(lines) == before + 3
     record = json.loads(lines[-1])
     assert tuple(record) == RECORD_FIELDS

@@ -7,6 +7,8 @@ reports/monitoring/summary.json. Only a missing or unusable input raises.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from .. import tracking
 from ..batches import read_raw
 from ..config import Params
@@ -14,8 +16,21 @@ from ..files import read_json, read_parquet
 from ..logs import console
 from ..model import load_model
 from ..monitoring import build_monitor_data, describe, log_to_mlflow, run_checks, write_outputs
+from ..monitoring.data import quality_window
 from ..prediction_log import read_prediction_log
+from ..prediction_log_files import segments
 from ..split import time_split
+
+
+def log_since(p: Params) -> dt.date:
+    """The oldest day of the prediction log the monitor needs: its quality window (the
+    matured days before interval.yaml end_date) and its drift window (the log's newest
+    monitor.current_days days; a day's file may start with the day before's last lines)."""
+    quality_start, _ = quality_window(p.dataset, p.window.end_date, p.monitor.current_days)
+    since = quality_start.date()
+    if days := segments(p.paths.prediction_log):
+        since = min(since, days[-1][0] - dt.timedelta(days=p.monitor.current_days))
+    return since
 
 
 def run(p: Params) -> None:
@@ -33,7 +48,7 @@ def run(p: Params) -> None:
         threshold=meta.threshold,
         cfg=cfg,
         contract=contract,
-        prediction_log=read_prediction_log(p.paths.prediction_log, contract),
+        prediction_log=read_prediction_log(p.paths.prediction_log, contract, log_since(p)),
         test_predictions=test_predictions,
         end_date=p.window.end_date,
     )
