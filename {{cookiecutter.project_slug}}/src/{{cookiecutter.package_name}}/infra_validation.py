@@ -44,6 +44,7 @@ from .champion import PinnedVersion, load_version
 from .config import InfraValidationConfig, Params
 from .contract import DatasetContract
 from .errors import PipelineError
+from .prediction_log_files import log_files
 from .promotion_checks import Check
 
 KEY = "promote.infra_validation"
@@ -212,7 +213,7 @@ def _serve(
                 peak = max(peak, process.memory_info().rss)
                 served.record(probe, elapsed_ms, failure)
         scored = sum(online[i] for probe in plan for i in probe.ids or [])
-        logged = len(log_path.read_text().splitlines()) if log_path.exists() else 0
+        logged = sum(len(f.read_text().splitlines()) for f in log_files(log_path))
     if logged != scored:
         served.failures.append(f"the prediction log got {logged} records for {scored} scored ids")
     served.memory_mb = (peak - baseline) / 2**20
