@@ -57,12 +57,19 @@ def baked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def run(args: list[str], cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
-    """Run a command; on failure show its output in the assertion message."""
+def project_env() -> dict[str, str]:
+    """The environment a baked project's commands run in: this one, without the test
+    venv's VIRTUAL_ENV or an MLflow server, and with no progress bars."""
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "MLFLOW_TRACKING_URI"}}
     env["NO_PROGRESS"] = "1"
+    return env
+
+
+def run(args: list[str], cwd: Path, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure show its output in the assertion message."""
     done = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        args, cwd=cwd, env=project_env(), capture_output=True, text=True, timeout=timeout,
+        check=False,
     )
     assert done.returncode == 0, (
         f"{' '.join(args)} failed in {cwd} (exit {done.returncode})\n"
@@ -119,8 +126,22 @@ def set_up(baked: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     the custom one then brings its own table with `dataset init`."""
     for project in baked.values():
         run(["make", "setup"], project)
+    # the servers the projects' tests start (redis-server), installed once here: the
+    # projects' suites run side by side (test_baked_projects.py) and would race apt-get
+    run(["scripts/test-services.sh"], baked["default"])
     project = baked["custom"]
     table = write_biopsy_table(tmp_path_factory.mktemp("table") / "biopsies.csv")
     args = [arg.format(table=table) for arg in DATASET_INIT]
     run([str(project / ".venv/bin/python"), "-m", CUSTOM.package, *args], project)
     return baked
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "collect_last: runs after every other test (it waits for background work)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked collect_last go to the end, so what they wait for runs meanwhile."""
+    items.sort(key=lambda item: item.get_closest_marker("collect_last") is not None)
