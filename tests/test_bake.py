@@ -85,6 +85,7 @@ src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
 src/{package}/http_guards.py
+src/{package}/ingest_config.py
 src/{package}/gates.py
 src/{package}/logs.py
 src/{package}/metrics.py

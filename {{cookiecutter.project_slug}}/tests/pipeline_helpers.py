@@ -64,9 +64,10 @@ def generated_copy(dest: Path) -> Path:
     synthetic`), so a test can add days, drift or a short delivery through
     `ingest.synthetic` (the Airflow DAG tests). A project on its own table gets, for
     those rows, the suites and data-relative settings `dataset init` would write."""
-    from {{ cookiecutter.package_name }}.config import IngestConfig, SyntheticConfig, Window, load_params
+    from {{ cookiecutter.package_name }}.config import Window, load_params
     from {{ cookiecutter.package_name }}.dataset_init import settings, summarise
     from {{ cookiecutter.package_name }}.files import write_json
+    from {{ cookiecutter.package_name }}.ingest_config import IngestConfig, SyntheticConfig
     from {{ cookiecutter.package_name }}.stages.ingest import conformed_batch
     from {{ cookiecutter.package_name }}.suite_bootstrap import contract_suites
 

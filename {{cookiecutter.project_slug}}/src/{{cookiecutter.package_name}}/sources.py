@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import FilesSourceConfig, SqlSourceConfig, SyntheticConfig
 from .contract import DatasetContract
 from .contract_rows import contract_day, source_rows
 from .datagen import generate_day, generates
 from .errors import ConfigError, StageInputError
+from .ingest_config import FilesSourceConfig, SqlSourceConfig, SyntheticConfig
 
 log = logging.getLogger(__name__)
 

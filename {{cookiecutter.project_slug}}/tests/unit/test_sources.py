@@ -14,18 +14,17 @@ import yaml
 
 from {{ cookiecutter.package_name }} import sources
 from {{ cookiecutter.package_name }}.batches import batch_path
-from {{ cookiecutter.package_name }}.config import (
+from {{ cookiecutter.package_name }}.config import Window, load_params
+from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_day, source_rows
+from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
+from {{ cookiecutter.package_name }}.ingest_config import (
     DriftConfig,
     FilesSourceConfig,
     IngestConfig,
     SqlSourceConfig,
     SyntheticConfig,
-    Window,
-    load_params,
 )
-from {{ cookiecutter.package_name }}.contract import DatasetContract
-from {{ cookiecutter.package_name }}.contract_rows import contract_day, source_rows
-from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
 from {{ cookiecutter.package_name }}.stages import ingest
 
 from conftest import PROJECT_ROOT

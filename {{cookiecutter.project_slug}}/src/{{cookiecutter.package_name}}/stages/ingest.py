@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..batches import batch_path
-from ..config import IngestConfig, Window
+from ..config import Window
 from ..contract import DatasetContract
 from ..errors import ConfigError, StageInputError
 from ..files import write_parquet
+from ..ingest_config import IngestConfig
 from ..logs import progress
 from ..sources import files_batch, sql_batch, synthetic_batch
 
