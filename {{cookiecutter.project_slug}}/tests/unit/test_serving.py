@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.errors import ConfigError
 from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 from {{ cookiecutter.package_name }}.model import predict_proba
-from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, read_prediction_log
+from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, SHADOW_FIELDS, read_prediction_log
 from {{ cookiecutter.package_name }}.serving import MAX_BATCH, create_app
 from {{ cookiecutter.package_name }}.split import time_split
 from {{ cookiecutter.package_name }}.training import train_model
@@ -181,7 +181,7 @@ def test_every_prediction_is_logged(setup) -> None:
     lines = setup["log"].read_text().splitlines()
     assert len(lines) == before + 3
     record = json.loads(lines[-1])
-    assert tuple(record) == RECORD_FIELDS
+    assert tuple(record) == tuple(f for f in RECORD_FIELDS if f not in SHADOW_FIELDS)
     assert record["entity_id"] == ids[-1] and type(record["entity_id"]) is type(ids[-1])
     assert list(record["features"]) == contract.feature_columns
     assert record["score"] == served[-1]["score"] and record["predicted"] == served[-1]["label"]
