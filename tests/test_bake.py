@@ -96,6 +96,7 @@ src/{package}/monitoring/columns.py
 src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
+src/{package}/monitoring/versions.py
 src/{package}/prediction_log.py
 src/{package}/promotion.py
 src/{package}/raw_gate.py
