@@ -69,6 +69,7 @@ src/{package}/__init__.py
 src/{package}/__main__.py
 src/{package}/api_keys.py
 src/{package}/batches.py
+src/{package}/challenger.py
 src/{package}/champion.py
 src/{package}/cli.py
 src/{package}/config.py
@@ -130,6 +131,7 @@ tests/e2e/worker_identity/worker_identity.py
 tests/other_contracts.py
 tests/pipeline_helpers.py
 tests/unit/test_api_keys.py
+tests/unit/test_challenger.py
 tests/unit/test_champion.py
 tests/unit/test_cli.py
 tests/unit/test_config.py

@@ -204,6 +204,10 @@ class ServingConfig(Strict):
     api_keys_file: Path | None = None  # `<name> <sha256>` lines (api_keys.py)
     rate_limit: RateLimitConfig = RateLimitConfig()
     max_body_bytes: int = Field(65_536, ge=1_024)  # larger request bodies get 413
+    # champion: the champion answers; shadow: the `candidate` scores beside it (logged, not
+    # returned); canary: the candidate answers for canary_share of the entities (challenger.py)
+    rollout: Literal["champion", "shadow", "canary"] = "champion"
+    canary_share: float = Field(0.1, ge=0, le=1)  # by a stable hash of the id
 
 
 class MlflowConfig(Strict):

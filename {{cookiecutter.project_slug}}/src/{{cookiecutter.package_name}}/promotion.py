@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .champion import (
+    CANDIDATE,
     CHAMPION,
     alias_version,
     booster_scores,
@@ -52,7 +53,6 @@ from .metrics import classification_metrics, lift_floor, slice_indices, slice_me
 
 log = logging.getLogger(__name__)
 
-CANDIDATE = "candidate"
 REPORT_FILE = "promotion.json"
 MAX_TAG_LENGTH = 5000  # MLflow's limit on a tag value
 TAG_KEY_UNSAFE = re.compile(r"[^\w.\- ]")  # MLflow tag keys: word characters, . - and space
