@@ -101,6 +101,7 @@ src/{package}/monitoring/versions.py
 src/{package}/prediction_log.py
 src/{package}/promotion.py
 src/{package}/raw_gate.py
+src/{package}/rollout.py
 src/{package}/py.typed
 src/{package}/scoring.py
 src/{package}/serving.py
@@ -157,6 +158,7 @@ tests/e2e/test_pipeline.py
 tests/unit/test_prediction_log.py
 tests/unit/test_promotion.py
 tests/unit/test_raw_gate.py
+tests/unit/test_rollout.py
 tests/unit/test_scoring.py
 tests/unit/test_serving.py
 tests/unit/test_sources.py

@@ -223,6 +223,15 @@ Score = Annotated[float, Field(ge=0, le=1)]
 Lift = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # metric >= lift x positive rate
 
 
+class RolloutConfig(Strict):
+    """promote.rollout (rollout.py): what `rollout promote` needs before moving champion."""
+
+    require_shadow: bool = False  # a passing candidate waits for `rollout promote`
+    min_shadow_hours: float = Field(24.0, ge=0)  # first to last shadowed prediction
+    min_shadow_predictions: int = Field(1000, ge=0)
+    min_agreement: float = Field(0.95, ge=0, le=1)  # share of same labels
+
+
 class PromotionConfig(Strict):
     """The champion/challenger gate (promotion.py), run on the latest holdout (test days)."""
 
@@ -238,6 +247,7 @@ class PromotionConfig(Strict):
     slice_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
     slice_minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
+    rollout: RolloutConfig = RolloutConfig()
 
 
 class Params(Strict):
