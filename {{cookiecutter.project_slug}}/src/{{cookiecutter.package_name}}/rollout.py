@@ -98,7 +98,7 @@ def _check(name: str, value: float | None, floor: float, shown: str) -> dict[str
         "passed": passed,
         "value": value,
         "required": floor,
-        "detail": f"{shown} {verdict} {name} {floor:g}" if value is not None else f"no {shown}",
+        "detail": f"{shown} {verdict} {name} {floor:g}" if value is not None else shown,
     }
 
 
@@ -120,7 +120,7 @@ def judge(evidence: dict[str, Any], cfg: RolloutConfig, decision: str | None) ->
     hours, agreement = evidence["hours"], evidence["agreement"]
     return [
         *checks,
-        _check("min_shadow_hours", hours, cfg.min_shadow_hours, f"{hours:.1f} h"),
+        _check("min_shadow_hours", hours, cfg.min_shadow_hours, f"{hours:.2f} h"),
         _check(
             "min_shadow_predictions",
             evidence["predictions"],
@@ -131,7 +131,9 @@ def judge(evidence: dict[str, Any], cfg: RolloutConfig, decision: str | None) ->
             "min_agreement",
             agreement,
             cfg.min_agreement,
-            f"agreement {agreement:.4f}" if agreement is not None else "agreement (no pair)",
+            f"agreement {agreement:.4f}"
+            if agreement is not None
+            else f"no shadowed prediction with both labels (min_agreement {cfg.min_agreement:g})",
         ),
     ]
 
@@ -237,7 +239,7 @@ def _evidence_text(evidence: dict[str, Any]) -> str:
     agreement = evidence["agreement"]
     return (
         f"{evidence['predictions']} predictions shadowed beside champion "
-        f"{evidence['champion']} over {evidence['hours']:.1f} h "
+        f"{evidence['champion']} over {evidence['hours']:.2f} h "
         f"({evidence['first']}..{evidence['last']}), agreement "
         + (f"{agreement:.4f}" if agreement is not None else "none")
     )
@@ -249,7 +251,9 @@ def describe(report: dict[str, Any]) -> str:
     lines = [
         f"candidate version {candidate['version']} ({DECISION_TAG}: {candidate['decision']}), "
         f"champion version {report['champion']}",
-        f"  shadow: {_evidence_text(evidence)} (from {report['prediction_log']})",
+        f"  shadow: {_evidence_text(evidence)} (from {report['prediction_log']})"
+        if report["champion"] is not None
+        else "  shadow: none needed (no champion yet)",
     ]
     lines += [f"  {'ok ' if c['passed'] else 'NO '} {c['detail']}" for c in report["checks"]]
     if "decision" in report:

@@ -5,10 +5,11 @@ MLflow registry (alias `champion`), every prediction appended to the prediction 
 Start with `make serve` (binds 127.0.0.1). Endpoints: POST /predict, GET /health,
 GET /metadata, GET /metrics (Prometheus); OpenAPI docs at /docs. The request and
 response models are built from the dataset contract: ids are the entity key's values,
-of its declared type. `serving.rollout` serves the registry's `candidate` beside the
-champion, in the shadow or to a canary share of entities (challenger.py). With API keys (api_keys.py) every endpoint but /health and the
+of its declared type. With API keys (api_keys.py) every endpoint but /health and the
 docs asks for `Authorization: Bearer <key>` (401) and meters each key (429 with
 Retry-After); a body over serving.max_body_bytes gets 413 before it is parsed.
+`serving.rollout` serves the registry's `candidate` beside the champion, in the shadow
+or to a canary share of entities (challenger.py).
 """
 
 # No `from __future__ import annotations` here: the endpoint's request model is built per

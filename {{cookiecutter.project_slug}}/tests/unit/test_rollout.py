@@ -105,7 +105,7 @@ def test_the_evidence_counts_the_candidates_shadow_beside_the_champion(
     failed = [ch["detail"] for ch in judge(evidence, strict, "rejected") if not ch["passed"]]
     assert failed == [
         "promotion.decision is 'rejected': rollout promote moves only a candidate the gate passed",
-        "30.0 h < min_shadow_hours 48",
+        "30.00 h < min_shadow_hours 48",
         "200 shadowed predictions < min_shadow_predictions 500",
         "agreement 0.9000 < min_agreement 0.95",
     ]
@@ -164,7 +164,7 @@ def test_rollout_promote_refuses_with_too_little_evidence_and_promotes_with_enou
         promote_candidate(p)
     message = str(refused.value)
     assert f"candidate version {second} of '{registry.name}' stays candidate" in message
-    assert "2.0 h < min_shadow_hours 24" in message
+    assert "2.00 h < min_shadow_hours 24" in message
     assert "60 shadowed predictions < min_shadow_predictions 100" in message
     assert "min_agreement" not in message  # that one is met
     assert aliases(registry) == {CHAMPION: first, CANDIDATE: second}
