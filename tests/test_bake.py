@@ -70,6 +70,7 @@ src/{package}/__init__.py
 src/{package}/__main__.py
 src/{package}/api_keys.py
 src/{package}/batches.py
+src/{package}/challenger.py
 src/{package}/champion.py
 src/{package}/cli.py
 src/{package}/config.py
@@ -87,6 +88,7 @@ src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
 src/{package}/http_guards.py
+src/{package}/ingest_config.py
 src/{package}/gates.py
 src/{package}/logs.py
 src/{package}/metrics.py
@@ -97,12 +99,14 @@ src/{package}/monitoring/columns.py
 src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
+src/{package}/monitoring/versions.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
 src/{package}/promotion_checks.py
 src/{package}/infra_validation.py
 src/{package}/raw_gate.py
+src/{package}/rollout.py
 src/{package}/py.typed
 src/{package}/scoring.py
 src/{package}/serving.py
@@ -133,6 +137,7 @@ tests/e2e/worker_identity/worker_identity.py
 tests/other_contracts.py
 tests/pipeline_helpers.py
 tests/unit/test_api_keys.py
+tests/unit/test_challenger.py
 tests/unit/test_champion.py
 tests/unit/test_cli.py
 tests/unit/test_config.py
@@ -160,6 +165,7 @@ tests/unit/test_prediction_log_files.py
 tests/unit/test_promotion.py
 tests/unit/test_infra_validation.py
 tests/unit/test_raw_gate.py
+tests/unit/test_rollout.py
 tests/unit/test_scoring.py
 tests/unit/test_serving.py
 tests/unit/test_sources.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -52,13 +53,16 @@ def any_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> D
     return contract if request.param == "project" else LOAN
 
 
+def string_keyed(contract: DatasetContract) -> DatasetContract:
+    """`contract` with a string entity key."""
+    entity = EntitySpec(name="account", key="account_ref", dtype="string")
+    return contract.model_copy(update={"entity": entity})
+
+
 @pytest.fixture(params=with_second_contract("string_keyed"))
 def any_key_contract(request: pytest.FixtureRequest, contract: DatasetContract) -> DatasetContract:
     """The project's contract, then the same with a string entity key."""
-    if request.param == "project":
-        return contract
-    entity = EntitySpec(name="account", key="account_ref", dtype="string")
-    return contract.model_copy(update={"entity": entity})
+    return contract if request.param == "project" else string_keyed(contract)
 
 
 @pytest.fixture(scope="session")
@@ -284,3 +288,146 @@ def aliases(p: Params) -> dict[str, str]:
 
     model = mlflow.MlflowClient().get_registered_model(p.mlflow.registered_model)
     return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+@pytest.fixture(scope="module", params=with_second_contract("string_keyed"))
+def serving_setup(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    contract: DatasetContract,
+    tiny_window: Window,
+    tiny_raw: pd.DataFrame,
+    split_config: SplitConfig,
+    train_config: TrainConfig,
+) -> dict:
+    """For the project's contract, then a string-keyed one: a real Feast store (SQLite,
+    materialized), a real MLflow registry (SQLite in tmp) holding two versions trained
+    here (`versions`; the first is `champion`) and the service over them (`http`)."""
+    import mlflow
+    from fastapi.testclient import TestClient
+
+    from {{ cookiecutter.package_name }} import tracking
+    from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel, register
+    from {{ cookiecutter.package_name }}.config import MlflowConfig
+    from {{ cookiecutter.package_name }}.feature_store import materialize, open_store
+    from {{ cookiecutter.package_name }}.features import build_features, build_labels
+    from {{ cookiecutter.package_name }}.serving import create_app
+    from {{ cookiecutter.package_name }}.split import time_split
+    from {{ cookiecutter.package_name }}.training import train_model
+
+    from tools.point_in_time import point_in_time_join
+
+    if request.param == "project":
+        raw = tiny_raw
+    else:
+        contract = string_keyed(contract)
+        raw = contract_frame(contract, tiny_window.dates(), 300, population=2000, seed=5)
+    features = build_features(raw, contract)
+    root = tmp_path_factory.mktemp(f"serving-{request.param}")
+    store = open_store(make_feast_repo(root, features, "sqlite", contract=contract))
+    materialize(store, features, contract)
+    model = f"serving-test-{request.param}"
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    tracking.setup_mlflow(
+        MlflowConfig(
+            tracking_uri=mlflow.get_tracking_uri(), experiment="t", registered_model=model
+        ),
+        root,
+    )
+    labelled = point_in_time_join(build_labels(raw, contract), features, contract)
+    splits = time_split(labelled, split_config, contract)
+    client = mlflow.MlflowClient()
+    versions = []
+    for depth in (3, 5):  # two versions, to see the alias move
+        cfg = train_config.model_copy(update={"max_depth": depth})
+        booster, meta = train_model(splits, cfg, contract)
+        sample = splits.train[contract.feature_columns].head(5).astype("float32")
+        run_id = tracking.log_training(booster, meta, {"train.max_depth": depth}, sample, {})
+        versions.append(str(register(client, model, run_id, meta.threshold).version))
+    client.set_registered_model_alias(model, CHAMPION, versions[0])
+    champion = ChampionModel(model, contract, refresh_seconds=0)
+    log_path = root / "logs" / "predictions.jsonl"
+    return {
+        "contract": contract,
+        "features": features,
+        "model": model,
+        "store": store,
+        "http": TestClient(create_app(store, champion, log_path, contract)),
+        "client": client,
+        "versions": versions,
+        "log": log_path,
+        "root": root,
+    }
+
+
+def known_ids(setup: dict, n: int) -> list[int | str]:
+    """`n` ids the online store of `serving_setup` holds."""
+    key = setup["contract"].entity.key
+    return setup["features"][key].drop_duplicates().head(n).tolist()
+
+
+def predict(setup: dict, ids: list, http: object = None) -> dict:
+    """POST /predict to `http` (default: setup's service); asserts a 200."""
+    response = (http or setup["http"]).post("/predict", json={"ids": ids})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def booster_of(features: list[str]):
+    """A tiny XGBoost booster reading `features` (by name)."""
+    import numpy as np
+    import xgboost as xgb
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.random((20, len(features))), columns=features)
+    return xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=np.arange(20) % 2), 2)
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Path]]:
+    """One real MLflow store (SQLite, local artifacts) for the module: creating one costs
+    seconds; each test registers a model of its own name in it."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("registry")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("t", (root / "a").as_uri()))
+    yield mlflow.MlflowClient(), root / "a"
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture
+def registry(mlflow_store, request: pytest.FixtureRequest) -> Registry:
+    """A model of the test's own name in the module's MLflow store."""
+    client, artifacts = mlflow_store
+    return Registry(client, artifacts, "m-" + re.sub(r"[^\w-]", "-", request.node.name))
+
+
+class Registry:
+    """add() logs a booster and registers it as a version of model `name`."""
+
+    def __init__(self, client: object, artifacts: Path, name: str) -> None:
+        self.client, self.artifacts, self.name = client, artifacts, name
+
+    def add(self, booster: object) -> str:
+        import mlflow
+        import mlflow.xgboost
+
+        from {{ cookiecutter.package_name }}.champion import register
+
+        with mlflow.start_run() as run:
+            mlflow.xgboost.log_model(booster, name="model", model_format="ubj", pip_requirements=[])
+        return str(register(self.client, self.name, run.info.run_id, 0.4).version)
+
+    def model_file(self, version: str) -> Path:
+        """Where the registry keeps the version's model file (what an attacker would edit)."""
+        source = self.client.get_model_version(self.name, version).source  # models:/<model id>
+        model_id = source.removeprefix("models:/")
+        (path,) = self.artifacts.glob(f"**/{model_id}/artifacts/model.ubj")
+        return path
+
+    def champion(self, version: str) -> None:
+        from {{ cookiecutter.package_name }}.champion import CHAMPION
+
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)

@@ -1,4 +1,5 @@
-"""The champion: the registered model version with the MLflow alias `champion`.
+"""The champion: the registered model version with the MLflow alias `champion` (and
+`candidate`, the newest version promote registered).
 
 Everything the registry knows about a version the project uses lives here:
 
@@ -38,6 +39,10 @@ from .model import FeatureMismatchError, check_features, predict_proba
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+CANDIDATE = "candidate"  # every version promote registers; served beside the champion in rollouts
+DECISION_TAG = "promotion.decision"  # the promotion gate's decision, on every registered version
+AWAITING_SHADOW = "awaiting_shadow"  # passed, held for a shadow period (promote.rollout)
+GATE_PASSED = ("promoted", AWAITING_SHADOW)
 THRESHOLD_TAG = "threshold"  # set on every version when it is registered
 RUN_THRESHOLD_PARAM = "model.threshold"  # the training run's param (tracking.log_training)
 DEFAULT_THRESHOLD = 0.5

@@ -164,7 +164,7 @@ def rollback(
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Move the `champion` alias back to a previous model version (one command, no retraining)."""
-    from .promotion import rollback as run_rollback
+    from .rollout import rollback as run_rollback
 
     p = load_params(params)
     before, after = run_rollback(p, to)
@@ -207,6 +207,40 @@ def score(
     from .scoring import score_file
 
     score_file(load_params(params), entities, out, at)
+
+
+rollout_app = typer.Typer(
+    help="Shadow evidence for the `candidate`, and moving `champion` to it.", no_args_is_help=True
+)
+app.add_typer(rollout_app, name="rollout")
+
+
+@rollout_app.command("status")
+@command
+def rollout_status(params: Path = PARAMS_OPTION) -> None:
+    """The candidate's shadow evidence (prediction log) against promote.rollout's minimums."""
+    from .rollout import describe, status
+
+    console.print(describe(status(load_params(params))), highlight=False)
+
+
+@rollout_app.command("promote")
+@command
+def rollout_promote(params: Path = PARAMS_OPTION) -> None:
+    """Make the candidate `champion` if its shadow evidence meets promote.rollout's minimums."""
+    from .rollout import describe, promote_candidate
+
+    console.print(describe(promote_candidate(load_params(params))), highlight=False)
+
+
+@rollout_app.command("abort")
+@command
+def rollout_abort(params: Path = PARAMS_OPTION) -> None:
+    """Remove the `candidate` alias: the service stops shadowing or canarying it."""
+    from .rollout import abort
+
+    version = abort(load_params(params))
+    console.print(f"version {version} is no longer the candidate", highlight=False)
 
 
 api_key_app = typer.Typer(help="API keys of the prediction service.", no_args_is_help=True)

@@ -211,6 +211,10 @@ class ServingConfig(Strict):
     api_keys_file: Path | None = None  # `<name> <sha256>` lines (api_keys.py)
     rate_limit: RateLimitConfig = RateLimitConfig()
     max_body_bytes: int = Field(65_536, ge=1_024)  # larger request bodies get 413
+    # champion: the champion answers; shadow: the `candidate` scores beside it (logged, not
+    # returned); canary: the candidate answers for canary_share of the entities (challenger.py)
+    rollout: Literal["champion", "shadow", "canary"] = "champion"
+    canary_share: float = Field(0.1, ge=0, le=1)  # by a stable hash of the id
 
 
 class MlflowConfig(Strict):
@@ -235,6 +239,15 @@ class InfraValidationConfig(Strict):
     max_memory_mb: float = Field(1024.0, gt=0, allow_inf_nan=False)  # RSS growth, load + serve
 
 
+class RolloutConfig(Strict):
+    """promote.rollout (rollout.py): what `rollout promote` needs before moving champion."""
+
+    require_shadow: bool = False  # a passing candidate waits for `rollout promote`
+    min_shadow_hours: float = Field(24.0, ge=0)  # first to last shadowed prediction
+    min_shadow_predictions: int = Field(1000, ge=0)
+    min_agreement: float = Field(0.95, ge=0, le=1)  # share of same labels
+
+
 class PromotionConfig(Strict):
     """The champion/challenger gate (promotion.py), run on the latest holdout (test days)."""
 
@@ -251,6 +264,7 @@ class PromotionConfig(Strict):
     slice_minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
     infra_validation: InfraValidationConfig = InfraValidationConfig()
+    rollout: RolloutConfig = RolloutConfig()
 
 
 class Params(Strict):

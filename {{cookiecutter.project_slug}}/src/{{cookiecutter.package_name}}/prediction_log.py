@@ -18,6 +18,16 @@ A record, as written (JSON types):
     score          number   the model's probability, in [0, 1] (required)
     predicted      0 or 1   the label served (score >= the model's threshold)
 
+In a shadow rollout (serving.rollout: shadow) the registry's `candidate` scores the same
+features beside the champion; its answer is logged, never returned. Those records add
+(the fields are absent from every other record):
+
+    shadow_version    string   the candidate version that scored in the shadow
+    shadow_score      number   its probability, in [0, 1]
+    shadow_predicted  0 or 1   its label (shadow_score >= its own threshold)
+
+In a canary rollout each record's model_version is the version that answered.
+
 Reading is lenient: a line that is not a valid record (an entity_id of the wrong
 type included) is skipped and reported, never fatal (one bad write must not stop
 monitoring, nor make it decide anything).
@@ -29,7 +39,7 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -50,18 +60,30 @@ class PredictionRecord:
     features: dict[str, float | None]
     score: float
     predicted: int
+    shadow_version: str | None = None
+    shadow_score: float | None = None
+    shadow_predicted: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        entry = asdict(self)
+        if self.shadow_version is None:
+            for name in SHADOW_FIELDS:
+                del entry[name]
+        return json.dumps(entry, separators=(",", ":"))
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
+SHADOW_FIELDS = ("shadow_version", "shadow_score", "shadow_predicted")  # shadow records only
 # The fields without which a line is unusable; the others are read when present and valid.
 REQUIRED_FIELDS = ("timestamp", "features", "score")
 # Columns of the frame read back (besides the contract's timestamp and entity key columns,
-# "model_version" and the features).
+# MODEL_VERSION and the features).
+MODEL_VERSION = "model_version"
 SCORE = "score"
 PREDICTION = "prediction"
+SHADOW_VERSION = "shadow_version"  # None where no candidate scored in the shadow
+SHADOW_SCORE = "shadow_score"  # NaN there
+SHADOW_PREDICTION = "shadow_prediction"  # nullable Int64
 MALFORMED_EXAMPLES = 5
 NUMBER = (int, float)  # JSON numbers; bool is excluded on purpose (type(True) is bool)
 
@@ -71,8 +93,9 @@ class PredictionLog:
     """Served predictions read from the JSON-lines log, with what could not be read.
 
     `frame` holds the contract's timestamp column (the request time, UTC), its entity key
-    column (nullable: Int64, or object strings), model_version, the contract's
-    feature_columns, SCORE and PREDICTION (nullable Int64), one row per valid line."""
+    column (nullable: Int64, or object strings), MODEL_VERSION, the contract's
+    feature_columns, SCORE and PREDICTION (nullable Int64), and the shadow's SHADOW_VERSION,
+    SHADOW_SCORE and SHADOW_PREDICTION, one row per valid line."""
 
     path: Path
     frame: pd.DataFrame
@@ -137,14 +160,37 @@ def _entity_id(entry: dict[str, Any], contract: DatasetContract) -> int | str | 
     return value
 
 
-def parse_line(
-    line: str, contract: DatasetContract
-) -> tuple[str, list[Any], float, int | None, int | str | None, str]:
-    """One line's (timestamp text, feature values, score, predicted, entity_id,
-    model_version); MalformedLine says why the line is unusable.
+class ParsedLine(NamedTuple):
+    """One line's values; the timestamp stays text (parsed for all lines at once)."""
 
-    The timestamp is returned as text and parsed for all lines at once (vectorised).
-    """
+    timestamp: str
+    features: list[Any]
+    score: float
+    predicted: int | None
+    entity_id: int | str | None
+    model_version: str
+    shadow_version: str | None = None
+    shadow_score: float | None = None
+    shadow_predicted: int | None = None
+
+
+def _label(value: Any) -> int | None:
+    return value if type(value) is int and value in (0, 1) else None  # a bool is not 0/1
+
+
+def _shadow(entry: dict[str, Any]) -> tuple[str | None, float | None, int | None]:
+    """The shadow's (version, score, label) when the line holds a usable pair of version
+    and score, else Nones: the shadow is optional, so a bad one never makes a line malformed."""
+    version, score = entry.get("shadow_version"), entry.get("shadow_score")
+    if not isinstance(version, str) or not version or type(score) not in NUMBER:
+        return None, None, None
+    if not 0.0 <= score <= 1.0:
+        return None, None, None
+    return version, float(score), _label(entry.get("shadow_predicted"))
+
+
+def parse_line(line: str, contract: DatasetContract) -> ParsedLine:
+    """One line's values; MalformedLine says why the line is unusable."""
     try:
         entry = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -161,14 +207,14 @@ def parse_line(
     stamp = entry["timestamp"]
     if not isinstance(stamp, str) or not stamp:
         raise MalformedLine(f"timestamp is not ISO-8601 ({stamp!r})")
-    predicted = entry.get("predicted")
-    return (
+    return ParsedLine(
         stamp,
         values,
         float(score),
-        predicted if predicted in (0, 1) and type(predicted) is int else None,
+        _label(entry.get("predicted")),
         _entity_id(entry, contract),
         str(entry.get("model_version", "")),
+        *_shadow(entry),
     )
 
 
@@ -213,8 +259,10 @@ def read_prediction_log(
         files.append((file, last))
     if not files:
         return None
-    stamps, values, scores, predicted, entities, versions = (
-        (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [], [], [], [])
+    stamps, values, scores, predicted, entities, versions, *shadow = (
+        (list(column) for column in zip(*rows, strict=True))
+        if rows
+        else ([] for _ in ParsedLine._fields)
     )
     columns, stamp = contract.feature_columns, contract.timestamp
     frame = pd.DataFrame(
@@ -230,9 +278,12 @@ def read_prediction_log(
         else pd.Series(entities, dtype=object).to_numpy()
     )
     frame.insert(1, contract.entity.key, ids)
-    frame.insert(2, "model_version", versions)
+    frame.insert(2, MODEL_VERSION, versions)
     frame[SCORE] = np.array(scores, dtype="float64")
     frame[PREDICTION] = pd.array(predicted, dtype="Int64")
+    frame[SHADOW_VERSION] = pd.Series(shadow[0], dtype=object).to_numpy()
+    frame[SHADOW_SCORE] = np.array(shadow[1], dtype="float64")  # None reads NaN
+    frame[SHADOW_PREDICTION] = pd.array(shadow[2], dtype="Int64")
     unparsed = frame[stamp].isna().to_numpy()
     if unparsed.any():
         for index in np.flatnonzero(unparsed):

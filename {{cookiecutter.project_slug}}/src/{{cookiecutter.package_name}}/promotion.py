@@ -19,10 +19,14 @@ takes the `champion` alias only if it
   app, it answers a fixed set of requests within `promote.infra_validation`'s limits
   (infra_validation.py).
 
+With `promote.rollout.require_shadow` and a champion to replace, a candidate that
+passes is held (decision `awaiting_shadow`): it stays `candidate` until `rollout
+promote` (rollout.py) finds enough shadow evidence; the first model needs none.
+
 Every decision, promoted or not, is written to reports/promotion.json and as
 tags on the registered version, with the lineage (git commit, DVC data hashes,
-feature service). `rollback` moves the alias back. The decision logic (`decide`)
-is a plain function over metrics; `promote` makes the registry calls, through
+feature service). `rollback` (rollout.py) moves the alias back. The decision logic
+(`decide`) is a plain function over metrics; `promote` makes the registry calls, through
 champion.py (registering, aliases, loading and scoring a version).
 """
 
@@ -41,6 +45,8 @@ import numpy as np
 import pandas as pd
 
 from .champion import (
+    AWAITING_SHADOW,
+    CANDIDATE,
     CHAMPION,
     alias_version,
     booster_scores,
@@ -50,7 +56,7 @@ from .champion import (
 )
 from .config import Params, PromotionConfig
 from .contract import DatasetContract
-from .errors import PipelineError, StageInputError
+from .errors import StageInputError
 from .features import FEATURE_SERVICE
 from .infra_validation import validate
 from .metrics import classification_metrics, lift_floor, slice_indices, slice_metrics
@@ -58,10 +64,13 @@ from .promotion_checks import Check
 
 log = logging.getLogger(__name__)
 
-CANDIDATE = "candidate"
 REPORT_FILE = "promotion.json"
 MAX_TAG_LENGTH = 5000  # MLflow's limit on a tag value
 TAG_KEY_UNSAFE = re.compile(r"[^\w.\- ]")  # MLflow tag keys: word characters, . - and space
+SHADOW_FIRST = (
+    "promote.rollout.require_shadow: held as candidate; serve it in the shadow "
+    "(serving.rollout: shadow), then `rollout promote` moves champion"
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class Decision:
     promote: bool
     checks: list[Check]
     reasons: list[str] = field(default_factory=list)
+    held: bool = False  # passed, but waits for a shadow period (promote.rollout.require_shadow)
 
     @property
     def failed(self) -> list[Check]:
@@ -209,8 +219,9 @@ def _report(
     holdout: dict[str, Any],
     cfg: PromotionConfig,
 ) -> dict[str, Any]:
+    outcome = AWAITING_SHADOW if decision.held else "rejected"
     return {
-        "decision": "promoted" if decision.promote else "rejected",
+        "decision": "promoted" if decision.promote else outcome,
         "promoted": int(decision.promote),
         "reasons": decision.reasons,
         "primary_metric": cfg.primary_metric,
@@ -324,6 +335,8 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     compared = _compare_with_champion(client, name, before, version, holdout, contract)
     infra = validate(p, client, version.version, holdout, root)
     decision = decide(ours, compared.scorecard, cfg, compared.no_champion, infra.checks)
+    if decision.promote and compared.scorecard is not None and cfg.rollout.require_shadow:
+        decision = Decision(False, decision.checks, [*decision.reasons, SHADOW_FIRST], held=True)
     candidate_info = {
         "version": int(version.version),
         "run_id": run_id,
@@ -350,42 +363,3 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
         mlflow.set_tag("promotion.decision", report["decision"])
     log.info("%s version %s of %r: %s", report["decision"], version.version, name, decision.reasons)
     return report
-
-
-def rollback(p: Params, to_version: int | None = None, root: Path = Path()) -> tuple[int, int]:
-    """Move `champion` to `to_version`, or to the version it replaced. Returns (from, to)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from . import tracking
-
-    name = p.mlflow.registered_model
-    tracking.setup_mlflow(p.mlflow, root)
-    client = mlflow.MlflowClient()
-    current = alias_version(client, name, CHAMPION)
-    if current is None:
-        raise PipelineError(
-            f"{name!r} has no champion in {mlflow.get_tracking_uri()}: nothing to roll back"
-        )
-    if to_version is None:
-        previous = current.tags.get("previous_champion")
-        if not previous:
-            raise PipelineError(
-                f"champion version {current.version} of {name!r} records no previous champion: "
-                "pass --to VERSION (see the versions in the MLflow UI)"
-            )
-        to_version = int(previous)
-    try:
-        target = client.get_model_version(name, str(to_version))
-    except MlflowException as exc:
-        raise PipelineError(f"{name!r} has no version {to_version}") from exc
-    if target.version == current.version:
-        raise PipelineError(f"version {to_version} of {name!r} is already the champion")
-    load_version(client, name, target.version, p.dataset)  # servable: its bytes and features
-    client.set_registered_model_alias(name, CHAMPION, target.version)
-    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    client.set_model_version_tag(name, target.version, "rollback.from", current.version)
-    client.set_model_version_tag(name, target.version, "rollback.at", when)
-    client.set_model_version_tag(name, current.version, "rolled_back.at", when)
-    log.info("champion of %r: version %s -> %s", name, current.version, target.version)
-    return int(current.version), int(target.version)

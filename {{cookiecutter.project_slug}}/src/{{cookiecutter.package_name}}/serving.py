@@ -8,12 +8,15 @@ response models are built from the dataset contract: ids are the entity key's va
 of its declared type. With API keys (api_keys.py) every endpoint but /health and the
 docs asks for `Authorization: Bearer <key>` (401) and meters each key (429 with
 Retry-After); a body over serving.max_body_bytes gets 413 before it is parsed.
+`serving.rollout` serves the registry's `candidate` beside the champion, in the shadow
+or to a canary share of entities (challenger.py).
 """
 
 # No `from __future__ import annotations` here: the endpoint's request model is built per
 # contract in create_app, and FastAPI reads the annotation as a class at run time.
 
 import datetime as dt
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from pydantic import (
 )
 
 from .api_keys import Gatekeeper, check_exposure, load_keys
+from .challenger import Challenger, in_canary, shadow_fields
 from .champion import UNSERVABLE, ChampionModel, LoadedModel, ModelHolder
 from .config import Params, RateLimitConfig
 from .contract import DatasetContract
@@ -43,8 +47,18 @@ from .prediction_log import PredictionRecord
 from .prediction_log_files import RETENTION_DAYS, PredictionLogWriter, check_retention
 from .service_metrics import ServiceMetrics, TimedRequests
 
+log = logging.getLogger(__name__)
+
 MAX_BATCH = 1000
 UNKNOWN_ENTITY = "no features in the online store for this id (unknown, or older than the TTL)"
+SCORED_BY = (
+    "The registry version that scored this id (the candidate, for a canary rollout's share "
+    "of ids); null for an unknown entity"
+)
+CHAMPION_VERSION = (
+    "The champion's registry version: it scored every id but those whose model_version "
+    "names another (a canary rollout's candidate)"
+)
 
 
 @dataclass(frozen=True)
@@ -101,11 +115,12 @@ def api_models(contract: DatasetContract) -> ApiModels:
             ),
         ),
         detail=(str | None, Field(None, description="Why an id has no score")),
+        model_version=(str | None, Field(None, description=SCORED_BY)),
     )
     response = create_model(
         "PredictResponse",
         model_name=(str, Field(description="The registered model")),
-        model_version=(str, Field(description="The registry version that scored")),
+        model_version=(str, Field(description=CHAMPION_VERSION)),
         predictions=(list[prediction], Field(description="One answer per id, in request order")),
     )
     return ApiModels(request, prediction, response)
@@ -116,19 +131,30 @@ def _finite(value: float) -> float | None:
 
 
 def score_rows(
-    model: LoadedModel, known: pd.DataFrame, contract: DatasetContract
+    model: LoadedModel,
+    known: pd.DataFrame,
+    contract: DatasetContract,
+    shadow: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[Any, dict[str, Any]], list[PredictionRecord]]:
-    """The answer for each id with online features, and its prediction-log record."""
+    """The answer for each id with online features, and its prediction-log record (with
+    the `shadow` fields of each row, if any)."""
     columns = contract.feature_columns
     scores = predict_proba(model.booster, known) if len(known) else np.array([])
+    shadow = shadow or [{}] * len(known)
     ids = known[contract.entity.key].tolist()
     values = known[columns].to_numpy(dtype="float64").tolist()
     now = dt.datetime.now(dt.UTC).isoformat()
     answers: dict[Any, dict[str, Any]] = {}
     records = []
-    for entity_id, row, score in zip(ids, values, scores.tolist(), strict=True):
+    for entity_id, row, score, more in zip(ids, values, scores.tolist(), shadow, strict=True):
         label = int(score >= model.threshold)
-        answers[entity_id] = {"id": entity_id, "status": "ok", "score": score, "label": label}
+        answers[entity_id] = {
+            "id": entity_id,
+            "status": "ok",
+            "score": score,
+            "label": label,
+            "model_version": model.version,
+        }
         records.append(
             PredictionRecord(
                 timestamp=now,
@@ -138,9 +164,32 @@ def score_rows(
                 features={c: _finite(v) for c, v in zip(columns, row, strict=True)},
                 score=score,
                 predicted=label,
+                **more,
             )
         )
     return answers, records
+
+
+def rollout_rows(
+    champion: LoadedModel,
+    challenger: Challenger | None,
+    known: pd.DataFrame,
+    contract: DatasetContract,
+) -> tuple[dict[Any, dict[str, Any]], list[PredictionRecord]]:
+    """score_rows by serving.rollout: the champion alone, with the candidate's shadow
+    fields, or split by the canary hash (the champion answers all if the candidate fails)."""
+    if challenger is None or (candidate := challenger.get(champion.version)) is None:
+        return score_rows(champion, known, contract)
+    if challenger.mode == "shadow":
+        return score_rows(champion, known, contract, shadow_fields(candidate, known))
+    routed = in_canary(known[contract.entity.key].tolist(), challenger.canary_share)
+    try:
+        theirs, their_records = score_rows(candidate, known[routed], contract)
+    except Exception:  # the challenger never fails a request
+        log.exception("canary: candidate version %s failed to score", candidate.version)
+        return score_rows(champion, known, contract)
+    answers, records = score_rows(champion, known[~routed], contract)
+    return {**answers, **theirs}, records + their_records
 
 
 def model_metadata(model: LoadedModel, store: Any, contract: DatasetContract) -> dict[str, Any]:
@@ -174,16 +223,30 @@ def add_status_routes(
     contract: DatasetContract,
     metered: list[Any],
     metrics: ServiceMetrics,
+    challenger: Challenger | None = None,
 ) -> None:
     """GET /health (open to probes), /metadata and /metrics (metered like /predict)."""
+
+    def rollout(version: str | None) -> dict[str, Any]:
+        return challenger.status(version) if challenger is not None else {"mode": "champion"}
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         try:
             model = champion.get()
         except UNSERVABLE as exc:
-            return {"status": "degraded", "model_loaded": False, "detail": str(exc)}
-        return {"status": "ok", "model_loaded": True, "model_version": model.version}
+            return {
+                "status": "degraded",
+                "model_loaded": False,
+                "detail": str(exc),
+                "rollout": rollout(None),
+            }
+        return {
+            "status": "ok",
+            "model_loaded": True,
+            "model_version": model.version,
+            "rollout": rollout(model.version),
+        }
 
     @app.get("/metadata", dependencies=metered, responses=declared_errors(401, 429, 503))
     def metadata() -> dict[str, Any]:
@@ -208,9 +271,11 @@ def create_app(
     gate: Gatekeeper | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log_retention_days: int = RETENTION_DAYS,
+    challenger: Challenger | None = None,
 ) -> FastAPI:
     """The service over `store` (its feature view checked against `contract`); without
-    a `gate`, anyone may call it (as on 127.0.0.1 without keys), at the default rate.
+    a `gate`, anyone may call it (as on 127.0.0.1 without keys), at the default rate;
+    without a `challenger`, the champion answers alone (serving.rollout: champion).
     Predictions go to the log `log_path` (one file per UTC day, kept `log_retention_days`)."""
     from .feature_store import feature_view, online_features
 
@@ -236,7 +301,7 @@ def create_app(
         by_id = {
             i: {"id": i, "status": "unknown_entity", "detail": UNKNOWN_ENTITY} for i in unknown
         }
-        answers, records = score_rows(model, known, contract)
+        answers, records = rollout_rows(model, challenger, known, contract)
         by_id.update(answers)
         if records:
             prediction_log.append(records)
@@ -248,7 +313,7 @@ def create_app(
             "predictions": [by_id[i] for i in ids],
         }
 
-    add_status_routes(app, champion, store, contract, metered, metrics)
+    add_status_routes(app, champion, store, contract, metered, metrics, challenger)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(TimedRequests, metrics=metrics)
     return app
@@ -256,8 +321,6 @@ def create_app(
 
 def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
     """Run the service (uvicorn) on serving.host:serving.port unless told otherwise."""
-    import logging
-
     import uvicorn
 
     from . import tracking
@@ -269,15 +332,17 @@ def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
     check_retention(retention, p.monitor.current_days, p.dataset.label.horizon_days)
     keys = load_keys(cfg.api_keys_file)
     check_exposure(host, keys)
-    log = logging.getLogger(__name__)
     if keys:
         log.info("API keys: %s", ", ".join(sorted(keys.values())))
     else:
         log.warning("no API keys: anyone who can reach %s may call the service", host)
     tracking.setup_mlflow(p.mlflow)
-    champion = ChampionModel(p.mlflow.registered_model, p.dataset, cfg.refresh_seconds)
+    name = p.mlflow.registered_model
+    champion = ChampionModel(name, p.dataset, cfg.refresh_seconds)
+    rollout = Challenger(name, p.dataset, cfg.rollout, cfg.refresh_seconds, cfg.canary_share)
+    log.info("serving.rollout: %s", cfg.rollout)
     try:  # load before accepting requests, so the first ones are not slow
-        champion.get()
+        rollout.get(champion.get().version)
     except UNSERVABLE as exc:
         log.warning("%s; /predict answers 503 until a usable champion exists", exc)
     gate = Gatekeeper(keys, cfg.rate_limit)
@@ -285,6 +350,13 @@ def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
     # the definitions): it may run on a read-only copy of features/ (docker-compose.yml).
     store = open_store(apply=False)
     app = create_app(
-        store, champion, p.paths.prediction_log, p.dataset, gate, cfg.max_body_bytes, retention
+        store,
+        champion,
+        p.paths.prediction_log,
+        p.dataset,
+        gate,
+        cfg.max_body_bytes,
+        log_retention_days=retention,
+        challenger=rollout,
     )
     uvicorn.run(app, host=host, port=port or cfg.port, log_level="info")

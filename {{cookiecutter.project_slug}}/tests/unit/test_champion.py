@@ -4,8 +4,6 @@ version from a real (SQLite) registry only when its features and bytes are the r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +11,6 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.champion import (
-    CHAMPION,
     DEFAULT_THRESHOLD,
     DIGEST_TAG,
     RUN_THRESHOLD_PARAM,
@@ -22,12 +19,13 @@ from {{ cookiecutter.package_name }}.champion import (
     ModelIntegrityError,
     booster_scores,
     load_version,
-    register,
     version_threshold,
 )
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.model import FeatureMismatchError
+
+from conftest import booster_of
 
 
 class FakeClient:
@@ -36,59 +34,6 @@ class FakeClient:
 
     def get_run(self, run_id: str) -> SimpleNamespace:
         return SimpleNamespace(data=SimpleNamespace(params=self.params))
-
-
-def booster_of(features: list[str]):
-    import xgboost as xgb
-
-    rng = np.random.default_rng(0)
-    x = pd.DataFrame(rng.random((20, len(features))), columns=features)
-    return xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=np.arange(20) % 2), 2)
-
-
-@pytest.fixture(scope="module")
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, Path]]:
-    """One real MLflow store (SQLite, local artifacts) for the module: creating one costs
-    seconds; each test registers a model of its own name in it."""
-    import mlflow
-
-    root = tmp_path_factory.mktemp("registry")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("t", (root / "a").as_uri()))
-    yield mlflow.MlflowClient(), root / "a"
-    mlflow.set_tracking_uri(previous)
-
-
-@pytest.fixture
-def registry(mlflow_store, request: pytest.FixtureRequest) -> Registry:
-    client, artifacts = mlflow_store
-    return Registry(client, artifacts, f"m-{request.node.name}")
-
-
-class Registry:
-    """add() logs a booster and registers it as a version of model `name`."""
-
-    def __init__(self, client: object, artifacts: Path, name: str) -> None:
-        self.client, self.artifacts, self.name = client, artifacts, name
-
-    def add(self, booster: object) -> str:
-        import mlflow
-        import mlflow.xgboost
-
-        with mlflow.start_run() as run:
-            mlflow.xgboost.log_model(booster, name="model", model_format="ubj", pip_requirements=[])
-        return str(register(self.client, self.name, run.info.run_id, 0.4).version)
-
-    def model_file(self, version: str) -> Path:
-        """Where the registry keeps the version's model file (what an attacker would edit)."""
-        source = self.client.get_model_version(self.name, version).source  # models:/<model id>
-        model_id = source.removeprefix("models:/")
-        (path,) = self.artifacts.glob(f"**/{model_id}/artifacts/model.ubj")
-        return path
-
-    def champion(self, version: str) -> None:
-        self.client.set_registered_model_alias(self.name, CHAMPION, version)
 
 
 def version(tags: dict[str, str]) -> SimpleNamespace:

@@ -177,7 +177,6 @@ def log_lines(t: Trained, rows: pd.DataFrame) -> list[str]:
         key = row[c.entity.key]
         record = {
             "timestamp": stamp(row[c.timestamp], i),
-            "request_id": f"req-{i}",
             "entity_id": int(key) if c.entity.dtype == "int" else str(key),
             "model_name": "model",
             "model_version": "3",
@@ -461,6 +460,81 @@ def test_served_predictions_join_matured_labels_and_malformed_lines_are_issues(
     assert s["issues"][0].startswith(f"prediction log {path}: 7 of 457 lines malformed")
     assert "line 151" in s["issues"][0]
     assert read_prediction_log(tmp_path / "absent.jsonl", c) is None
+
+
+def test_each_model_version_in_the_log_gets_its_own_drift_and_quality(
+    trained: Trained, cfg: MonitoringConfig, tmp_path: Path
+) -> None:
+    """A rollout's log: version 3 (the champion) answers most entities and version 4 a
+    canary's few; version 5 scores version 3's requests in the shadow. Labels have matured
+    for the older requests, all of them version 3's."""
+    from sklearn.metrics import precision_score, roc_auc_score
+
+    t, c = trained, with_horizon(trained.contract, 10)
+    matured = t.raw.loc[
+        t.raw[c.timestamp].dt.date.between(dt.date(2026, 3, 22), dt.date(2026, 3, 28))
+    ]
+    current = t.week()
+    entries = [
+        json.loads(line) for line in log_lines(t, pd.concat([matured.head(700), current.head(600)]))
+    ]
+    threshold = t.meta.threshold
+    for i, entry in enumerate(entries):
+        if i >= 700 and i % 4 == 0:  # a quarter of the current requests: the canary
+            entry["model_version"] = "4"
+            continue
+        shadow = entry["score"] ** 2  # another model's score
+        entry.update(
+            shadow_version="5", shadow_score=shadow, shadow_predicted=int(shadow >= threshold)
+        )
+    path = tmp_path / "predictions.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
+    data = monitor_data(t, cfg, current, c, prediction_log=read_prediction_log(path, c))
+    result = run_checks(data, cfg)
+    s = result.summary
+    assert s["retrain"] is False, s["reasons"]  # the verdict is the whole window's, as before
+    versions = {(v["version"], v["role"]): v for v in s["model_versions"]["versions"]}
+    assert set(versions) == {("3", "served"), ("4", "served"), ("5", "shadow")}
+
+    def rows(version: str) -> list[dict]:  # the current window's requests `version` answered
+        return [e for e in entries[700:] if e["model_version"] == version]
+
+    champion, canary, shadow = (
+        versions[("3", "served")],
+        versions[("4", "served")],
+        versions[("5", "shadow")],
+    )
+    assert (champion["rows"], canary["rows"], shadow["rows"]) == (450, 150, 450)
+    assert champion["mean_score"] == pytest.approx(np.mean([e["score"] for e in rows("3")]))
+    assert shadow["mean_score"] == pytest.approx(np.mean([e["shadow_score"] for e in rows("3")]))
+    assert champion["score_drift"]["status"] == shadow["score_drift"]["status"] == "checked"
+    assert champion["score_drift"]["stattest"] == cfg.drift.score_stattest
+    assert canary["score_drift"]["status"] == "skipped"  # 150 < monitor.min_rows
+    assert "monitor.min_rows=200" in canary["score_drift"]["reason"]
+    assert canary["quality"]["status"] == "skipped"  # none of its labels has matured
+
+    labels = matured.head(700)[c.label.column].to_numpy()
+    for entry, score, given in (
+        (champion, "score", "predicted"),
+        (shadow, "shadow_score", "shadow_predicted"),
+    ):
+        quality = entry["quality"]
+        assert quality["status"] == "checked" and quality["labelled_rows"] == 700
+        ours = [e[score] for e in entries[:700]]
+        assert quality["roc_auc"] == pytest.approx(roc_auc_score(labels, ours))
+        assert quality["precision"] == pytest.approx(
+            precision_score(labels, [e[given] for e in entries[:700]], zero_division=0)
+        )
+
+    out = tmp_path / "monitoring"
+    write_outputs(result, out, keep_runs=5)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["versions"]["5_shadow"]["rows"] == 450
+    assert metrics["versions"]["3_served"]["roc_auc"] == pytest.approx(
+        champion["quality"]["roc_auc"]
+    )
+    assert "5 shadow: 450 rows" in (out / "index.html").read_text()
+    assert "version 4 (served): 150 predictions" in describe(result)
 
 
 def test_new_categories_and_missing_values_are_issues_not_triggers(

@@ -16,11 +16,17 @@ from {{ cookiecutter.package_name }}.prediction_log import (
     RECORD_FIELDS,
     REQUIRED_FIELDS,
     SCORE,
+    SHADOW_FIELDS,
+    SHADOW_PREDICTION,
+    SHADOW_SCORE,
+    SHADOW_VERSION,
     PredictionRecord,
     parse_line,
     read_prediction_log,
 )
 from {{ cookiecutter.package_name }}.prediction_log_files import PredictionLogWriter, log_files
+
+SERVED_FIELDS = tuple(f for f in RECORD_FIELDS if f not in SHADOW_FIELDS)
 
 
 def ids(contract: DatasetContract, n: int) -> list[int | str]:
@@ -49,7 +55,7 @@ def test_records_written_are_read_back(tmp_path: Path, any_key_contract: Dataset
     [day] = log_files(path)  # the day's file: logs/predictions-YYYY-MM-DD.jsonl
     lines = day.read_text().splitlines()
     assert len(lines) == 3
-    assert tuple(json.loads(lines[0])) == RECORD_FIELDS
+    assert tuple(json.loads(lines[0])) == SERVED_FIELDS  # no shadow: no shadow fields
     assert "entity_id" in RECORD_FIELDS
     assert set(REQUIRED_FIELDS) <= set(RECORD_FIELDS)
     assert list(json.loads(lines[0])["features"]) == c.feature_columns
@@ -60,7 +66,7 @@ def test_records_written_are_read_back(tmp_path: Path, any_key_contract: Dataset
     frame = log.frame
     key = c.entity.key
     columns = [c.timestamp, key, "model_version", *c.feature_columns, SCORE, PREDICTION]
-    assert list(frame.columns) == columns
+    assert list(frame.columns) == [*columns, SHADOW_VERSION, SHADOW_SCORE, SHADOW_PREDICTION]
     assert frame[key].tolist() == ids(c, 3)
     assert frame[SCORE].tolist() == [0.25, 0.9, 0.25]
     assert frame[PREDICTION].tolist() == [0, 1, 0]
@@ -73,11 +79,61 @@ def test_optional_fields_may_be_absent_or_invalid(any_key_contract: DatasetContr
     entry = json.loads(record(c, 0).to_json())
     for key in ("entity_id", "model_name", "model_version", "predicted"):
         del entry[key]
-    _stamp, values, score, predicted, entity, version = parse_line(json.dumps(entry), c)
-    assert (score, predicted, entity, version) == (0.25, None, None, "")
-    assert len(values) == len(c.feature_columns)
+    parsed = parse_line(json.dumps(entry), c)
+    assert (parsed.score, parsed.predicted, parsed.entity_id, parsed.model_version) == (
+        0.25,
+        None,
+        None,
+        "",
+    )
+    assert len(parsed.features) == len(c.feature_columns)
+    assert (parsed.shadow_version, parsed.shadow_score, parsed.shadow_predicted) == (None,) * 3
     null_id = parse_line(record(c, 0, entity_id=None, predicted=True).to_json(), c)
-    assert null_id[3] is None and null_id[4] is None  # a bool is not 0/1; null: no id
+    assert null_id.predicted is None and null_id.entity_id is None  # a bool is not 0/1
+
+
+def test_shadow_fields_are_written_only_when_a_candidate_scored_and_read_back(
+    tmp_path: Path, any_key_contract: DatasetContract
+) -> None:
+    c = any_key_contract
+    path = tmp_path / "predictions.jsonl"
+    shadowed = record(c, 1, shadow_version="3", shadow_score=0.75, shadow_predicted=1)
+    PredictionLogWriter(path).append([record(c, 0), shadowed])
+    (file,) = log_files(path)
+    plain, both = (json.loads(line) for line in file.read_text().splitlines())
+    assert tuple(plain) == SERVED_FIELDS
+    assert tuple(both) == RECORD_FIELDS
+    assert (both["model_version"], both["score"], both["predicted"]) == ("2", 0.25, 0)
+    assert (both["shadow_version"], both["shadow_score"], both["shadow_predicted"]) == (
+        "3",
+        0.75,
+        1,
+    )
+
+    frame = read_prediction_log(path, c).frame
+    assert frame[SHADOW_VERSION].tolist() == [None, "3"]
+    assert np.isnan(frame[SHADOW_SCORE].iloc[0]) and frame[SHADOW_SCORE].iloc[1] == 0.75
+    assert frame[SHADOW_PREDICTION].isna().tolist() == [True, False]
+    assert frame[SHADOW_PREDICTION].iloc[1] == 1
+
+
+def test_a_bad_shadow_is_dropped_and_the_line_kept(any_key_contract: DatasetContract) -> None:
+    c = any_key_contract
+    entry = json.loads(
+        record(c, 0, shadow_version="3", shadow_score=0.5, shadow_predicted=0).to_json()
+    )
+    for bad in (
+        {"shadow_score": 1.5},
+        {"shadow_score": "0.5"},
+        {"shadow_score": None},
+        {"shadow_version": 3},
+        {"shadow_version": ""},
+    ):
+        parsed = parse_line(json.dumps({**entry, **bad}), c)
+        assert (parsed.shadow_version, parsed.shadow_score) == (None, None), bad
+        assert parsed.score == 0.25  # the champion's answer still counts
+    label = parse_line(json.dumps({**entry, "shadow_predicted": True}), c)
+    assert (label.shadow_version, label.shadow_score, label.shadow_predicted) == ("3", 0.5, None)
 
 
 def test_an_entity_id_of_the_wrong_type_makes_the_line_malformed(

@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.config import (
     InfraValidationConfig,
     Params,
     PromotionConfig,
+    RolloutConfig,
     SplitConfig,
     TrainConfig,
 )
@@ -30,9 +31,9 @@ from {{ cookiecutter.package_name }}.promotion import (
     Scorecard,
     decide,
     promote,
-    rollback,
     scorecard,
 )
+from {{ cookiecutter.package_name }}.rollout import rollback
 
 from conftest import aliases, promotion_params, train_and_log, training_frame
 
@@ -325,6 +326,37 @@ def test_promote_and_rollback_against_the_registry(
         rollback(p, to_version=99)
     with pytest.raises(PipelineError, match="already the champion"):
         rollback(p, to_version=2)
+
+
+def test_a_required_shadow_holds_a_passing_candidate_but_not_the_first_model(
+    registry: Params, train_config: TrainConfig
+) -> None:
+    """With promote.rollout.require_shadow, a candidate that passes waits as `candidate`
+    (decision awaiting_shadow) for `rollout promote` (test_rollout.py); the first model
+    of a registered model has no champion to be shadowed beside and is promoted."""
+    import mlflow
+
+    gate = registry.promote.model_copy(
+        update={"min_improvement": 0.0, "rollout": RolloutConfig(require_shadow=True)}
+    )
+    mlflow_cfg = registry.mlflow.model_copy(update={"registered_model": "shadowed-first"})
+    p = registry.model_copy(update={"promote": gate, "mlflow": mlflow_cfg})
+
+    train_and_log(p, train_config)
+    first = promote(p)
+    assert first["decision"] == "promoted", first["reasons"]
+    train_and_log(p, train_config)  # the same model again: it passes (min_improvement 0)
+    second = promote(p)
+    assert (second["decision"], second["promoted"], second["champion_after"]) == (
+        "awaiting_shadow",
+        0,
+        1,
+    )
+    assert second["reasons"][-1].startswith("promote.rollout.require_shadow: held as candidate")
+    assert aliases(p) == {CHAMPION: "1", CANDIDATE: "2"}
+    tags = mlflow.MlflowClient().get_model_version(p.mlflow.registered_model, "2").tags
+    assert tags["promotion.decision"] == "awaiting_shadow"
+    assert "previous_champion" not in tags  # set by `rollout promote` when champion moves
 
 
 def test_promote_without_a_trained_model_names_the_stage(registry: Params, tmp_path: Path) -> None:

@@ -5,92 +5,30 @@ from __future__ import annotations
 
 import json
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }} import tracking
 from {{ cookiecutter.package_name }}.api_keys import Gatekeeper, new_key, parse_entries
-from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel, register
-from {{ cookiecutter.package_name }}.config import MlflowConfig, RateLimitConfig
-from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
-from {{ cookiecutter.package_name }}.contract_rows import contract_frame, entity_ids
+from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel
+from {{ cookiecutter.package_name }}.config import RateLimitConfig
+from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError
-from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
-from {{ cookiecutter.package_name }}.features import build_features, build_labels
+from {{ cookiecutter.package_name }}.feature_store import historical_features
 from {{ cookiecutter.package_name }}.model import predict_proba
-from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, log_files, read_prediction_log
+from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, SHADOW_FIELDS, read_prediction_log
+from {{ cookiecutter.package_name }}.prediction_log_files import log_files
 from {{ cookiecutter.package_name }}.serving import MAX_BATCH, create_app
-from {{ cookiecutter.package_name }}.split import time_split
-from {{ cookiecutter.package_name }}.training import train_model
 
-from conftest import make_feast_repo
-from other_contracts import with_second_contract
-from tools.point_in_time import point_in_time_join
+from conftest import known_ids, predict
 
 
-def string_keyed(contract: DatasetContract) -> DatasetContract:
-    entity = EntitySpec(name="account", key="account_ref", dtype="string")
-    return contract.model_copy(update={"entity": entity})
-
-
-@pytest.fixture(scope="module", params=with_second_contract("string_keyed"))
-def setup(
-    request, tmp_path_factory, contract, tiny_window, tiny_raw, split_config, train_config
-) -> dict:
-    if request.param == "project":
-        raw = tiny_raw
-    else:
-        contract = string_keyed(contract)
-        raw = contract_frame(contract, tiny_window.dates(), 300, population=2000, seed=5)
-    features = build_features(raw, contract)
-    root = tmp_path_factory.mktemp(f"serving-{request.param}")
-    store = open_store(make_feast_repo(root, features, "sqlite", contract=contract))
-    materialize(store, features, contract)
-    model = f"serving-test-{request.param}"
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    tracking.setup_mlflow(
-        MlflowConfig(
-            tracking_uri=mlflow.get_tracking_uri(), experiment="t", registered_model=model
-        ),
-        root,
-    )
-    labelled = point_in_time_join(build_labels(raw, contract), features, contract)
-    splits = time_split(labelled, split_config, contract)
-    client = mlflow.MlflowClient()
-    versions = []
-    for depth in (3, 5):  # two versions, to see the alias move
-        cfg = train_config.model_copy(update={"max_depth": depth})
-        booster, meta = train_model(splits, cfg, contract)
-        sample = splits.train[contract.feature_columns].head(5).astype("float32")
-        run_id = tracking.log_training(booster, meta, {"train.max_depth": depth}, sample, {})
-        versions.append(str(register(client, model, run_id, meta.threshold).version))
-    client.set_registered_model_alias(model, CHAMPION, versions[0])
-    champion = ChampionModel(model, contract, refresh_seconds=0)
-    log_path = root / "logs" / "predictions.jsonl"
-    return {
-        "contract": contract,
-        "features": features,
-        "model": model,
-        "store": store,
-        "http": TestClient(create_app(store, champion, log_path, contract)),
-        "client": client,
-        "versions": versions,
-        "log": log_path,
-    }
-
-
-def known_ids(setup: dict, n: int) -> list[int | str]:
-    key = setup["contract"].entity.key
-    return setup["features"][key].drop_duplicates().head(n).tolist()
-
-
-def predict(setup: dict, ids: list) -> dict:
-    response = setup["http"].post("/predict", json={"ids": ids})
-    assert response.status_code == 200, response.text
-    return response.json()
+@pytest.fixture(scope="module")
+def setup(serving_setup: dict) -> dict:
+    """The service over a real Feast store and MLflow registry (conftest.serving_setup)."""
+    return serving_setup
 
 
 def test_predict_one_and_a_batch(setup) -> None:
@@ -101,6 +39,7 @@ def test_predict_one_and_a_batch(setup) -> None:
     assert prediction["id"] == ids[0] and type(prediction["id"]) is type(ids[0])
     assert prediction["status"] == "ok" and 0.0 <= prediction["score"] <= 1.0
     assert prediction["label"] in (0, 1)
+    assert prediction["model_version"] == setup["versions"][0]
     batch = predict(setup, ids)
     assert [p["id"] for p in batch["predictions"]] == ids
 
@@ -130,6 +69,7 @@ def test_unknown_entity_gets_a_per_entity_answer(setup) -> None:
         "score": None,
         "label": None,
         "detail": second["detail"],
+        "model_version": None,
     }
     assert "no features" in second["detail"]
 
@@ -181,7 +121,7 @@ def test_every_prediction_is_logged(setup) -> None:
     lines = [line for f in log_files(setup["log"]) for line in f.read_text().splitlines()]
     assert len(lines) == before + 3
     record = json.loads(lines[-1])
-    assert tuple(record) == RECORD_FIELDS
+    assert tuple(record) == tuple(f for f in RECORD_FIELDS if f not in SHADOW_FIELDS)
     assert record["entity_id"] == ids[-1] and type(record["entity_id"]) is type(ids[-1])
     assert list(record["features"]) == contract.feature_columns
     assert record["score"] == served[-1]["score"] and record["predicted"] == served[-1]["label"]

@@ -20,15 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import (
-    FilesSourceConfig,
-    IngestConfig,
-    Params,
-    Window,
-    load_params,
-)
+from {{ cookiecutter.package_name }}.config import Params, Window, load_params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
+from {{ cookiecutter.package_name }}.ingest_config import FilesSourceConfig, IngestConfig
 from {{ cookiecutter.package_name }}.logs import console
 
 from tools import bench, bench_pipeline

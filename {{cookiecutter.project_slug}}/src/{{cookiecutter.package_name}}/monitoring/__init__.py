@@ -15,6 +15,8 @@ the order a run uses it:
 - checks.py: feature drift, prediction drift, model quality and data quality, each with
   thresholds in params.yaml (`monitor:`), and `verdict` (retrain, and why);
 - evidently_reports.py: the Evidently reports the checks read their numbers from;
+- versions.py: score drift and quality per model version of the prediction log
+  (served and shadow), beside the verdict;
 - reports.py: summary.json (for machines), metrics.json (DVC metrics), the run folders
   and their index page, the MLflow run, and the console paragraph.
 

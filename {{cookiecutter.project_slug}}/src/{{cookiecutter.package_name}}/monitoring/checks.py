@@ -7,7 +7,9 @@
   labels have matured (`dataset.label.horizon_days`), so concept drift (same inputs, new
   outcome) is seen too; precision's floor is by default a lift over those rows' positive
   rate (`quality.min_precision_lift`);
-- data quality: missing values and categories the model never saw.
+- data quality: missing values and categories the model never saw;
+- per model version (versions.py): score drift and quality of each version in the
+  prediction log's current window, shadow scores included (figures, not triggers).
 
 Drift and quality checks decide `retrain`, each crossed threshold adding a named
 reason; data-quality issues are reported but do not retrain (retraining on broken
@@ -31,6 +33,7 @@ from ..prediction_log import SCORE
 from .columns import MonitoredColumns
 from .data import MonitorData, sample
 from .evidently_reports import drift_report, quality_report, read_drift, read_quality
+from .versions import version_checks
 
 # Evidently methods that return a distance (drift when score >= threshold); the others
 # return a p-value (drift when p < threshold).
@@ -210,6 +213,7 @@ def run_checks(data: MonitorData, cfg: MonitoringConfig) -> MonitorResult:
         "prediction_drift": prediction_drift,
         "model_quality": model_quality,
         "data_quality": dq,
+        "model_versions": version_checks(data.versions, reference[SCORE], cfg),
         "model_threshold": data.threshold,
         "seconds": time.perf_counter() - started,
     }

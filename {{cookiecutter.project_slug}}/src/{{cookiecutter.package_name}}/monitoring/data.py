@@ -22,6 +22,7 @@ from ..contract import DatasetContract
 from ..features import build_features
 from ..prediction_log import PREDICTION, SCORE, PredictionLog
 from .columns import SOURCE, MonitoredColumns, require_columns
+from .versions import version_rows
 
 UNSEEN = "(unseen)"  # a one-hot group with no category set: a value the model never saw
 
@@ -38,6 +39,7 @@ class MonitorData:
     window: dict[str, Any]
     columns: MonitoredColumns
     issues: list[str] = field(default_factory=list)
+    versions: pd.DataFrame | None = None  # served and shadow scores by version (versions.py)
 
 
 def monitoring_view(
@@ -271,14 +273,19 @@ def _served_rows(
     threshold: float,
     columns: MonitoredColumns,
     windows: Windows,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """The served predictions of the drift window and of the matured window, and what
-    the window reports about the log."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame | None]:
+    """The served predictions of the drift window and of the matured window, what the
+    window reports about the log, and the scores by model version (versions.py)."""
     ts = columns.timestamp
     scoped = windows.scope(log.frame, ts)
     current = labelled = pd.DataFrame(columns=columns.current)
+    by_version = None
     if len(scoped):
-        current, labelled = windows.split(_served_view(scoped, raw, threshold, columns), columns)
+        view = _served_view(scoped, raw, threshold, columns)
+        current, labelled = windows.split(view, columns)
+        quality = (windows.quality_start, windows.known_before)
+        labels = view[columns.label].to_numpy(dtype="float64")
+        by_version = version_rows(scoped, labels, ts, windows.drift_start, quality)
     versions = (
         scoped.loc[scoped[ts] >= windows.drift_start, "model_version"] if len(current) else []
     )
@@ -292,7 +299,7 @@ def _served_rows(
         "last_day": _day(current, ts, "max"),
         "model_versions": sorted(set(versions)),
     }
-    return current, labelled, info
+    return current, labelled, info, by_version
 
 
 def _quality_info(
@@ -347,8 +354,9 @@ def build_monitor_data(
         "prediction_log": None,
     }
     issues: list[str] = []
+    by_version = None
     if prediction_log is not None:
-        served, labelled_served, window["prediction_log"] = _served_rows(
+        served, labelled_served, window["prediction_log"], by_version = _served_rows(
             prediction_log,
             raw,
             threshold,
@@ -371,4 +379,5 @@ def build_monitor_data(
         window=window,
         columns=columns,
         issues=issues,
+        versions=by_version,
     )

@@ -3,7 +3,8 @@
 `drift_report` compares the current window with the training reference (a drift
 test per monitored column, the score's drift, missing values); `quality_report`
 scores the labelled current rows against the evaluated test days. The snapshots
-they return are saved as the run's HTML pages (reports.py).
+they return are saved as the run's HTML pages (reports.py). `score_drift` is the score's
+drift test alone, for one model version's scores (versions.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import MonitoringConfig
+from ..config import MonitoringConfig, MonitoringDriftConfig
 from ..prediction_log import PREDICTION, SCORE
 from .columns import MonitoredColumns
 
@@ -94,6 +95,23 @@ def read_drift(snapshot: Any) -> tuple[dict[str, dict[str, Any]], dict[str, Any]
         elif kind.endswith(":DriftedColumnsCount"):
             share = {k: float(v) for k, v in metric["value"].items()}
     return columns, share
+
+
+def score_drift(current: pd.Series, reference: pd.Series, drift: MonitoringDriftConfig) -> dict:
+    """The drift of one model version's scores from the reference's (the score's drift
+    test of `drift_report`, alone): stattest, threshold, score, drifted."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    definition = DataDefinition(numerical_columns=[SCORE])
+
+    def dataset(scores: pd.Series) -> Any:
+        frame = pd.DataFrame({SCORE: scores.to_numpy(dtype="float64")})
+        return Dataset.from_pandas(frame, data_definition=definition)
+
+    metric = ValueDrift(column=SCORE, method=drift.score_stattest, threshold=drift.score_threshold)
+    snapshot = Report([metric], include_tests=True).run(dataset(current), dataset(reference))
+    return read_drift(snapshot)[0][SCORE]
 
 
 def quality_report(

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..files import write_json
 from .checks import MonitorResult
+from .versions import describe_versions
 
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.json"
@@ -51,7 +52,18 @@ def flat_metrics(summary: dict[str, Any]) -> dict[str, Any]:
     quality = summary["model_quality"]
     if quality["status"] == "checked":
         metrics.update({k: v for k, v in quality["current"].items()})
+    if versions := summary.get("model_versions", {}).get("versions"):
+        metrics["versions"] = {f"{v['version']}_{v['role']}": _version_figures(v) for v in versions}
     return metrics
+
+
+def _version_figures(entry: dict[str, Any]) -> dict[str, Any]:
+    figures = {"rows": entry["rows"], "mean_score": entry["mean_score"]}
+    if entry["score_drift"]["status"] == "checked":
+        figures["score_drift"] = entry["score_drift"]["score"]
+    if entry["quality"]["status"] == "checked":
+        figures.update({k: entry["quality"][k] for k in ("roc_auc", "precision", "recall")})
+    return figures
 
 
 def write_outputs(
@@ -110,14 +122,27 @@ th { background: #f4f4f4; }
 <h1>Monitoring reports</h1>
 <p>One row per monitoring run, newest first: the verdict, why, and links to Evidently's
 reports (drift: current window against the training reference; quality: labelled current
-rows against the evaluated test days). Thresholds live in params.yaml, section
-<code>monitor</code>.</p>
+rows against the evaluated test days). Model versions: each version in the prediction
+log's current window (served, or scored in the shadow), its predictions, score drift and
+ROC AUC. Thresholds live in params.yaml, section <code>monitor</code>.</p>
 <table><thead><tr><th>run (UTC)</th><th>verdict</th><th>drift share</th><th>score drift</th>
-<th>ROC AUC</th><th>current rows</th><th>reasons and issues</th><th>reports</th></tr></thead>
+<th>ROC AUC</th><th>current rows</th><th>model versions</th><th>reasons and issues</th>
+<th>reports</th></tr></thead>
 <tbody>
 <!-- rows -->
 </tbody></table></body></html>
 """
+
+
+def _versions_cell(summary: dict[str, Any]) -> str:
+    parts = []
+    for v in summary.get("model_versions", {}).get("versions", []):
+        drift, quality = v["score_drift"].get("score"), v["quality"].get("roc_auc")
+        parts.append(
+            f"{html.escape(v['version'])} {v['role']}: {v['rows']} rows, "
+            f"drift {_fmt(drift)}, ROC AUC {_fmt(quality)}"
+        )
+    return "<br>".join(parts)
 
 
 def write_index(out_dir: Path) -> Path:
@@ -152,6 +177,7 @@ def write_index(out_dir: Path) -> Path:
             f"<td>{_fmt(s.get('prediction_drift', {}).get('score'))}</td>"
             f"<td>{_fmt(quality.get('current', {}).get('roc_auc'))}</td>"
             f"<td>{window.get('current_rows', '')}</td>"
+            f"<td>{_versions_cell(s)}</td>"
             f"<td>{'<br>'.join(html.escape(n) for n in notes)}</td>"
             f"<td>{links}</td>"
             "</tr>"
@@ -211,6 +237,7 @@ def describe(result: MonitorResult) -> str:
             f"  quality: labelled rows of {days['first_day']}..{days['last_day']} "
             f"(labels are known {days['label_horizon_days']} days after the event)"
         )
+    lines += describe_versions(s.get("model_versions", {}))
     lines += [f"  issue: {i}" for i in s["issues"]]
     lines += [f"  warning: {w}" for w in s["warnings"]]
     return "\n".join(lines)
