@@ -42,6 +42,7 @@ PYTEST_ARGS = {
 }
 SUITE_TIMEOUT = 3000  # seconds; a baked suite takes 15-20 min on 2 cores: this only catches a hang
 DURATIONS = re.compile(r"^=+ slowest .*?(?=^=+ .*(passed|failed|error))", re.M | re.S)
+SUMMARY = re.compile(r"^=+ .*\b(passed|failed|error)\b.* in [\d.]+s.*=+$", re.M)
 
 
 @dataclass
@@ -50,11 +51,13 @@ class Suite:
 
     name: str
     process: subprocess.Popen[bytes]
-    log: Path
+    stdout: Path  # pytest's report
+    stderr: Path  # what the processes print besides (e.g. at interpreter exit)
     started: float
 
-    def wait(self) -> tuple[int, str]:
-        """Its exit code and output; kills it (and what it started) after SUITE_TIMEOUT."""
+    def wait(self) -> tuple[int, str, str]:
+        """Its exit code, stdout and stderr; kills it (and what it started) after
+        SUITE_TIMEOUT."""
         left = SUITE_TIMEOUT - (time.monotonic() - self.started)
         try:
             code = self.process.wait(timeout=max(left, 1))
@@ -62,7 +65,7 @@ class Suite:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             code = -1
-        return code, self.log.read_text(errors="replace")
+        return code, *(f.read_text(errors="replace") for f in (self.stdout, self.stderr))
 
 
 @pytest.fixture(scope="session")
@@ -76,17 +79,17 @@ def baked_suites(
     logs = tmp_path_factory.mktemp("suites")
     suites = {}
     for name in VARIANTS:
-        log = logs / f"{name}.log"
-        with log.open("wb") as out:
+        stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
                 ["make", "test", f"PYTEST_ARGS={PYTEST_ARGS[name]}"],
                 cwd=set_up[name],
                 env=project_env(),
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=err,
                 start_new_session=True,
             )
-        suites[name] = Suite(name, process, log, time.monotonic())
+        suites[name] = Suite(name, process, stdout, stderr, time.monotonic())
     yield suites
     for suite in suites.values():
         if suite.process.poll() is None:
@@ -105,13 +108,16 @@ def test_baked_project_lints_clean(set_up: dict[str, Path], name: str) -> None:
 def test_baked_project_passes_its_own_tests(
     baked_suites: dict[str, Suite], name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, output = baked_suites[name].wait()
-    summary = output.rstrip().splitlines()[-1] if output.strip() else "(no output)"
+    code, output, errors = baked_suites[name].wait()
+    summaries = [found.group(0) for found in SUMMARY.finditer(output)]
     slowest = DURATIONS.search(output)
     with capsys.disabled():  # where a baked suite's time goes, in the template's own output
-        print(f"\n--- {name} bake's suite: {summary}")
+        print(f"\n--- {name} bake's suite: {summaries[-1] if summaries else '(no summary)'}")
         print(slowest.group(0) if slowest else "(no durations)")
-    assert code == 0, f"make test failed in the {name} bake (exit {code})\n{output[-12000:]}"
+    assert code == 0, (
+        f"make test failed in the {name} bake (exit {code})\n--- stdout (tail)\n"
+        f"{output[-12000:]}\n--- stderr (tail)\n{errors[-4000:]}"
+    )
     assert " passed" in output
     assert " failed" not in output
     assert " skipped" not in output, "every test of the baked project runs here"
