@@ -100,6 +100,7 @@ src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/monitoring/versions.py
+src/{package}/online_read.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
