@@ -30,6 +30,11 @@ class OnlineRows:
     unknown: list[Any]
     columns: list[str]
 
+    def rows(self, mask: np.ndarray) -> OnlineRows:
+        """The known ids where `mask` (one bool per id) is true, with their values."""
+        ids = [i for i, keep in zip(self.ids, mask, strict=True) if keep]
+        return OnlineRows(ids, self.values[mask], [], self.columns)
+
 
 def feature_service(store: Any) -> Any:
     """The project's feature service, to fetch once and pass to every read: asking the
