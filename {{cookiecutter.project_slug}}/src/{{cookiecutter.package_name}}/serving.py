@@ -376,4 +376,4 @@ def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
         log_retention_days=retention,
         challenger=rollout,
     )
-    uvicorn.run(app, host=host, port=port or cfg.port, log_level="info")
+    uvicorn.run(app, host=host, port=port or cfg.port, log_level="info", access_log=cfg.access_log)
