@@ -190,6 +190,7 @@ docs/performance.md
 tools/airflow_bench.py
 tools/bench.py
 tools/bench_pipeline.py
+tools/bench_serving.py
 tools/stage_metrics/sitecustomize.py
 tools/tests/test_bench.py
 """
