@@ -180,15 +180,26 @@ def _child_main(params_file: str, repo: str, port: int, keys: str, log_path: str
 
 
 class Client:
-    """POST /predict on one keep-alive connection (http.client), with an API key."""
+    """POST /predict on a keep-alive connection (http.client), with an API key."""
 
     def __init__(self, port: int, api_key: str) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
+    def reconnect(self) -> None:
+        """A fresh connection: uvicorn closes one idle for 5 s (its keep-alive timeout)."""
+        self.connection.close()
+        self.connection.connect()
+
     def predict(self, ids: list[Any]) -> bytes:
-        self.connection.request("POST", "/predict", json.dumps({"ids": ids}), self.headers)
-        response = self.connection.getresponse()
+        payload = json.dumps({"ids": ids})
+        try:
+            self.connection.request("POST", "/predict", payload, self.headers)
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.reconnect()  # closed by the server while idle: once more, on a new one
+            self.connection.request("POST", "/predict", payload, self.headers)
+            response = self.connection.getresponse()
         body = response.read()
         if response.status != 200:
             raise RuntimeError(f"POST /predict answered {response.status}: {body[:300]!r}")
@@ -300,6 +311,7 @@ def measure_store(
                     bare.append(total)
 
             def run_http(block: slice = block) -> None:
+                client.reconnect()  # untimed: the connection idled through a bare block
                 http.extend(http_call(entity) for entity in http_ids[block])
 
             first, second = (run_bare, run_http) if number % 2 == 0 else (run_http, run_bare)
