@@ -33,6 +33,7 @@ BENCHMARK_FILES = (
     "tools/airflow_bench.py",
     "tools/bench.py",
     "tools/bench_pipeline.py",
+    "tools/bench_serving.py",
     "tools/stage_metrics",
     "tools/tests/test_bench.py",
     "docs/performance.md",

@@ -100,6 +100,7 @@ src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/monitoring/versions.py
+src/{package}/online_read.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
@@ -189,6 +190,7 @@ docs/performance.md
 tools/airflow_bench.py
 tools/bench.py
 tools/bench_pipeline.py
+tools/bench_serving.py
 tools/stage_metrics/sitecustomize.py
 tools/tests/test_bench.py
 """

@@ -16,16 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
 from {{ cookiecutter.package_name }}.config import Params, Window, load_params
-from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.logs import console, setup_logging
+
+from .bench_serving import STORES, bench_serving
 
 # Distinct entities per row of a day when the project shows none (no synthetic source
 # and no ingested batches): each entity is then seen on about one day in five.
@@ -322,11 +322,6 @@ def _print_monitoring(
     console.print(table)
 
 
-def _percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.array(seconds) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
-
-
 def print_figures(title: str, figures: dict[str, Any]) -> None:
     table = Table(title=title)
     table.add_column("measure")
@@ -334,95 +329,6 @@ def print_figures(title: str, figures: dict[str, Any]) -> None:
     for key, value in figures.items():
         table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else str(value))
     console.print(table)
-
-
-def served_ids(feature_table: Path, contract: DatasetContract) -> np.ndarray:
-    """The distinct entity ids of the feature table, typed as /predict takes them."""
-    key = contract.entity.key
-    ids = pd.read_parquet(feature_table, columns=[key])[key].drop_duplicates()
-    return np.asarray(contract.key_values(ids.tolist()), dtype=object)
-
-
-def bench_serving(params: Params, requests: int, batch: int) -> dict[str, float]:
-    """POST /predict over HTTP (uvicorn on 127.0.0.1) against the bare calls it wraps.
-    The service runs as it does off loopback: an API key checked on every request, the
-    rate limit metered (set high enough not to answer 429 here), metrics recorded."""
-    import socket
-    import threading
-
-    import httpx
-    import uvicorn
-
-    from {{ cookiecutter.package_name }} import tracking
-    from {{ cookiecutter.package_name }}.api_keys import Gatekeeper, new_key, parse_entries
-    from {{ cookiecutter.package_name }}.champion import ChampionModel
-    from {{ cookiecutter.package_name }}.config import RateLimitConfig
-    from {{ cookiecutter.package_name }}.feature_store import online_features, open_store
-    from {{ cookiecutter.package_name }}.model import predict_proba
-    from {{ cookiecutter.package_name }}.serving import create_app
-
-    contract = params.dataset
-    tracking.setup_mlflow(params.mlflow)
-    store = open_store()
-    champion = ChampionModel(params.mlflow.registered_model, contract, refresh_seconds=3600)
-    model = champion.get()
-    ids = served_ids(params.paths.feature_table, contract)
-    rng = np.random.default_rng(0)
-    picks = rng.choice(ids, size=requests).tolist()
-
-    bare = []
-    for entity in picks:
-        started = time.perf_counter()
-        known, _ = online_features(store, [entity], contract)
-        predict_proba(model.booster, known)
-        bare.append(time.perf_counter() - started)
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log_path = Path(tempfile.mkdtemp(prefix="bench-")) / "bench_predictions.jsonl"
-    key, digest_line = new_key("bench")
-    unmetered = RateLimitConfig(requests_per_second=1e9, burst=10**9)
-    gate = Gatekeeper(parse_entries(digest_line, "bench"), unmetered)
-    app = create_app(store, champion, log_path, contract, gate)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        headers = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=url, timeout=10, headers=headers) as client:
-            for _ in range(100):  # wait for start-up, bounded
-                try:
-                    client.get("/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            http = []
-            for entity in picks:
-                started = time.perf_counter()
-                client.post("/predict", json={"ids": [entity]}).raise_for_status()
-                http.append(time.perf_counter() - started)
-            batches = max(requests // batch, 10)
-            started = time.perf_counter()
-            for _ in range(batches):
-                chunk = rng.choice(ids, size=batch).tolist()
-                client.post("/predict", json={"ids": chunk}).raise_for_status()
-            batch_seconds = time.perf_counter() - started
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-    figures = {
-        "requests": float(requests),
-        **{f"http_{k}": v for k, v in _percentiles(http).items()},
-        **{f"bare_{k}": v for k, v in _percentiles(bare).items()},
-        "p50_ratio_http_over_bare": _percentiles(http)["p50_ms"] / _percentiles(bare)["p50_ms"],
-        "p99_ratio_http_over_bare": _percentiles(http)["p99_ms"] / _percentiles(bare)["p99_ms"],
-        f"batch_{batch}_entities_per_second": batches * batch / batch_seconds,
-    }
-    print_figures(f"POST /predict ({store.config.online_store.type} online store)", figures)
-    return figures
 
 
 def bench_feature_store(
@@ -533,14 +439,21 @@ def monitor(
 
 @app.command()
 def serve(
-    requests: int = typer.Option(1000, help="Single-entity requests to time."),
+    requests: int = typer.Option(1000, help="Single-entity requests to time, per store."),
     batch: int = typer.Option(100, help="Entities per request in the batch test."),
+    store: list[str] = typer.Option(
+        list(STORES), help="Online store(s) to measure side by side: sqlite, redis."
+    ),
     params: Path = PARAMS_OPTION,
-    json_out: Path | None = JSON_OPTION,
+    json_out: Path = typer.Option(
+        Path("reports/bench/serve.json"), "--json", help="Write the figures to this JSON file."
+    ),
 ) -> None:
-    """POST /predict latency p50/p99 over HTTP, against bare Feast + XGBoost calls
-    (needs a pipeline run: the online store and a champion model)."""
-    _write_figures(bench_serving(load_params(params), requests, batch), json_out)
+    """POST /predict latency p50/p99 over HTTP, against the bare Feast read + XGBoost
+    predict, on SQLite and Redis side by side (needs a pipeline run: the online store and
+    a champion model; Redis: a redis-server, started here)."""
+    figures = bench_serving(load_params(params), requests, batch, tuple(store), params)
+    _write_figures(figures, json_out)
 
 
 @app.command()

@@ -143,14 +143,15 @@ class Challenger:
 
 def shadow_fields(shadow: LoadedModel, known: Any) -> list[dict[str, Any]]:
     """The shadow's prediction-log fields for each row of `known` (the champion's feature
-    rows); none when it fails to score (logged): the shadow never fails a request."""
-    from .model import predict_proba
+    rows, online_read.OnlineRows); none when it fails to score (logged): the shadow never
+    fails a request."""
+    from .model import predict_matrix
 
     try:
-        scores = predict_proba(shadow.booster, known).tolist() if len(known) else []
+        scores = predict_matrix(shadow.booster, known.values, known.columns).tolist()
     except Exception:  # the shadow never fails a request
         log.exception("shadow: candidate version %s failed to score; not logged", shadow.version)
-        return [{}] * len(known)
+        return [{}] * len(known.ids)
     return [
         {
             "shadow_version": shadow.version,

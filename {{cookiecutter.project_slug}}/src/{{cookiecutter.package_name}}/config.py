@@ -215,6 +215,7 @@ class ServingConfig(Strict):
     # returned); canary: the candidate answers for canary_share of the entities (challenger.py)
     rollout: Literal["champion", "shadow", "canary"] = "champion"
     canary_share: float = Field(0.1, ge=0, le=1)  # by a stable hash of the id
+    access_log: bool = False  # uvicorn's line per request on stderr
 
 
 class MlflowConfig(Strict):

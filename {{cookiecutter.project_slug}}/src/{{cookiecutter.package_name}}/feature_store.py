@@ -25,6 +25,7 @@ from .contract import DatasetContract
 from .errors import ConfigError, PipelineError, StageInputError
 from .features import FEATURE_SERVICE
 from .logs import progress
+from .online_read import online_features
 
 log = logging.getLogger(__name__)
 
@@ -372,26 +373,6 @@ def verify_online(
             "emptied behind Feast's back, or holds rows of an older feature schema. " + REPAIR
         )
     return len(chosen)
-
-
-def online_features(
-    store: Any, ids: list[int] | list[str], contract: DatasetContract
-) -> tuple[pd.DataFrame, list[int] | list[str]]:
-    """Feature rows (key, then contract.feature_columns) for the ids known online, and the
-    unknown ids. Ids are keyed as dataset.entity.dtype says (int or str)."""
-    key, columns = contract.entity.key, contract.feature_columns
-    ids = contract.key_values(list(ids))
-    if not ids:
-        return pd.DataFrame(columns=[key, *columns]), []
-    service = store.get_feature_service(FEATURE_SERVICE)
-    values = store.get_online_features(
-        features=service, entity_rows=[{key: i} for i in ids]
-    ).to_dict()
-    frame = pd.DataFrame({key: ids, **{c: values[c] for c in columns}})
-    unknown_mask = frame[columns].isna().all(axis=1)
-    known = frame.loc[~unknown_mask].reset_index(drop=True)
-    known[columns] = known[columns].astype("float64")
-    return known, [i for i, unknown in zip(ids, unknown_mask, strict=True) if unknown]
 
 
 def freshness(store: Any, contract: DatasetContract) -> str | None:

@@ -266,7 +266,8 @@ def read_online(
 ) -> tuple[Any, dict[Any, bool]]:
     """The Feast store (as the service opens it) and, for each probed id, whether its
     online store holds features for it."""
-    from .feature_store import feature_view, online_features, open_store
+    from .feature_store import feature_view, open_store
+    from .online_read import online_features
 
     store = open_store(repo)
     feature_view(store, contract)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -65,11 +65,11 @@ class PredictionRecord:
     shadow_predicted: int | None = None
 
     def to_json(self) -> str:
-        entry = asdict(self)
-        if self.shadow_version is None:
-            for name in SHADOW_FIELDS:
-                del entry[name]
-        return json.dumps(entry, separators=(",", ":"))
+        # the fields as they are (dataclasses.asdict deep-copies each value: 6x slower);
+        # the shadow fields only when a candidate scored in the shadow
+        shadow = self.shadow_version is not None
+        line = {n: getattr(self, n) for n in RECORD_FIELDS if shadow or n not in SHADOW_FIELDS}
+        return json.dumps(line, separators=(",", ":"))
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))

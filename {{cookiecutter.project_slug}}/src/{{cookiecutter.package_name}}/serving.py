@@ -18,12 +18,11 @@ or to a canary share of entities (challenger.py).
 import datetime as dt
 import logging
 import math
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
-import pandas as pd
 from fastapi import FastAPI, HTTPException, Response
 from pydantic import (
     BaseModel,
@@ -40,9 +39,11 @@ from .challenger import Challenger, in_canary, shadow_fields
 from .champion import UNSERVABLE, ChampionModel, LoadedModel, ModelHolder
 from .config import Params, RateLimitConfig
 from .contract import DatasetContract
+from .feature_store import feature_view
 from .features import FEATURE_SERVICE
 from .http_guards import DEFAULT_MAX_BODY_BYTES, BodyLimit, caller_dependency, declared_errors
-from .model import predict_proba
+from .model import predict_matrix
+from .online_read import OnlineRows, feature_service, read_online
 from .prediction_log import PredictionRecord
 from .prediction_log_files import RETENTION_DAYS, PredictionLogWriter, check_retention
 from .service_metrics import ServiceMetrics, TimedRequests
@@ -50,6 +51,10 @@ from .service_metrics import ServiceMetrics, TimedRequests
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+# XGBoost threads per request: a request scores 1 to MAX_BATCH rows, too few for threads
+# to pay for their synchronisation, and on a busy machine idle-spinning threads cost
+# every request tens of milliseconds at p99
+PREDICT_THREADS = 1
 UNKNOWN_ENTITY = "no features in the online store for this id (unknown, or older than the TTL)"
 SCORED_BY = (
     "The registry version that scored this id (the candidate, for a canary rollout's share "
@@ -130,19 +135,29 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+_THREADS_SET: "weakref.WeakSet[Any]" = weakref.WeakSet()  # boosters given PREDICT_THREADS
+
+
+def serving_booster(model: LoadedModel) -> Any:
+    """The model's booster, set to PREDICT_THREADS threads the first time it scores here:
+    the champion, a rollout's candidate and a pinned version alike."""
+    booster = model.booster
+    if booster not in _THREADS_SET:
+        booster.set_param({"nthread": PREDICT_THREADS})
+        _THREADS_SET.add(booster)
+    return booster
+
+
 def score_rows(
-    model: LoadedModel,
-    known: pd.DataFrame,
-    contract: DatasetContract,
-    shadow: list[dict[str, Any]] | None = None,
+    model: LoadedModel, known: OnlineRows, shadow: list[dict[str, Any]] | None = None
 ) -> tuple[dict[Any, dict[str, Any]], list[PredictionRecord]]:
     """The answer for each id with online features, and its prediction-log record (with
     the `shadow` fields of each row, if any)."""
-    columns = contract.feature_columns
-    scores = predict_proba(model.booster, known) if len(known) else np.array([])
-    shadow = shadow or [{}] * len(known)
-    ids = known[contract.entity.key].tolist()
-    values = known[columns].to_numpy(dtype="float64").tolist()
+    columns = known.columns
+    scores = predict_matrix(serving_booster(model), known.values, columns)
+    shadow = shadow or [{}] * len(known.ids)
+    ids = known.ids
+    values = known.values.tolist()
     now = dt.datetime.now(dt.UTC).isoformat()
     answers: dict[Any, dict[str, Any]] = {}
     records = []
@@ -171,24 +186,22 @@ def score_rows(
 
 
 def rollout_rows(
-    champion: LoadedModel,
-    challenger: Challenger | None,
-    known: pd.DataFrame,
-    contract: DatasetContract,
+    champion: LoadedModel, challenger: Challenger | None, known: OnlineRows
 ) -> tuple[dict[Any, dict[str, Any]], list[PredictionRecord]]:
     """score_rows by serving.rollout: the champion alone, with the candidate's shadow
     fields, or split by the canary hash (the champion answers all if the candidate fails)."""
     if challenger is None or (candidate := challenger.get(champion.version)) is None:
-        return score_rows(champion, known, contract)
+        return score_rows(champion, known)
     if challenger.mode == "shadow":
-        return score_rows(champion, known, contract, shadow_fields(candidate, known))
-    routed = in_canary(known[contract.entity.key].tolist(), challenger.canary_share)
+        serving_booster(candidate)
+        return score_rows(champion, known, shadow_fields(candidate, known))
+    routed = in_canary(known.ids, challenger.canary_share)
     try:
-        theirs, their_records = score_rows(candidate, known[routed], contract)
+        theirs, their_records = score_rows(candidate, known.rows(routed))
     except Exception:  # the challenger never fails a request
         log.exception("canary: candidate version %s failed to score", candidate.version)
-        return score_rows(champion, known, contract)
-    answers, records = score_rows(champion, known[~routed], contract)
+        return score_rows(champion, known)
+    answers, records = score_rows(champion, known.rows(~routed))
     return {**answers, **theirs}, records + their_records
 
 
@@ -277,9 +290,8 @@ def create_app(
     a `gate`, anyone may call it (as on 127.0.0.1 without keys), at the default rate;
     without a `challenger`, the champion answers alone (serving.rollout: champion).
     Predictions go to the log `log_path` (one file per UTC day, kept `log_retention_days`)."""
-    from .feature_store import feature_view, online_features
-
     feature_view(store, contract)
+    service = feature_service(store)  # once: a registry lookup per request costs milliseconds
     models = api_models(contract)
     request_model = models.request
     gate = gate or Gatekeeper({}, RateLimitConfig())
@@ -294,14 +306,19 @@ def create_app(
         dependencies=metered,
         responses=declared_errors(400, 401, 413, 422, 429, 503),
     )
-    def predict(request: request_model) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def predict(request: request_model) -> dict[str, Any]:  # type: ignore[valid-type]
+        # On the event loop, not handed to a worker thread and back: the hand-off costs
+        # more than reading and scoring one id. The online read blocks the loop for its
+        # duration (SQLite: a local file; Redis: one round trip); Feast's async read is
+        # not used: its Redis client is bound to the first event loop it ran on.
         model = model_or_503(champion)
         ids = request.ids  # type: ignore[attr-defined]
-        known, unknown = online_features(store, ids, contract)
+        known = read_online(store, service, ids, contract)
+        unknown = known.unknown
         by_id = {
             i: {"id": i, "status": "unknown_entity", "detail": UNKNOWN_ENTITY} for i in unknown
         }
-        answers, records = rollout_rows(model, challenger, known, contract)
+        answers, records = rollout_rows(model, challenger, known)
         by_id.update(answers)
         if records:
             prediction_log.append(records)
@@ -359,4 +376,4 @@ def serve(p: Params, host: str | None = None, port: int | None = None) -> None:
         log_retention_days=retention,
         challenger=rollout,
     )
-    uvicorn.run(app, host=host, port=port or cfg.port, log_level="info")
+    uvicorn.run(app, host=host, port=port or cfg.port, log_level="info", access_log=cfg.access_log)

@@ -22,8 +22,8 @@ from {{ cookiecutter.package_name }}.champion import (
     ChampionModel,
     load_version,
 )
-from {{ cookiecutter.package_name }}.feature_store import online_features
 from {{ cookiecutter.package_name }}.model import predict_proba
+from {{ cookiecutter.package_name }}.online_read import online_features
 from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
 from {{ cookiecutter.package_name }}.prediction_log_files import log_files
 from {{ cookiecutter.package_name }}.serving import create_app

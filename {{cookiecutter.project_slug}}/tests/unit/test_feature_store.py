@@ -21,10 +21,10 @@ from {{ cookiecutter.package_name }}.feature_store import (
     freshness,
     historical_features,
     materialize,
-    online_features,
     open_store,
 )
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
+from {{ cookiecutter.package_name }}.online_read import feature_service, online_features, read_online
 
 from conftest import make_feast_repo
 from other_contracts import with_second_contract
@@ -192,6 +192,25 @@ def test_unknown_entities_are_reported_not_invented(feast) -> None:
     assert unknown == strangers
     python_type = int if found.contract.entity.dtype == "int" else str
     assert all(type(i) is python_type for i in [*known[found.key], *unknown])
+
+
+def test_the_service_reads_plain_arrays_as_the_frame_read_does(feast) -> None:
+    """read_online (the service's read) gives the known ids in the order asked, their
+    values and the unknown ids, as online_features does."""
+    store, found = feast
+    materialize(store, found.features, found.contract)
+    known_ids = found.features[found.key].unique()[:4].tolist()
+    strangers = entity_ids(found.contract, np.array([10_000_001, 10_000_002])).tolist()
+    asked = [strangers[0], *known_ids, strangers[1]]
+    frame, unknown = online_features(store, asked, found.contract)
+    columns = found.contract.feature_columns
+    service = feature_service(store)
+    rows = read_online(store, service, asked, found.contract)
+    assert rows.ids == known_ids and rows.unknown == strangers == unknown
+    assert rows.columns == columns and rows.values.dtype == np.float64
+    np.testing.assert_array_equal(rows.values, frame[columns].to_numpy(dtype="float64"))
+    nothing = read_online(store, service, [], found.contract)
+    assert nothing.ids == nothing.unknown == [] and nothing.values.shape == (0, len(columns))
 
 
 def test_small_chunks_write_every_entitys_newest_values(tmp_path: Path, case: Case) -> None:

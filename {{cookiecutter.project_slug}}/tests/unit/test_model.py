@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.model import (
     MODEL_FILE,
     FeatureMismatchError,
     load_model,
+    predict_matrix,
     predict_proba,
     resolve_device,
     save_model,
@@ -115,6 +116,16 @@ def test_scoring_reads_features_by_name_and_names_a_missing_one(splits, train_co
     last = contract.feature_columns[-1]
     with pytest.raises(FeatureMismatchError, match=rf"lack features the model reads: \['{last}'\]"):
         predict_proba(booster, splits.test.drop(columns=last))
+    # the service's path (plain arrays, one thread) scores exactly as predict_proba does
+    booster.set_param({"nthread": 1})
+    columns = list(shuffled.columns)
+    matrix = shuffled.to_numpy(dtype="float64")
+    np.testing.assert_array_equal(
+        predict_matrix(booster, matrix, columns), predict_proba(booster, splits.test)
+    )
+    assert predict_matrix(booster, matrix[:0], columns).shape == (0,)
+    with pytest.raises(FeatureMismatchError, match=rf"lack features the model reads: \['{last}'\]"):
+        predict_matrix(booster, matrix[:, 1:], columns[1:])
 
 
 def test_training_is_deterministic_on_cpu(splits, train_config, contract) -> None:

@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.feature_store import historical_features
 from {{ cookiecutter.package_name }}.model import predict_proba
 from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, SHADOW_FIELDS, read_prediction_log
 from {{ cookiecutter.package_name }}.prediction_log_files import log_files
-from {{ cookiecutter.package_name }}.serving import MAX_BATCH, create_app
+from {{ cookiecutter.package_name }}.serving import MAX_BATCH, PREDICT_THREADS, create_app
 
 from conftest import known_ids, predict
 
@@ -56,6 +56,17 @@ def test_same_prediction_through_batch_path_and_http(setup) -> None:
     batch_scores = dict(zip(offline[key], predict_proba(model.booster, offline), strict=True))
     for p in predict(setup, ids)["predictions"]:
         assert p["score"] == pytest.approx(float(batch_scores[p["id"]]), abs=1e-6)
+
+
+def test_the_service_scores_with_one_xgboost_thread(setup, tmp_path) -> None:
+    """XGBoost's default, every core, costs a single row up to 100 ms at p99 on a busy
+    machine: whatever model the service scores with gets PREDICT_THREADS threads."""
+    contract = setup["contract"]
+    champion = ChampionModel(setup["model"], contract)
+    http = TestClient(create_app(setup["store"], champion, tmp_path / "p.jsonl", contract))
+    assert http.post("/predict", json={"ids": known_ids(setup, 2)}).status_code == 200
+    config = json.loads(champion.get().booster.save_config())
+    assert config["learner"]["generic_param"]["nthread"] == str(PREDICT_THREADS)
 
 
 def test_unknown_entity_gets_a_per_entity_answer(setup) -> None:
