@@ -175,6 +175,7 @@ tests/unit/test_workspaces.py
 tools/__init__.py
 tools/airflow_cluster.py
 tools/ci_report.py
+tools/local_servers.py
 tools/point_in_time.py
 tools/publish.py
 tools/scratch.py

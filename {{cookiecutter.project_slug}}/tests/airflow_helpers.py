@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipeline_helpers import env as pipeline_env
-from tools.airflow_cluster import free_port, stop, wait_for
+from tools.airflow_cluster import stop, wait_for
+from tools.local_servers import free_port
 
 BIN = Path(sys.executable).parent
 S3_REGION = "us-east-1"

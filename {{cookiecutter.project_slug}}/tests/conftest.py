@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 
 from other_contracts import LOAN, with_second_contract
+from tools import local_servers
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,48 +83,13 @@ def train_config(project_params: Params) -> TrainConfig:
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """A real redis-server on 127.0.0.1 (installed by scripts/test-services.sh)."""
-    if shutil.which("redis-server") is None:
-        subprocess.run([str(PROJECT_ROOT / "scripts" / "test-services.sh")], check=False)
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed and could not be installed here")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    for _ in range(100):  # bounded wait for start-up
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    with local_servers.redis_server(PROJECT_ROOT) as address:
+        if address is None:
+            pytest.skip("redis-server is not installed and could not be installed here")
+        yield address
 
 
 @pytest.fixture(scope="module")

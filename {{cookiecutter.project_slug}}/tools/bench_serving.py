@@ -31,8 +31,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -46,6 +44,8 @@ from rich.table import Table
 from {{ cookiecutter.package_name }}.config import Params, load_params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.logs import console
+
+from .local_servers import free_port, redis_server
 
 STORES = ("sqlite", "redis")
 # Reference targets (printed beside the figures, never asserted): HTTP p99 of one id per
@@ -62,40 +62,6 @@ def served_ids(feature_table: Path, contract: DatasetContract) -> np.ndarray:
     key = contract.entity.key
     ids = pd.read_parquet(feature_table, columns=[key])[key].drop_duplicates()
     return np.asarray(contract.key_values(ids.tolist()), dtype=object)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def local_redis(project: Path = Path()) -> Iterator[str | None]:
-    """A redis-server on 127.0.0.1 for the run ("host:port"), installed by the project's
-    scripts/test-services.sh when missing (and allowed); None when there is none."""
-    if shutil.which("redis-server") is None and (project / "scripts/test-services.sh").is_file():
-        subprocess.run([str(project / "scripts/test-services.sh")], check=False)
-    if shutil.which("redis-server") is None:
-        yield None
-        return
-    import redis
-
-    port = free_port()
-    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
-        for _ in range(200):  # bounded wait for start-up
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def store_copy(
@@ -378,7 +344,7 @@ def bench_serving(
         for kind in stores:
             repo = Path("features").resolve()
             if kind != own_kind:
-                address = stack.enter_context(local_redis()) if kind == "redis" else None
+                address = stack.enter_context(redis_server()) if kind == "redis" else None
                 if kind == "redis" and address is None:
                     console.print("[yellow]no redis-server here: Redis is not measured[/]")
                     continue

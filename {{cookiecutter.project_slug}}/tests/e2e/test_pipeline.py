@@ -233,7 +233,7 @@ def ensure_champion(project: Path) -> str:
 def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> None:
     import httpx
 
-    from conftest import free_port
+    from tools.local_servers import free_port
 
     version = ensure_champion(project)
     features = pd.read_parquet(project / "data/features/features.parquet")

@@ -33,7 +33,7 @@ from {{ cookiecutter.package_name }}.model import MODEL_FILE, load_model, predic
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.training import train_model
 
-from conftest import free_port
+from tools.local_servers import free_port
 
 AUC_TOLERANCE = 0.02  # |test ROC AUC (dask) - test ROC AUC (local)|, see the README
 

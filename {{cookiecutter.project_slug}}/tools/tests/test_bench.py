@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.ingest_config import FilesSourceConfig, IngestConfig
 from {{ cookiecutter.package_name }}.logs import console
 
-from tools import bench, bench_pipeline, bench_serving
+from tools import bench, bench_pipeline, bench_serving, local_servers
 from tools.bench_pipeline import (
     BENCH_SOURCE,
     SizeResult,
@@ -343,7 +343,7 @@ def test_a_store_copy_serves_the_feature_table_from_its_own_online_store(
     sized = params.model_copy(
         update={"paths": params.paths.model_copy(update={"features": tmp_path / "features"})}
     )
-    with bench_serving.local_redis(PROJECT_ROOT) as address:
+    with local_servers.redis_server(PROJECT_ROOT) as address:
         if kind == "redis" and address is None:
             pytest.skip("no redis-server here")
         repo = bench_serving.store_copy(
