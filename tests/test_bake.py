@@ -101,6 +101,7 @@ src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/monitoring/versions.py
 src/{package}/online_read.py
+src/{package}/offline_store.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
@@ -157,6 +158,7 @@ tests/unit/test_gates.py
 tests/unit/test_layout.py
 tests/unit/test_metrics.py
 tests/unit/test_model.py
+tests/unit/test_offline_store.py
 tests/unit/test_monitoring.py
 tests/unit/test_notifications.py
 tests/e2e/test_drift_monitoring_dag.py
