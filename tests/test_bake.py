@@ -192,9 +192,11 @@ docs/performance.md
 tools/airflow_bench.py
 tools/bench.py
 tools/bench_pipeline.py
+tools/bench_pit.py
 tools/bench_serving.py
 tools/stage_metrics/sitecustomize.py
 tools/tests/test_bench.py
+tools/tests/test_bench_pit.py
 """
 TOP_LEVEL = {
     "README.md", "pyproject.toml", "dags", "dvc.yaml", "params.yaml", "data",
