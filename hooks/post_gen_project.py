@@ -33,9 +33,11 @@ BENCHMARK_FILES = (
     "tools/airflow_bench.py",
     "tools/bench.py",
     "tools/bench_pipeline.py",
+    "tools/bench_pit.py",
     "tools/bench_serving.py",
     "tools/stage_metrics",
     "tools/tests/test_bench.py",
+    "tools/tests/test_bench_pit.py",
     "docs/performance.md",
 )
 

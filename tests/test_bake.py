@@ -101,6 +101,7 @@ src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/monitoring/versions.py
 src/{package}/online_read.py
+src/{package}/offline_store.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
@@ -157,6 +158,7 @@ tests/unit/test_gates.py
 tests/unit/test_layout.py
 tests/unit/test_metrics.py
 tests/unit/test_model.py
+tests/unit/test_offline_store.py
 tests/unit/test_monitoring.py
 tests/unit/test_notifications.py
 tests/e2e/test_drift_monitoring_dag.py
@@ -191,9 +193,11 @@ docs/performance.md
 tools/airflow_bench.py
 tools/bench.py
 tools/bench_pipeline.py
+tools/bench_pit.py
 tools/bench_serving.py
 tools/stage_metrics/sitecustomize.py
 tools/tests/test_bench.py
+tools/tests/test_bench_pit.py
 """
 TOP_LEVEL = {
     "README.md", "pyproject.toml", "dags", "dvc.yaml", "params.yaml", "data",

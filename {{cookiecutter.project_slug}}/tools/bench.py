@@ -363,6 +363,7 @@ def bench_feature_store(
             scratch / "data" / params.paths.feature_table.name, index=False, coerce_timestamps="us"
         )
         store = open_store(repo)
+        offline = store.config.offline_store.type
         started = time.perf_counter()
         frame = historical_features(store, labels, contract)
         feast_seconds = time.perf_counter() - started
@@ -388,7 +389,7 @@ def bench_feature_store(
         "feast_over_pandas": feast_seconds / pandas_seconds,
         "materialize_seconds": materialize_seconds,
     }
-    print_figures(f"Feast on {len(raw):,} rows (DuckDB offline store)", figures)
+    print_figures(f"Feast on {len(raw):,} rows (offline store {offline})", figures)
     return figures
 
 
@@ -506,6 +507,24 @@ def feast(
 ) -> None:
     """Feast historical retrieval and materialization time, against pandas merge_asof."""
     bench_feature_store(load_params(params), rows, params.parent / "features")
+
+
+@app.command()
+def pit(
+    rows: int = typer.Option(1_000_000, help="Label rows (and as many feature rows)."),
+    rounds: int = typer.Option(3, help="Rounds of the layer and the bare join, alternating."),
+    stock: bool = typer.Option(True, help="Also time Feast's own DuckDB offline store."),
+    memory: bool = typer.Option(True, help="Peak memory of each path, in a process of its own."),
+    out: Path = typer.Option(
+        Path("reports/bench/bench.json"), help="JSON report to register `layer_ratios.pit` in."
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """The training set's point-in-time join through Feast and the project's offline
+    store, against pandas.merge_asof on the same frames, side by side; peak memory of each."""
+    from .bench_pit import bench_pit, register
+
+    register(out, bench_pit(load_params(params), rows, rounds, stock, memory))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,18 @@ from {{ cookiecutter.package_name }}.contract import DatasetContract
 
 
 def point_in_time_join(
-    labels: pd.DataFrame, features: pd.DataFrame, contract: DatasetContract
+    labels: pd.DataFrame,
+    features: pd.DataFrame,
+    contract: DatasetContract,
+    ttl: pd.Timedelta | None = None,
 ) -> pd.DataFrame:
-    """Attach to every label row the latest features known at its timestamp."""
+    """Attach to every label row the latest features known at its timestamp (and no
+    older than `ttl`, the feature view's, when given)."""
     key, timestamp, columns = contract.entity.key, contract.timestamp, contract.feature_columns
     left = labels.sort_values(timestamp, kind="stable")
     right = features[[key, timestamp, *columns]].sort_values(timestamp, kind="stable")
-    joined = pd.merge_asof(left, right, on=timestamp, by=key, direction="backward")
-    missing = joined[columns[0]].isna()
+    joined = pd.merge_asof(left, right, on=timestamp, by=key, direction="backward", tolerance=ttl)
+    missing = joined[columns].isna().all(axis=1)
     if missing.any():
         joined = joined.loc[~missing]  # a label with no feature history cannot be trained on
     return joined.sort_values([timestamp, key], kind="stable").reset_index(drop=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from .contract import DatasetContract
 from .errors import ConfigError, PipelineError, StageInputError
@@ -209,18 +210,29 @@ def historical_features(
     store: Any, entity_df: pd.DataFrame, contract: DatasetContract
 ) -> pd.DataFrame:
     """Point-in-time join through the feature service: for each (entity key, timestamp)
-    row the newest feature values at or before that timestamp (within the TTL)."""
+    row the newest feature values at or before that timestamp (within the TTL). Rows
+    without any feature value are dropped; the rest come sorted by (timestamp, key), rows
+    of the same key and timestamp in the offline store's order (the project's store, in
+    offline_store.py: the order given)."""
     key, stamp, columns = contract.entity.key, contract.timestamp, contract.feature_columns
     feature_view(store, contract)
     check_entity_keys(entity_df, contract, "the entity rows")
     if stamp not in entity_df.columns:
         raise StageInputError(f"the entity rows have no {stamp} column (dataset.timestamp)")
     service = store.get_feature_service(FEATURE_SERVICE)
-    frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
-    frame = frame.dropna(subset=columns, how="all")  # no feature history: cannot train
+    table = store.get_historical_features(entity_df=entity_df, features=service).to_arrow()
     others = [c for c in entity_df.columns if c not in (key, stamp)]
-    frame = frame[[key, stamp, *others, *columns]].sort_values([stamp, key], kind="stable")
-    return frame.reset_index(drop=True)
+    table = table.select([key, stamp, *others, *columns])
+    # In Arrow, not pandas: one conversion at the end, not a copy of every column per step.
+    unknown = None  # no feature history (every feature null or NaN): cannot train
+    for column in columns:
+        missing = pc.is_null(table[column], nan_is_null=True)
+        unknown = missing if unknown is None else pc.and_(unknown, missing)
+    if unknown is not None and pc.any(unknown).as_py():
+        table = table.filter(pc.invert(unknown))
+    # a stable sort: rows with the same key and timestamp keep the entity rows' order
+    table = table.take(pc.sort_indices(table, sort_keys=[(stamp, "ascending"), (key, "ascending")]))
+    return table.to_pandas()
 
 
 def materialize(

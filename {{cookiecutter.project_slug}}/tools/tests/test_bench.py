@@ -524,6 +524,7 @@ def test_bench_pipeline_runs_and_writes_every_section(tmp_path: Path) -> None:
     assert bare["rounds"] >= 1 and bare["train_rows"] > 0 and bare["matrix_mb"] > 0
     assert report["raw_gate"]["rows"] >= 10_000
     assert report["feast"]["historical_rows_returned"] > 0
+    assert report["layer_ratios"]["pit"]["same_as_merge_asof"]
     assert {m["scenario"] for m in report["monitoring"]} == {"none", "covariate", "concept"}
     assert report["serving"]["http_p50_ms"] > 0
     assert "dag_parse_extra_seconds" in report["summary"]
