@@ -13,9 +13,9 @@ lowers the score.
   (serving.py) and `score --explain k` (scoring.py) return, and log, the k features
   whose contributions are largest in absolute value.
 
-TreeSHAP costs about a millisecond a row on one thread for the demo's model (600 times
-a plain prediction), so it is never computed unless asked for, and a request may ask
-it for at most MAX_EXPLAINED_IDS ids.
+TreeSHAP costs about a millisecond a row on one thread for the demo's model (hundreds
+of times a plain prediction), so it is never computed unless asked for, and a request
+may ask it for at most MAX_EXPLAINED_IDS ids.
 """
 
 from __future__ import annotations

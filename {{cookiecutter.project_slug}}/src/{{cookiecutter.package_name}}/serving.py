@@ -192,7 +192,7 @@ def score_rows(
                 **more,
             )
         )
-    if explain:  # only then: SHAP values cost ~600 times the score
+    if explain:  # only then: SHAP values cost hundreds of times the score
         explained = explain_rows(model.booster, known.values, columns, explain, PREDICT_THREADS)
         for entity_id, explanation in zip(ids, explained, strict=True):
             answers[entity_id]["explanation"] = explanation
