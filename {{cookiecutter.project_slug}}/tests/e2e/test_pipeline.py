@@ -277,11 +277,8 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
     entities = project / "entities.csv"
     pd.DataFrame({KEY: ids}).to_csv(entities, index=False)
     out = project / "scores.parquet"
-    run(
-        [sys.executable, "-m", package, "score", "--entities", str(entities), "--out", str(out)]
-        + ["--explain", "3"],
-        project,
-    )
+    score = [sys.executable, "-m", package, "score", "--entities", str(entities)]
+    run([*score, "--out", str(out), "--explain", "3"], project)
     scored = pd.read_parquet(out).set_index(KEY)
     for entity, score in served.items():
         assert scored.loc[entity, "score"] == pytest.approx(score, abs=1e-6)
