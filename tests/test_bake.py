@@ -70,6 +70,7 @@ src/{package}/__init__.py
 src/{package}/__main__.py
 src/{package}/api_keys.py
 src/{package}/batches.py
+src/{package}/calibration.py
 src/{package}/challenger.py
 src/{package}/champion.py
 src/{package}/cli.py
@@ -84,6 +85,7 @@ src/{package}/dataset_write.py
 src/{package}/derived.py
 src/{package}/errors.py
 src/{package}/expectation_rules.py
+src/{package}/explain.py
 src/{package}/feature_store.py
 src/{package}/features.py
 src/{package}/files.py
@@ -139,6 +141,7 @@ tests/e2e/worker_identity/worker_identity.py
 tests/other_contracts.py
 tests/pipeline_helpers.py
 tests/unit/test_api_keys.py
+tests/unit/test_calibration.py
 tests/unit/test_challenger.py
 tests/unit/test_champion.py
 tests/unit/test_cli.py
@@ -149,6 +152,7 @@ tests/unit/test_dags.py
 tests/unit/test_dask_engine.py
 tests/unit/test_datagen.py
 tests/unit/test_dataset_init.py
+tests/unit/test_explain.py
 tests/unit/test_feature_store.py
 tests/unit/test_features.py
 tests/unit/test_files.py

@@ -315,6 +315,7 @@ def serving_setup(
     return {
         "contract": contract,
         "features": features,
+        "labelled": labelled,  # the training set the versions were trained on (time_split)
         "model": model,
         "store": store,
         "http": TestClient(create_app(store, champion, log_path, contract)),
@@ -375,21 +376,33 @@ class Registry:
     def __init__(self, client: object, artifacts: Path, name: str) -> None:
         self.client, self.artifacts, self.name = client, artifacts, name
 
-    def add(self, booster: object) -> str:
+    def add(self, booster: object, calibration: object = None) -> str:
+        """Log and register `booster`, with `calibration` (calibration.Calibration) among
+        its files when given (as the train stage logs every model)."""
+        import tempfile
+
         import mlflow
         import mlflow.xgboost
 
+        from {{ cookiecutter.package_name }}.calibration import CALIBRATION_FILE, write_calibration
         from {{ cookiecutter.package_name }}.champion import register
 
-        with mlflow.start_run() as run:
-            mlflow.xgboost.log_model(booster, name="model", model_format="ubj", pip_requirements=[])
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
+            extra = []
+            if calibration is not None:
+                write_calibration(calibration, Path(tmp) / CALIBRATION_FILE)
+                extra = [str(Path(tmp) / CALIBRATION_FILE)]
+            mlflow.xgboost.log_model(
+                booster, name="model", model_format="ubj", pip_requirements=[], extra_files=extra
+            )
         return str(register(self.client, self.name, run.info.run_id, 0.4).version)
 
-    def model_file(self, version: str) -> Path:
-        """Where the registry keeps the version's model file (what an attacker would edit)."""
+    def model_file(self, version: str, name: str = "model.ubj") -> Path:
+        """Where the registry keeps the version's model file (what an attacker would edit),
+        or another of its files (`name`: a path inside the model's artifacts)."""
         source = self.client.get_model_version(self.name, version).source  # models:/<model id>
         model_id = source.removeprefix("models:/")
-        (path,) = self.artifacts.glob(f"**/{model_id}/artifacts/model.ubj")
+        (path,) = self.artifacts.glob(f"**/{model_id}/artifacts/{name}")
         return path
 
     def champion(self, version: str) -> None:

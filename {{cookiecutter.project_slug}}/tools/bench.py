@@ -221,7 +221,7 @@ def _reference_model(params: Params) -> tuple[Any, Any, Any, pd.DataFrame]:
         update={"num_boost_round": 150, "device": "cpu", "engine": "local"}
     )
     booster, meta = train_model(splits, cfg_train, contract)
-    scores = predict_proba(booster, splits.test)
+    scores = predict_proba(booster, splits.test, meta.calibration)  # as evaluate scores
     test_predictions = pd.DataFrame({label: splits.test[label].to_numpy(), SCORE: scores})
     return booster, meta, splits, test_predictions
 
@@ -271,6 +271,7 @@ def bench_monitoring(params: Params, rows: int, scenarios: list[str]) -> list[di
                 contract=contract,
                 test_predictions=test_predictions,
                 end_date=last_day,
+                calibration=meta.calibration,
             )
             prepared = time.perf_counter() - started
             summary = run_checks(inputs, cfg).summary

@@ -3,8 +3,9 @@
 `serving.rollout` says how (serving.py applies it to each request):
 
 - `champion`: the champion answers every request; the candidate is not loaded;
-- `shadow`: the candidate scores every request's features too; its score and label go
-  to the prediction log (prediction_log.py shadow_*), the caller gets the champion's;
+- `shadow`: the candidate scores every request's features too (through its own
+  calibration); its score and label go to the prediction log (prediction_log.py
+  shadow_*), the caller gets the champion's;
 - `canary`: the entities whose stable hash (`canary_bucket`: sha256 of the id's text,
   the same in every process and across restarts) falls below `serving.canary_share`
   are answered by the candidate, the others by the champion. Raising the share keeps
@@ -148,7 +149,9 @@ def shadow_fields(shadow: LoadedModel, known: Any) -> list[dict[str, Any]]:
     from .model import predict_matrix
 
     try:
-        scores = predict_matrix(shadow.booster, known.values, known.columns).tolist()
+        scores = predict_matrix(
+            shadow.booster, known.values, known.columns, shadow.calibration
+        ).tolist()
     except Exception:  # the shadow never fails a request
         log.exception("shadow: candidate version %s failed to score; not logged", shadow.version)
         return [{}] * len(known.ids)

@@ -4,17 +4,20 @@
 Everything the registry knows about a version the project uses lives here:
 
 - registering a training run's model as a version (idempotent), recording the
-  model's decision threshold on the version as the tag `threshold` and the sha256 of
-  its model file as the tag `model_sha256`;
+  model's decision threshold on the version as the tag `threshold`, the sha256 of
+  its model file as the tag `model_sha256` and that of its calibration file (logged
+  with the model, calibration.py) as `calibration_sha256`;
 - the threshold of a version: that tag (the one source; versions registered by hand,
   without it, fall back to the training run's param `model.threshold`);
-- reading an alias, loading a version (booster + threshold) after checking its model
-  file against the recorded sha256 (other bytes, or none recorded: ModelIntegrityError,
-  never loaded), and `ChampionModel`,
+- reading an alias, loading a version (booster, calibration, threshold) after checking
+  its model and calibration files against the recorded sha256 (other bytes, or none
+  recorded: ModelIntegrityError, never loaded; a version logged before calibrations
+  existed has neither file nor tag, and scores uncalibrated), and `ChampionModel`,
   which holds the champion in memory for serving and reloads it when the alias moves;
   a version trained on other features than the contract's (params.yaml dataset)
   fails to load with a FeatureMismatchError naming the difference;
-- scoring a holdout with a booster, by the feature names the booster was trained on.
+- scoring a holdout with a booster (and its calibration), by the feature names the
+  booster was trained on.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from .calibration import CALIBRATION_FILE, Calibration, CalibrationFileError, read_calibration
 from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
 from .model import FeatureMismatchError, check_features, predict_proba
@@ -47,6 +51,7 @@ THRESHOLD_TAG = "threshold"  # set on every version when it is registered
 RUN_THRESHOLD_PARAM = "model.threshold"  # the training run's param (tracking.log_training)
 DEFAULT_THRESHOLD = 0.5
 DIGEST_TAG = "model_sha256"  # set on every version when it is registered
+CALIBRATION_DIGEST_TAG = "calibration_sha256"  # ... when its model carries a calibration
 
 
 class NoChampionError(PipelineError):
@@ -64,6 +69,7 @@ class LoadedModel:
     run_id: str
     threshold: float
     booster: Any
+    calibration: Calibration = field(default_factory=Calibration)  # scores pass through it
 
 
 class ModelHolder(Protocol):
@@ -142,10 +148,15 @@ def register(client: Any, name: str, run_id: str, threshold: float) -> Any:
             )
         version = mlflow.register_model(uri, name)
     client.set_model_version_tag(name, version.version, THRESHOLD_TAG, str(threshold))
-    if DIGEST_TAG not in (version.tags or {}):
+    if not {DIGEST_TAG, CALIBRATION_DIGEST_TAG} <= set(version.tags or {}):
         with tempfile.TemporaryDirectory() as tmp:
-            digest = file_sha256(_download_model_file(name, str(version.version), Path(tmp)))
-        client.set_model_version_tag(name, version.version, DIGEST_TAG, digest)
+            files = _download_model(name, str(version.version), Path(tmp))
+            digests = {DIGEST_TAG: file_sha256(files.model)}
+            if files.calibration is not None and files.calibration.is_file():
+                digests[CALIBRATION_DIGEST_TAG] = file_sha256(files.calibration)
+        for tag, digest in digests.items():
+            if tag not in (version.tags or {}):
+                client.set_model_version_tag(name, version.version, tag, digest)
     return client.get_model_version(name, version.version)
 
 
@@ -157,8 +168,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download_model_file(name: str, version: str, into: Path) -> Path:
-    """The version's XGBoost model file (the flavor's `data`), downloaded into `into`."""
+@dataclass(frozen=True)
+class ModelFiles:
+    """A version's files, downloaded: its XGBoost model and its calibration, if any."""
+
+    model: Path
+    calibration: Path | None
+
+
+def _inside(local: Path, relative: str, suffixes: set[str], what: str) -> Path:
+    path = (local / relative).resolve()
+    if local.resolve() not in path.parents or path.suffix not in suffixes:
+        raise ModelIntegrityError(
+            f"{what}: its file {relative!r} is not a {'/'.join(sorted(suffixes))} file inside "
+            "the model's artifacts"
+        )
+    return path
+
+
+def _download_model(name: str, version: str, into: Path) -> ModelFiles:
+    """The version's XGBoost model file (the flavor's `data`) and calibration file (one of
+    its `extra_files`), downloaded into `into`."""
     import mlflow
     import yaml
 
@@ -167,19 +197,40 @@ def _download_model_file(name: str, version: str, into: Path) -> Path:
     local = Path(
         mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(into))
     )
+    what = f"version {version} of model {name!r}"
     flavor = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {}).get("xgboost")
     if not flavor or "data" not in flavor:
         raise ModelIntegrityError(
-            f"version {version} of model {name!r} is not an XGBoost model (its MLmodel "
-            "has no xgboost flavor): only UBJSON/JSON boosters are loaded"
+            f"{what} is not an XGBoost model (its MLmodel has no xgboost flavor): only "
+            "UBJSON/JSON boosters are loaded"
         )
-    path = (local / flavor["data"]).resolve()
-    if local.resolve() not in path.parents or path.suffix not in {".ubj", ".json"}:
+    extra = [str(f.get("path", "")) for f in flavor.get("extra_files") or []]
+    listed = [_inside(local, p, {".json"}, what) for p in extra if Path(p).name == CALIBRATION_FILE]
+    model = _inside(local, flavor["data"], {".ubj", ".json"}, what)
+    return ModelFiles(model, listed[0] if listed else None)
+
+
+def _checked(path: Path | None, expected: str | None, what: str) -> None:
+    """A ModelIntegrityError unless the file `path` has the sha256 `expected` (no file
+    listed and no digest recorded: fine)."""
+    if path is None and expected is None:
+        return
+    if path is None or not path.is_file():
         raise ModelIntegrityError(
-            f"version {version} of model {name!r}: its model file {flavor['data']!r} is not a "
-            "UBJSON/JSON file inside the model's artifacts"
+            f"{what}: its file is missing (its model lists it, or its sha256 was recorded); "
+            "it is not loaded"
         )
-    return path
+    if expected is None:
+        raise ModelIntegrityError(
+            f"{what}: no sha256 of it was recorded, so its bytes cannot be checked and it is "
+            "not loaded: register models through the promote stage, which records the digests"
+        )
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ModelIntegrityError(
+            f"{what} has sha256 {actual}, but {expected} was recorded when it was "
+            "registered; it is not loaded"
+        )
 
 
 def version_threshold(client: Any, model_version: Any) -> float:
@@ -202,37 +253,42 @@ def version_threshold(client: Any, model_version: Any) -> float:
 
 
 def load_version(client: Any, name: str, version: str, contract: DatasetContract) -> LoadedModel:
-    """A registered version's booster and threshold; a FeatureMismatchError when it
-    reads other features than contract.feature_columns."""
+    """A registered version's booster, calibration and threshold, their bytes checked; a
+    FeatureMismatchError when it reads other features than contract.feature_columns."""
     import xgboost as xgb
 
     model_version = client.get_model_version(name, str(version))
     threshold = version_threshold(client, model_version)
-    expected = (model_version.tags or {}).get(DIGEST_TAG)
-    if not expected:
+    tags = model_version.tags or {}
+    what = f"version {version} of model {name!r}"
+    if not tags.get(DIGEST_TAG):
         raise ModelIntegrityError(
-            f"version {version} of model {name!r} records no {DIGEST_TAG} tag, so its bytes "
-            "cannot be checked and it is not loaded: register models through the promote "
-            "stage, which records the digest"
+            f"{what} records no {DIGEST_TAG} tag, so its bytes cannot be checked and it is "
+            "not loaded: register models through the promote stage, which records the digest"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        path = _download_model_file(name, str(version), Path(tmp))
-        actual = file_sha256(path)
-        if actual != expected:
-            raise ModelIntegrityError(
-                f"version {version} of model {name!r}: its model file has sha256 {actual}, "
-                f"but {expected} was recorded when it was registered; it is not loaded"
-            )
+        files = _download_model(name, str(version), Path(tmp))
+        _checked(files.model, tags[DIGEST_TAG], f"{what}: its model file")
+        _checked(files.calibration, tags.get(CALIBRATION_DIGEST_TAG), f"{what}: its calibration")
         booster = xgb.Booster()
-        booster.load_model(str(path))
-    check_features(booster.feature_names, contract, f"version {version} of model {name!r}")
-    return LoadedModel(name, str(version), model_version.run_id, threshold, booster)
+        booster.load_model(str(files.model))
+        calibration = Calibration()
+        if files.calibration is not None:
+            try:
+                calibration = read_calibration(files.calibration, what)
+            except CalibrationFileError as exc:
+                raise ModelIntegrityError(str(exc)) from exc
+    check_features(booster.feature_names, contract, what)
+    return LoadedModel(name, str(version), model_version.run_id, threshold, booster, calibration)
 
 
-def booster_scores(booster: Any, holdout: pd.DataFrame) -> np.ndarray:
-    """Scores of `holdout` by the features the booster was trained on (by name); a
-    FeatureMismatchError (a StageInputError) when the holdout lacks one of them."""
-    return predict_proba(booster, holdout)
+def booster_scores(
+    booster: Any, holdout: pd.DataFrame, calibration: Calibration | None = None
+) -> np.ndarray:
+    """Scores of `holdout` by the features the booster was trained on (by name), through
+    `calibration` when given; a FeatureMismatchError (a StageInputError) when the holdout
+    lacks one of them."""
+    return predict_proba(booster, holdout, calibration)
 
 
 def registered_scores(
@@ -242,13 +298,15 @@ def registered_scores(
     holdout: pd.DataFrame,
     trained: Any,
     contract: DatasetContract,
+    calibration: Calibration | None = None,
 ) -> np.ndarray:
     """The holdout's scores by the registered version, loaded as the service loads it
-    (from the registry, its bytes checked); a PipelineError when they differ from the
-    scores of the booster train wrote (`trained`): the registry holds another model."""
+    (from the registry, its bytes checked, through its calibration); a PipelineError when
+    they differ from the scores of the booster train wrote (`trained`, through its
+    `calibration`): the registry holds another model."""
     candidate = load_version(client, name, version, contract)
-    scores = booster_scores(candidate.booster, holdout)
-    if not np.allclose(scores, booster_scores(trained, holdout), atol=1e-6):
+    scores = booster_scores(candidate.booster, holdout, candidate.calibration)
+    if not np.allclose(scores, booster_scores(trained, holdout, calibration), atol=1e-6):
         raise PipelineError(
             f"version {version} of {name!r} in the registry scores the holdout differently "
             "from the model the train stage wrote: it is not that model; nothing was promoted"

@@ -201,12 +201,17 @@ def score(
         None,
         help="Score as of this time (ISO); default: when the online store was last materialized.",
     ),
+    explain: int = typer.Option(
+        0,
+        min=0,
+        help="Also write each row's top-k SHAP contributions (column `explanation`, JSON).",
+    ),
     params: Path = PARAMS_OPTION,
 ) -> None:
     """Batch scoring: Feast historical features + the champion model, then the predictions gate."""
     from .scoring import score_file
 
-    score_file(load_params(params), entities, out, at)
+    score_file(load_params(params), entities, out, at, explain)
 
 
 rollout_app = typer.Typer(

@@ -136,6 +136,9 @@ class TrainConfig(Strict):
     max_bin: int = Field(ge=2)
     scale_pos_weight: Literal["auto"] | float = "auto"
     threshold: Literal["auto"] | float = "auto"
+    # none | isotonic | platt, fitted on the valid split (calibration.py); the threshold is
+    # then chosen on (and applies to) the calibrated scores
+    calibration: Literal["none", "isotonic", "platt"] = "none"
     seed: int = 42
     nthread: int = Field(0, ge=0)
     dask: DaskConfig = DaskConfig()  # the cluster of engine: dask
@@ -143,6 +146,10 @@ class TrainConfig(Strict):
 
 class EvaluateConfig(Strict):
     plot_points: int = Field(200, ge=10)
+    calibration_bins: int = Field(10, ge=2, le=1000)  # equal-width score bins: reliability, ECE
+    shap_rows: int = Field(
+        2000, ge=0
+    )  # test rows (seeded sample) SHAP values are averaged on; 0: all
 
 
 # Evidently's drift methods (stattests) by column kind; distances (wasserstein,

@@ -1,5 +1,12 @@
 """Evaluate stage: metrics, curves and per-slice metrics on the held-out test days.
 
+Calibration (are the scores frequencies?): the Brier score (mean squared error of the
+score against the 0/1 label: 0 is perfect, the baseline's is about positive rate x (1 -
+positive rate)), the expected calibration error (ECE: the rows' share-weighted mean
+|observed positive rate - mean score| over equal-width score bins) and the reliability
+curve they come from (observed positive rate against mean score, per bin: the diagonal
+is perfect calibration).
+
 Slices are the values of the columns `dataset.slices` lists. A slice is named by
 its value when one column is listed (`north`) and by `column=value` when there
 are several (`region=north`); a missing value is the slice `(missing)`. With
@@ -45,6 +52,8 @@ class Evaluation:
     pr: pd.DataFrame
     confusion: pd.DataFrame
     importance: pd.DataFrame
+    reliability: pd.DataFrame  # reliability_curve of the scores
+    shap: pd.DataFrame  # feature, mean_abs_shap (largest first)
 
 
 def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -56,12 +65,58 @@ def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) 
         "positive_rate": float(np.mean(y)) if len(y) else 0.0,
         "roc_auc": float(skm.roc_auc_score(y, scores)) if two_classes else float("nan"),
         "pr_auc": float(skm.average_precision_score(y, scores)) if two_classes else float("nan"),
-        "log_loss": float(skm.log_loss(y, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "log_loss": log_loss(y, scores),
+        "brier": brier_score(y, scores),
         "precision": float(skm.precision_score(y, predicted, zero_division=0)),
         "recall": float(skm.recall_score(y, predicted, zero_division=0)),
         "f1": float(skm.f1_score(y, predicted, zero_division=0)),
         "threshold": float(threshold),
     }
+
+
+def log_loss(y: np.ndarray, scores: np.ndarray) -> float:
+    return float(skm.log_loss(y, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
+
+
+def brier_score(y: np.ndarray, scores: np.ndarray) -> float:
+    """Mean squared difference of the scores and the 0/1 labels (NaN without rows)."""
+    if not len(y):
+        return float("nan")
+    return float(np.mean((np.asarray(scores, dtype=np.float64) - y) ** 2))
+
+
+def reliability_curve(y: np.ndarray, scores: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Per non-empty equal-width bin of [0, 1] (the last one closed): its bounds, rows,
+    mean score and observed positive rate."""
+    scores = np.asarray(scores, dtype=np.float64)
+    index = np.clip((scores * bins).astype(np.int64), 0, bins - 1)
+    rows = np.bincount(index, minlength=bins)
+    score_sum = np.bincount(index, weights=scores, minlength=bins)
+    positives = np.bincount(index, weights=np.asarray(y, dtype=np.float64), minlength=bins)
+    used = rows > 0
+    return pd.DataFrame(
+        {
+            "bin_start": np.arange(bins)[used] / bins,
+            "bin_end": (np.arange(bins)[used] + 1) / bins,
+            "rows": rows[used],
+            "mean_score": score_sum[used] / rows[used],
+            "positive_rate": positives[used] / rows[used],
+        }
+    )
+
+
+def expected_calibration_error(y: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
+    """ECE over `bins` equal-width bins: sum of |positive rate - mean score| x share of rows."""
+    curve = reliability_curve(y, scores, bins)
+    if not len(curve):
+        return float("nan")
+    gap = (curve["positive_rate"] - curve["mean_score"]).abs()
+    return float((gap * curve["rows"]).sum() / curve["rows"].sum())
+
+
+def calibration_metrics(y: np.ndarray, scores: np.ndarray, bins: int = 10) -> dict[str, float]:
+    """Brier score and ECE of `scores`."""
+    return {"brier": brier_score(y, scores), "ece": expected_calibration_error(y, scores, bins)}
 
 
 def _slice_value(value: object) -> str:
@@ -117,17 +172,29 @@ def evaluate(
     importance: dict[str, float],
     contract: DatasetContract,
     plot_points: int = 200,
+    *,
+    raw_scores: np.ndarray | None = None,
+    shap: dict[str, float] | None = None,
+    calibration_bins: int = 10,
 ) -> Evaluation:
     """Metrics of `scores` on the test rows (label contract.label.column, 0/1), against
-    the trivial baseline, per slice (contract.slices), with curves and importances."""
+    the trivial baseline, per slice (contract.slices), with curves and importances;
+    `raw_scores`: the model's scores before calibration (default: `scores`), whose Brier
+    score and ECE are reported too (`uncalibrated`); `shap`: mean |SHAP| per feature."""
     y = test[contract.label.column].to_numpy()
     model_metrics = classification_metrics(y, scores, threshold)
     # Trivial baseline: predict the training prior for everyone.
     prior = np.full(len(y), train_positive_rate)
     baseline = classification_metrics(y, prior, threshold=threshold)
+    raw = scores if raw_scores is None else raw_scores
     all_metrics: dict[str, float | dict[str, float]] = {
         **model_metrics,
-        "baseline": {k: baseline[k] for k in ("roc_auc", "pr_auc", "log_loss")},
+        "ece": expected_calibration_error(y, scores, calibration_bins),
+        "baseline": {k: baseline[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier")},
+        "uncalibrated": {
+            **calibration_metrics(y, raw, calibration_bins),
+            "log_loss": log_loss(y, raw),
+        },
         "pr_auc_lift_over_baseline": model_metrics["pr_auc"] / max(baseline["pr_auc"], 1e-12),
     }
 
@@ -142,11 +209,15 @@ def evaluate(
         roc=_thin(pd.DataFrame({"fpr": fpr, "tpr": tpr}), plot_points),
         pr=_thin(pd.DataFrame({"recall": recall, "precision": precision}), plot_points),
         confusion=pd.DataFrame({"actual": y, "predicted": predicted}),
-        importance=pd.DataFrame(
-            sorted(importance.items(), key=lambda kv: kv[1], reverse=True),
-            columns=["feature", "gain"],
-        ),
+        importance=_ranked(importance, "gain"),
+        reliability=reliability_curve(y, scores, calibration_bins),
+        shap=_ranked(shap or {}, "mean_abs_shap"),
     )
+
+
+def _ranked(values: dict[str, float], column: str) -> pd.DataFrame:
+    ranked = sorted(values.items(), key=lambda kv: kv[1], reverse=True)
+    return pd.DataFrame(ranked, columns=["feature", column])
 
 
 def write_reports(evaluation: Evaluation, reports_dir: Path) -> dict[str, Path]:
@@ -160,6 +231,8 @@ def write_reports(evaluation: Evaluation, reports_dir: Path) -> dict[str, Path]:
         "pr": plots / "precision_recall.csv",
         "confusion": plots / "confusion.csv",
         "importance": plots / "feature_importance.csv",
+        "reliability": plots / "reliability.csv",
+        "shap": plots / "shap_importance.csv",
     }
     write_json(evaluation.metrics, paths["metrics"])
     write_json(evaluation.slices, paths["slices"])
@@ -167,4 +240,6 @@ def write_reports(evaluation: Evaluation, reports_dir: Path) -> dict[str, Path]:
     evaluation.pr.to_csv(paths["pr"], index=False)
     evaluation.confusion.to_csv(paths["confusion"], index=False)
     evaluation.importance.to_csv(paths["importance"], index=False)
+    evaluation.reliability.to_csv(paths["reliability"], index=False)
+    evaluation.shap.to_csv(paths["shap"], index=False)
     return paths

@@ -1,5 +1,5 @@
 """The XGBoost model: parameters, device selection, the local training engine,
-UBJSON save/load (never pickle) and scoring.
+UBJSON save/load (never pickle, its calibration beside it) and scoring.
 
 Both engines (`train_local` here, `dask_engine.train_on_dask`) train with the
 same parameters and return a plain Booster, so everything after training is
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from .calibration import CALIBRATION_FILE, Calibration, read_calibration, write_calibration
 from .config import TrainConfig
 from .contract import DatasetContract
 from .errors import StageInputError
@@ -47,6 +48,9 @@ class ModelMeta:
     split_summary: dict[str, dict[str, float]] = field(default_factory=dict)
     engine: str = "local"  # train.engine that trained the model: local | dask
     workers: int = 1  # Dask workers that trained it (1: the local engine)
+    # fitted on the valid split (train.calibration); model_meta.json names its method,
+    # calibration.json holds it
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 def cuda_usable() -> bool:
@@ -200,40 +204,56 @@ def train_local(
 
 
 def save_model(booster: xgb.Booster, meta: ModelMeta, model_dir: Path) -> Path:
+    """The booster (UBJSON), model_meta.json and calibration.json, into `model_dir`."""
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / MODEL_FILE
     tmp = model_dir / f".tmp.{MODEL_FILE}"
     booster.save_model(tmp)
     tmp.replace(path)
-    write_json(asdict(meta), model_dir / META_FILE)
+    write_calibration(meta.calibration, model_dir / CALIBRATION_FILE)
+    write_json(asdict(meta) | {"calibration": meta.calibration.method}, model_dir / META_FILE)
     return path
 
 
 def load_model(model_dir: Path, contract: DatasetContract) -> tuple[xgb.Booster, ModelMeta]:
-    """The trained model; a FeatureMismatchError when it reads other features than
-    the contract's (params.yaml dataset changed since it was trained)."""
+    """The trained model and its calibration; a FeatureMismatchError when it reads other
+    features than the contract's (params.yaml dataset changed since it was trained)."""
     booster = xgb.Booster()
     booster.load_model(require(model_dir / MODEL_FILE, "train"))
-    meta = ModelMeta(**read_json(model_dir / META_FILE, "train"))
+    fields = read_json(model_dir / META_FILE, "train")
+    method = fields.pop("calibration", "none")
+    calibration = Calibration()
+    if method != "none" or (model_dir / CALIBRATION_FILE).is_file():
+        path = require(model_dir / CALIBRATION_FILE, "train")
+        calibration = read_calibration(path, f"the model in {model_dir}")
+        if calibration.method != method:
+            raise StageInputError(
+                f"{model_dir}: {META_FILE} names the calibration {method!r} but "
+                f"{CALIBRATION_FILE} holds {calibration.method!r}: re-run `dvc repro train`"
+            )
+    meta = ModelMeta(**fields, calibration=calibration)
     check_features(meta.feature_names, contract, f"the model in {model_dir}")
     return booster, meta
 
 
-def predict_proba(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
-    """Scores of `frame`'s rows, read by the feature names the booster was trained on."""
+def predict_proba(
+    booster: xgb.Booster, frame: pd.DataFrame, calibration: Calibration | None = None
+) -> np.ndarray:
+    """Scores of `frame`'s rows, read by the feature names the booster was trained on,
+    through `calibration` when given (Calibration.apply)."""
     names = booster.feature_names
     if not names:
         raise FeatureMismatchError("the model records no feature names: retrain it")
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise FeatureMismatchError(f"the rows to score lack features the model reads: {missing}")
-    return booster.predict(xgb.DMatrix(feature_matrix(frame, names), feature_names=names))
+    raw = booster.predict(xgb.DMatrix(feature_matrix(frame, names), feature_names=names))
+    return raw if calibration is None else calibration.apply(raw)
 
 
-def predict_matrix(booster: xgb.Booster, matrix: np.ndarray, columns: list[str]) -> np.ndarray:
-    """Scores of `matrix`'s rows, whose columns are the features `columns` (names), read by
-    the feature names the booster was trained on: predict_proba for a few rows at a time
-    (the service's), without a DataFrame or a DMatrix (XGBoost's inplace_predict)."""
+def ordered_matrix(booster: xgb.Booster, matrix: np.ndarray, columns: list[str]) -> np.ndarray:
+    """`matrix`'s columns (the features `columns`, by name) in the order of the feature
+    names the booster was trained on, as float32."""
     names = booster.feature_names
     if not names:
         raise FeatureMismatchError("the model records no feature names: retrain it")
@@ -241,7 +261,20 @@ def predict_matrix(booster: xgb.Booster, matrix: np.ndarray, columns: list[str])
     missing = [n for n in names if n not in position]
     if missing:
         raise FeatureMismatchError(f"the rows to score lack features the model reads: {missing}")
-    if not len(matrix):
+    return matrix[:, [position[n] for n in names]].astype(np.float32)
+
+
+def predict_matrix(
+    booster: xgb.Booster,
+    matrix: np.ndarray,
+    columns: list[str],
+    calibration: Calibration | None = None,
+) -> np.ndarray:
+    """Scores of `matrix`'s rows, whose columns are the features `columns` (names), read by
+    the feature names the booster was trained on: predict_proba for a few rows at a time
+    (the service's), without a DataFrame or a DMatrix (XGBoost's inplace_predict)."""
+    ordered = ordered_matrix(booster, matrix, columns)
+    if not len(ordered):
         return np.empty(0, dtype=np.float32)
-    ordered = matrix[:, [position[n] for n in names]].astype(np.float32)
-    return booster.inplace_predict(ordered)
+    raw = booster.inplace_predict(ordered)
+    return raw if calibration is None else calibration.apply(raw)

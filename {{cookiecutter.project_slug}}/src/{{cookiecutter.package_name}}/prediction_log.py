@@ -28,6 +28,17 @@ features beside the champion; its answer is logged, never returned. Those record
 
 In a canary rollout each record's model_version is the version that answered.
 
+A request that asked for explanations (/predict with `explain: k`) adds to each of its
+records (the field is absent from every other record):
+
+    explanation  object  what /predict returned as the id's explanation (explain.py):
+                         margin, bias, rest (numbers) and contributions, a list of
+                         {feature, value, contribution}: the model's k largest SHAP
+                         values for the row, by absolute value
+
+The reader does not read explanations back: monitoring has no use for them, so a record
+whose explanation is malformed is read like any other.
+
 Reading is lenient: a line that is not a valid record (an entity_id of the wrong
 type included) is skipped and reported, never fatal (one bad write must not stop
 monitoring, nor make it decide anything).
@@ -63,16 +74,21 @@ class PredictionRecord:
     shadow_version: str | None = None
     shadow_score: float | None = None
     shadow_predicted: int | None = None
+    explanation: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         # the fields as they are (dataclasses.asdict deep-copies each value: 6x slower);
-        # the shadow fields only when a candidate scored in the shadow
+        # the shadow fields only when a candidate scored in the shadow, the explanation
+        # only when one was asked for
         shadow = self.shadow_version is not None
         line = {n: getattr(self, n) for n in RECORD_FIELDS if shadow or n not in SHADOW_FIELDS}
+        if self.explanation is not None:
+            line[EXPLANATION] = self.explanation
         return json.dumps(line, separators=(",", ":"))
 
 
-RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
+EXPLANATION = "explanation"  # records of explained predictions only
+RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord) if f.name != EXPLANATION)
 SHADOW_FIELDS = ("shadow_version", "shadow_score", "shadow_predicted")  # shadow records only
 # The fields without which a line is unusable; the others are read when present and valid.
 REQUIRED_FIELDS = ("timestamp", "features", "score")

@@ -2,7 +2,8 @@
 
 The trained model is registered as a new version of `mlflow.registered_model`
 with the alias `candidate`. The candidate and the current champion are scored
-on the same latest holdout (the test days of the training set); the candidate
+on the same latest holdout (the test days of the training set), each through its own
+calibration (calibration.py; its threshold applies to those scores); the candidate
 takes the `champion` alias only if it
 
 - reaches `promote.minimum_lifts` on the whole holdout: PR AUC and precision at least
@@ -263,13 +264,20 @@ def _compare_with_champion(
     info: dict[str, Any] = {"version": int(champion.version), "run_id": champion.run_id}
     try:
         loaded = load_version(client, name, champion.version, contract)
-        scores = booster_scores(loaded.booster, holdout)
+        scores = booster_scores(loaded.booster, holdout, loaded.calibration)
     except StageInputError as exc:
         info["error"] = str(exc)
         why = f"champion version {champion.version} cannot score this holdout ({exc})"
         return _Compared(champion, None, info, why)
     theirs = scorecard(holdout, scores, loaded.threshold, contract)
-    info.update({"threshold": loaded.threshold, "metrics": theirs.overall, "slices": theirs.slices})
+    info.update(
+        {
+            "threshold": loaded.threshold,
+            "calibration": loaded.calibration.method,
+            "metrics": theirs.overall,
+            "slices": theirs.slices,
+        }
+    )
     return _Compared(champion, theirs, info, "")
 
 
@@ -304,6 +312,16 @@ def _version_tags(
     }
 
 
+def holdout_span(holdout: pd.DataFrame, contract: DatasetContract) -> dict[str, Any]:
+    """The holdout's rows, first and last day (promotion.json `holdout`)."""
+    stamps = holdout[contract.timestamp]
+    return {
+        "rows": len(holdout),
+        "start": str(stamps.min().date()),
+        "end": str(stamps.max().date()),
+    }
+
+
 def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     """Register the trained model, run the gate against the champion, move aliases, report."""
     import mlflow
@@ -318,11 +336,7 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
     training = read_parquet(p.paths.training_set, "training_set")
     holdout = time_split(training, p.split, contract).test
-    holdout_info = {
-        "rows": len(holdout),
-        "start": str(holdout[contract.timestamp].min().date()),
-        "end": str(holdout[contract.timestamp].max().date()),
-    }
+    holdout_info = holdout_span(holdout, contract)
     if not contract.slices:
         log.info("no slice checks: dataset.slices is empty")
 
@@ -330,7 +344,9 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     client = mlflow.MlflowClient()
     before = alias_version(client, name, CHAMPION)
     version = register(client, name, run_id, meta.threshold)
-    scores = registered_scores(client, name, version.version, holdout, booster, contract)
+    scores = registered_scores(
+        client, name, version.version, holdout, booster, contract, meta.calibration
+    )
     ours = scorecard(holdout, scores, meta.threshold, contract)
     compared = _compare_with_champion(client, name, before, version, holdout, contract)
     infra = validate(p, client, version.version, holdout, root)
@@ -341,6 +357,7 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
         "version": int(version.version),
         "run_id": run_id,
         "threshold": meta.threshold,
+        "calibration": meta.calibration.method,
         "metrics": ours.overall,
         "slices": ours.slices,
     }

@@ -9,7 +9,8 @@ of its declared type. With API keys (api_keys.py) every endpoint but /health and
 docs asks for `Authorization: Bearer <key>` (401) and meters each key (429 with
 Retry-After); a body over serving.max_body_bytes gets 413 before it is parsed.
 `serving.rollout` serves the registry's `candidate` beside the champion, in the shadow
-or to a canary share of entities (challenger.py).
+or to a canary share of entities (challenger.py). Scores pass through the model's
+calibration; `explain: k` in a request adds each id's top-k SHAP contributions (explain.py).
 """
 
 # No `from __future__ import annotations` here: the endpoint's request model is built per
@@ -19,14 +20,13 @@ import datetime as dt
 import logging
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Response
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     StrictInt,
     StrictStr,
@@ -39,6 +39,7 @@ from .challenger import Challenger, in_canary, shadow_fields
 from .champion import UNSERVABLE, ChampionModel, LoadedModel, ModelHolder
 from .config import Params, RateLimitConfig
 from .contract import DatasetContract
+from .explain import ExplainableRequest, Explanation, explain_field, explain_rows
 from .feature_store import feature_view
 from .features import FEATURE_SERVICE
 from .http_guards import DEFAULT_MAX_BODY_BYTES, BodyLimit, caller_dependency, declared_errors
@@ -60,6 +61,7 @@ SCORED_BY = (
     "The registry version that scored this id (the candidate, for a canary rollout's share "
     "of ids); null for an unknown entity"
 )
+EXPLAINED = "Why this score (SHAP values); only when the request asked for `explain`"
 CHAMPION_VERSION = (
     "The champion's registry version: it scored every id but those whose model_version "
     "names another (a canary rollout's candidate)"
@@ -88,7 +90,8 @@ def api_models(contract: DatasetContract) -> ApiModels:
     about = f"a value of `{entity.key}` (dataset.entity.key), the `{entity.name}` entity's id"
     request = create_model(
         "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
+        __base__=ExplainableRequest,  # extra="forbid", and few ids when explaining
+        explain=explain_field(len(contract.feature_columns)),
         ids=(
             list[id_type],
             Field(
@@ -121,6 +124,10 @@ def api_models(contract: DatasetContract) -> ApiModels:
         ),
         detail=(str | None, Field(None, description="Why an id has no score")),
         model_version=(str | None, Field(None, description=SCORED_BY)),
+        explanation=(  # absent unless asked for (`explain`): the answer stays as it was
+            Explanation | None,
+            Field(None, exclude_if=lambda v: v is None, description=EXPLAINED),
+        ),
     )
     response = create_model(
         "PredictResponse",
@@ -149,12 +156,15 @@ def serving_booster(model: LoadedModel) -> Any:
 
 
 def score_rows(
-    model: LoadedModel, known: OnlineRows, shadow: list[dict[str, Any]] | None = None
+    model: LoadedModel,
+    known: OnlineRows,
+    shadow: list[dict[str, Any]] | None = None,
+    explain: int = 0,
 ) -> tuple[dict[Any, dict[str, Any]], list[PredictionRecord]]:
     """The answer for each id with online features, and its prediction-log record (with
-    the `shadow` fields of each row, if any)."""
+    the `shadow` fields of each row, if any, and with `explain` > 0 its explanation)."""
     columns = known.columns
-    scores = predict_matrix(serving_booster(model), known.values, columns)
+    scores = predict_matrix(serving_booster(model), known.values, columns, model.calibration)
     shadow = shadow or [{}] * len(known.ids)
     ids = known.ids
     values = known.values.tolist()
@@ -182,26 +192,32 @@ def score_rows(
                 **more,
             )
         )
+    if explain:  # only then: SHAP values cost hundreds of times the score
+        explained = explain_rows(model.booster, known.values, columns, explain, PREDICT_THREADS)
+        for entity_id, explanation in zip(ids, explained, strict=True):
+            answers[entity_id]["explanation"] = explanation
+        records = [replace(r, explanation=e) for r, e in zip(records, explained, strict=True)]
     return answers, records
 
 
 def rollout_rows(
-    champion: LoadedModel, challenger: Challenger | None, known: OnlineRows
+    champion: LoadedModel, challenger: Challenger | None, known: OnlineRows, explain: int = 0
 ) -> tuple[dict[Any, dict[str, Any]], list[PredictionRecord]]:
     """score_rows by serving.rollout: the champion alone, with the candidate's shadow
-    fields, or split by the canary hash (the champion answers all if the candidate fails)."""
+    fields, or split by the canary hash (the champion answers all if the candidate fails);
+    an id's explanation is that of the model that answered."""
     if challenger is None or (candidate := challenger.get(champion.version)) is None:
-        return score_rows(champion, known)
+        return score_rows(champion, known, explain=explain)
     if challenger.mode == "shadow":
         serving_booster(candidate)
-        return score_rows(champion, known, shadow_fields(candidate, known))
+        return score_rows(champion, known, shadow_fields(candidate, known), explain)
     routed = in_canary(known.ids, challenger.canary_share)
     try:
-        theirs, their_records = score_rows(candidate, known.rows(routed))
+        theirs, their_records = score_rows(candidate, known.rows(routed), explain=explain)
     except Exception:  # the challenger never fails a request
         log.exception("canary: candidate version %s failed to score", candidate.version)
-        return score_rows(champion, known)
-    answers, records = score_rows(champion, known.rows(~routed))
+        return score_rows(champion, known, explain=explain)
+    answers, records = score_rows(champion, known.rows(~routed), explain=explain)
     return {**answers, **theirs}, records + their_records
 
 
@@ -214,6 +230,7 @@ def model_metadata(model: LoadedModel, store: Any, contract: DatasetContract) ->
         "model_version": model.version,
         "model_run_id": model.run_id,
         "threshold": model.threshold,
+        "calibration": model.calibration.method,
         "entity": contract.entity.model_dump(),
         "feature_service": FEATURE_SERVICE,
         "features": contract.feature_columns,
@@ -318,7 +335,8 @@ def create_app(
         by_id = {
             i: {"id": i, "status": "unknown_entity", "detail": UNKNOWN_ENTITY} for i in unknown
         }
-        answers, records = rollout_rows(model, challenger, known)
+        explain = request.explain  # type: ignore[attr-defined]
+        answers, records = rollout_rows(model, challenger, known, explain)
         by_id.update(answers)
         if records:
             prediction_log.append(records)

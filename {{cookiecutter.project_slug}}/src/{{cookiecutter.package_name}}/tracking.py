@@ -92,12 +92,17 @@ def log_training(
     tags: dict[str, str],
 ) -> str:
     """One MLflow run per training: params, validation metrics, lineage tags and
-    the model in the XGBoost flavor (UBJSON). Returns the run id."""
+    the model in the XGBoost flavor (UBJSON), its calibration (`meta.calibration`, as
+    calibration.json) among the model's files. Returns the run id."""
+    import tempfile
+
     import mlflow
     import xgboost as xgb
     from mlflow.models import infer_signature
 
-    with mlflow.start_run(run_name="train") as run:
+    from .calibration import CALIBRATION_FILE, write_calibration
+
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name="train") as run:
         mlflow.set_tags(
             {
                 **tags,
@@ -105,17 +110,21 @@ def log_training(
                 "device_used": meta.device,
                 "engine": meta.engine,
                 "workers": str(meta.workers),
+                "calibration": meta.calibration.method,
             }
         )
         mlflow.log_params({**params, "model.threshold": meta.threshold})
         mlflow.log_metrics({**meta.valid_metrics, "best_iteration": meta.best_iteration})
         signature = infer_signature(sample, booster.predict(xgb.DMatrix(sample)))
+        calibration = Path(tmp) / CALIBRATION_FILE
+        write_calibration(meta.calibration, calibration)
         mlflow.xgboost.log_model(
             booster,
             name="model",
             model_format="ubj",
             signature=signature,
             pip_requirements=[f"xgboost=={xgb.__version__}"],
+            extra_files=[str(calibration)],  # the model's extra_files/calibration.json
         )
         return run.info.run_id
 

@@ -1,5 +1,6 @@
 """Training: fit the model on the train split with the engine `train.engine` names,
-early-stop on the valid split, pick the threshold, describe the result.
+early-stop on the valid split, calibrate on it (train.calibration), pick the threshold
+on the calibrated scores, describe the result.
 
 `local` trains in this process (model.train_local); `dask` on a Dask cluster
 (dask_engine.train_on_dask, imported only then: dask.distributed is heavy)."""
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import xgboost as xgb
 
+from .calibration import Calibration, fit_calibration
 from .config import DaskConfig, TrainConfig
 from .contract import DatasetContract
 from .errors import StageInputError
@@ -17,6 +20,21 @@ from .model import ModelMeta, best_f1_threshold, scale_pos_weight, train_local
 from .split import Splits
 
 log = logging.getLogger(__name__)
+
+
+def calibrate(
+    cfg: TrainConfig, y_valid: np.ndarray, valid_scores: np.ndarray
+) -> tuple[Calibration, float]:
+    """The calibration of the valid split's scores (train.calibration), and the decision
+    threshold on the calibrated scores (train.threshold; auto: the best F1 on the valid
+    split). Like early stopping, both use the valid split: never the test days."""
+    calibration = fit_calibration(cfg.calibration, y_valid, valid_scores)
+    if cfg.threshold != "auto":
+        threshold = float(cfg.threshold)
+    else:
+        threshold = best_f1_threshold(y_valid, calibration.apply(valid_scores))
+    log.info("calibration: %s; threshold %.3f", calibration.method, threshold)
+    return calibration, threshold
 
 
 def train_model(
@@ -53,12 +71,7 @@ def train_model(
     else:
         fit = train_local(splits, cfg, spw, contract)
     best = int(fit.booster.best_iteration)
-    y_valid = splits.valid[label].to_numpy()
-    threshold = (
-        best_f1_threshold(y_valid, fit.valid_scores)
-        if cfg.threshold == "auto"
-        else float(cfg.threshold)
-    )
+    calibration, threshold = calibrate(cfg, splits.valid[label].to_numpy(), fit.valid_scores)
     valid_metrics = {f"valid_{k}": float(v[best]) for k, v in fit.evals_result["valid"].items()}
     log.info("best iteration %d; %s; threshold %.3f", best, valid_metrics, threshold)
     # Keep only the trees up to the best iteration so every consumer predicts alike.
@@ -74,5 +87,6 @@ def train_model(
         split_summary=splits.summary(label),
         engine=cfg.engine,
         workers=fit.workers,
+        calibration=calibration,
     )
     return booster, meta

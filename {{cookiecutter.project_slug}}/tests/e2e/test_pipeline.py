@@ -93,8 +93,9 @@ def test_metrics_beat_the_baseline(project: Path) -> None:
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert metrics["roc_auc"] > 0.65
     assert metrics["pr_auc"] > 1.5 * metrics["baseline"]["pr_auc"]
-    for key in ("precision", "recall", "f1", "log_loss", "threshold"):
+    for key in ("precision", "recall", "f1", "log_loss", "threshold", "brier", "ece"):
         assert key in metrics
+    assert {"brier", "ece", "log_loss"} <= set(metrics["uncalibrated"])
     slices = json.loads((project / "reports" / "slice_metrics.json").read_text())
     declared = PARAMS["dataset"]["slices"]
     categories = PARAMS["dataset"]["categorical"]
@@ -104,7 +105,8 @@ def test_metrics_beat_the_baseline(project: Path) -> None:
         for value in [*categories.get(column, {}).get("values", []), "(missing)"]
     }
     assert slices and (set(slices) <= expected or not categories.keys() >= set(declared))
-    for plot in ("roc", "precision_recall", "confusion", "feature_importance"):
+    plots = ("roc", "precision_recall", "confusion", "feature_importance", "shap_importance")
+    for plot in (*plots, "reliability"):
         assert (project / "reports" / "plots" / f"{plot}.csv").stat().st_size > 0
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "roc_auc" in shown
@@ -261,10 +263,11 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
         else:
             server.terminate()
             raise AssertionError(f"service did not come up:\n{server.communicate(timeout=10)[0]}")
-        body = httpx.post(f"{url}/predict", json={"ids": ids}, timeout=10).json()
+        body = httpx.post(f"{url}/predict", json={"ids": ids, "explain": 3}, timeout=10).json()
         assert body["model_version"] == version
         served = {p["id"]: p["score"] for p in body["predictions"]}
         assert all(p["status"] == "ok" for p in body["predictions"])
+        explained = {p["id"]: p["explanation"] for p in body["predictions"]}
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -274,10 +277,12 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
     entities = project / "entities.csv"
     pd.DataFrame({KEY: ids}).to_csv(entities, index=False)
     out = project / "scores.parquet"
-    run(
-        [sys.executable, "-m", package, "score", "--entities", str(entities), "--out", str(out)],
-        project,
-    )
-    scores = pd.read_parquet(out).set_index(KEY)["score"]
+    score = [sys.executable, "-m", package, "score", "--entities", str(entities)]
+    run([*score, "--out", str(out), "--explain", "3"], project)
+    scored = pd.read_parquet(out).set_index(KEY)
     for entity, score in served.items():
-        assert scores[entity] == pytest.approx(score, abs=1e-6)
+        assert scored.loc[entity, "score"] == pytest.approx(score, abs=1e-6)
+        batch = json.loads(scored.loc[entity, "explanation"])  # the same top contributions
+        online = explained[entity]["contributions"]
+        assert [c["feature"] for c in batch["contributions"]] == [c["feature"] for c in online]
+        assert batch["margin"] == pytest.approx(explained[entity]["margin"], abs=1e-5)

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.calibration import CALIBRATION_FILE, Calibration
 from {{ cookiecutter.package_name }}.champion import (
+    CALIBRATION_DIGEST_TAG,
     DEFAULT_THRESHOLD,
     DIGEST_TAG,
     RUN_THRESHOLD_PARAM,
@@ -154,3 +156,51 @@ def test_a_version_without_a_recorded_digest_is_not_loaded(registry, contract) -
         ModelIntegrityError, match=f"version {by_hand} of model '{registry.name}' records no"
     ):
         load_version(registry.client, registry.name, str(by_hand), contract)
+
+
+ISOTONIC = Calibration(method="isotonic", x=[0.1, 0.4, 0.8], y=[0.02, 0.1, 0.6], rows=100)
+CALIBRATION_PATH = f"extra_files/{CALIBRATION_FILE}"
+
+
+def test_a_version_carries_its_calibration_checked_by_its_sha256(registry, contract) -> None:
+    booster = booster_of(contract.feature_columns)
+    version = registry.add(booster, ISOTONIC)
+    stored = registry.model_file(version, CALIBRATION_PATH)
+    tags = registry.client.get_model_version(registry.name, version).tags
+    assert tags[CALIBRATION_DIGEST_TAG] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    loaded = load_version(registry.client, registry.name, version, contract)
+    assert loaded.calibration == ISOTONIC
+    rows = pd.DataFrame(np.random.default_rng(0).random((8, len(contract.feature_columns))))
+    rows.columns = contract.feature_columns
+    np.testing.assert_array_equal(
+        booster_scores(loaded.booster, rows, loaded.calibration),
+        ISOTONIC.apply(booster_scores(booster, rows)),
+    )
+    registry.champion(version)
+    assert ChampionModel(registry.name, contract, refresh_seconds=0).get().calibration == ISOTONIC
+
+
+def test_a_tampered_or_missing_calibration_is_refused(registry, contract) -> None:
+    version = registry.add(booster_of(contract.feature_columns), ISOTONIC)
+    stored = registry.model_file(version, CALIBRATION_PATH)
+    recorded = registry.client.get_model_version(registry.name, version).tags[
+        CALIBRATION_DIGEST_TAG
+    ]
+    stored.write_text(stored.read_text().replace("0.6", "0.9"))  # a valid, other calibration
+    with pytest.raises(ModelIntegrityError) as failure:
+        load_version(registry.client, registry.name, version, contract)
+    message = str(failure.value)
+    assert f"version {version} of model '{registry.name}': its calibration" in message
+    assert recorded in message and hashlib.sha256(stored.read_bytes()).hexdigest() in message
+    stored.unlink()
+    with pytest.raises(ModelIntegrityError, match="its calibration: its file is missing"):
+        load_version(registry.client, registry.name, version, contract)
+
+
+def test_a_version_logged_without_a_calibration_scores_uncalibrated(registry, contract) -> None:
+    version = registry.add(booster_of(contract.feature_columns))  # as before calibrations
+    tags = registry.client.get_model_version(registry.name, version).tags
+    assert CALIBRATION_DIGEST_TAG not in tags
+    assert load_version(registry.client, registry.name, version, contract).calibration == (
+        Calibration()
+    )

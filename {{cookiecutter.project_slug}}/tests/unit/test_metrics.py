@@ -15,8 +15,12 @@ from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import build_labels
 from {{ cookiecutter.package_name }}.metrics import (
     MISSING_SLICE,
+    brier_score,
+    calibration_metrics,
     classification_metrics,
     evaluate,
+    expected_calibration_error,
+    reliability_curve,
     slice_indices,
     write_reports,
 )
@@ -112,3 +116,54 @@ def test_a_missing_slice_column_is_named(tiny_window) -> None:
     test, scores = scored(OTHER, tiny_window)
     with pytest.raises(StageInputError, match=r"\['tier'\] \(params.yaml: dataset.slices\)"):
         evaluate(test.drop(columns="tier"), scores, 0.5, 0.5, {}, OTHER)
+
+
+def test_calibration_metrics_on_a_known_example() -> None:
+    y = np.array([0, 0, 1, 1, 1])
+    # bins of 0.1: [0.0, 0.1) [0.1, 0.2) [0.9, 1.0]
+    scores = np.array([0.05, 0.15, 0.15, 0.95, 1.0])
+    assert brier_score(y, scores) == pytest.approx((0.05**2 + 0.15**2 + 0.85**2 + 0.05**2) / 5)
+    curve = reliability_curve(y, scores, bins=10)
+    assert curve["bin_start"].tolist() == [0.0, 0.1, 0.9]
+    assert curve["rows"].tolist() == [1, 2, 2]
+    assert curve["positive_rate"].tolist() == [0.0, 0.5, 1.0]
+    assert curve["mean_score"].tolist() == pytest.approx([0.05, 0.15, 0.975])
+    # ECE: 1/5 x |0 - 0.05| + 2/5 x |0.5 - 0.15| + 2/5 x |1 - 0.975|
+    expected = 0.2 * 0.05 + 0.4 * 0.35 + 0.4 * 0.025
+    assert expected_calibration_error(y, scores, bins=10) == pytest.approx(expected)
+    assert calibration_metrics(y, scores, 10) == {
+        "brier": brier_score(y, scores),
+        "ece": expected_calibration_error(y, scores, 10),
+    }
+    assert classification_metrics(y, scores, 0.5)["brier"] == brier_score(y, scores)
+    perfect = np.array([0.0, 0.0, 1.0, 1.0, 1.0])
+    assert brier_score(y, perfect) == 0.0 and expected_calibration_error(y, perfect) == 0.0
+    assert np.isnan(brier_score(y[:0], scores[:0]))
+    assert np.isnan(expected_calibration_error(y[:0], scores[:0]))
+
+
+def test_evaluation_reports_calibration_before_and_after_and_shap(
+    contract, tiny_window, tmp_path: Path
+) -> None:
+    test, raw = scored(contract, tiny_window)
+    calibrated = raw * 0.5  # any other scores: evaluate reports both
+    shap = {"f1": 0.1, "f2": 0.4}
+    result = evaluate(
+        test, calibrated, 0.25, 0.5, {}, contract, raw_scores=raw, shap=shap, calibration_bins=5
+    )
+    y = test[contract.label.column].to_numpy()
+    metrics = result.metrics
+    assert metrics["brier"] == pytest.approx(brier_score(y, calibrated))
+    assert metrics["ece"] == pytest.approx(expected_calibration_error(y, calibrated, 5))
+    assert metrics["uncalibrated"]["brier"] == pytest.approx(brier_score(y, raw))
+    assert metrics["uncalibrated"]["ece"] == pytest.approx(expected_calibration_error(y, raw, 5))
+    assert "brier" in metrics["baseline"]
+    assert len(result.reliability) <= 5
+    assert result.shap["feature"].tolist() == ["f2", "f1"]
+    paths = write_reports(result, tmp_path)
+    assert pd.read_csv(paths["shap"]).columns.tolist() == ["feature", "mean_abs_shap"]
+    reliability = pd.read_csv(paths["reliability"])
+    assert {"mean_score", "positive_rate", "rows"} <= set(reliability.columns)
+    assert reliability["rows"].sum() == len(test)
+    uncalibrated = evaluate(test, raw, 0.5, 0.5, {}, contract)  # no raw scores: the same
+    assert uncalibrated.metrics["uncalibrated"]["brier"] == uncalibrated.metrics["brier"]

@@ -12,6 +12,7 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import entity_ids
 from {{ cookiecutter.package_name }}.prediction_log import (
+    EXPLANATION,
     PREDICTION,
     RECORD_FIELDS,
     REQUIRED_FIELDS,
@@ -192,3 +193,33 @@ def test_a_malformed_line_is_reported_with_examples(tmp_path: Path, contract) ->
 
 def test_no_log_yet_is_none(tmp_path: Path, contract) -> None:
     assert read_prediction_log(tmp_path / "absent.jsonl", contract) is None
+
+
+def test_an_explanation_is_logged_when_asked_for_and_never_spoils_a_line(
+    tmp_path: Path, any_key_contract: DatasetContract
+) -> None:
+    c = any_key_contract
+    path = tmp_path / "predictions.jsonl"
+    feature = c.feature_columns[0]
+    explanation = {
+        "margin": -1.5,
+        "bias": -2.0,
+        "contributions": [{"feature": feature, "value": 3.0, "contribution": 0.75}],
+        "rest": -0.25,
+    }
+    explained = record(c, 1, explanation=explanation)
+    shadowed = record(c, 2, shadow_version="3", shadow_score=0.5, shadow_predicted=1)
+    PredictionLogWriter(path).append([record(c, 0), explained, shadowed])
+    (file,) = log_files(path)
+    plain, with_explanation, shadow = (json.loads(line) for line in file.read_text().splitlines())
+    assert tuple(plain) == SERVED_FIELDS and EXPLANATION not in plain
+    assert tuple(with_explanation) == (*SERVED_FIELDS, EXPLANATION)
+    assert with_explanation[EXPLANATION] == explanation
+    assert tuple(shadow) == RECORD_FIELDS  # the shadow's fields, no explanation
+    # the reader ignores explanations: a malformed one leaves the line as good as any
+    odd = json.loads(explained.to_json()) | {EXPLANATION: "not an object"}
+    with file.open("a") as handle:
+        handle.write(json.dumps(odd) + "\n")
+    log = read_prediction_log(path, c)
+    assert log is not None and log.malformed == [] and len(log.frame) == 4
+    assert EXPLANATION not in log.frame.columns

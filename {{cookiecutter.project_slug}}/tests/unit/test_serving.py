@@ -16,9 +16,16 @@ from {{ cookiecutter.package_name }}.config import RateLimitConfig
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError
+from {{ cookiecutter.package_name }}.explain import MAX_EXPLAINED_IDS, explain_rows
 from {{ cookiecutter.package_name }}.feature_store import historical_features
 from {{ cookiecutter.package_name }}.model import predict_proba
-from {{ cookiecutter.package_name }}.prediction_log import RECORD_FIELDS, SHADOW_FIELDS, read_prediction_log
+from {{ cookiecutter.package_name }}.online_read import online_features
+from {{ cookiecutter.package_name }}.prediction_log import (
+    EXPLANATION,
+    RECORD_FIELDS,
+    SHADOW_FIELDS,
+    read_prediction_log,
+)
 from {{ cookiecutter.package_name }}.prediction_log_files import log_files
 from {{ cookiecutter.package_name }}.serving import MAX_BATCH, PREDICT_THREADS, create_app
 
@@ -99,6 +106,11 @@ def malformed_bodies(contract: DatasetContract, known: int | str) -> dict[str, o
         "the key column's name as the field": {contract.entity.key: [known]},
         "too many ids": {"ids": [known] * (MAX_BATCH + 1)},
         "not an object": [known],
+        **{
+            f"explain {value!r}": {"ids": [known], "explain": value}
+            for value in (-1, len(contract.feature_columns) + 1, "3", 3.0, True, None)
+        },
+        "too many ids to explain": {"ids": [known] * (MAX_EXPLAINED_IDS + 1), "explain": 1},
     }
 
 
@@ -119,6 +131,15 @@ def test_the_openapi_schema_names_the_entity_key(setup) -> None:
     assert f"`{contract.entity.key}` (dataset.entity.key)" in ids["description"]
     assert f"`{contract.entity.name}` entity" in ids["description"]
     assert schemas["PredictRequest"]["required"] == ["ids"]
+    explain = schemas["PredictRequest"]["properties"]["explain"]
+    assert (explain["type"], explain["minimum"], explain["maximum"], explain["default"]) == (
+        "integer",
+        0,
+        len(contract.feature_columns),
+        0,
+    )
+    # explaining is costly: the schema itself caps the ids of a request that asks for it
+    assert schemas["PredictRequest"]["then"]["properties"]["ids"]["maxItems"] == MAX_EXPLAINED_IDS
     answer = schemas["Prediction"]["properties"]
     assert answer["id"]["type"] == kind and contract.entity.key in answer["id"]["description"]
     assert contract.label.column in answer["score"]["description"]
@@ -141,6 +162,37 @@ def test_every_prediction_is_logged(setup) -> None:
     assert len(read_back.frame) == len(lines)
     assert read_back.frame[contract.entity.key].tolist()[-3:] == ids
     assert read_back.frame["score"].iloc[-1] == record["score"]
+
+
+def test_explain_returns_each_ids_top_contributions_and_logs_them(setup) -> None:
+    contract = setup["contract"]
+    columns = contract.feature_columns
+    ids = known_ids(setup, 3)
+    [stranger] = entity_ids(contract, np.array([10_000_044])).tolist()
+    response = setup["http"].post("/predict", json={"ids": [*ids, stranger], "explain": 4})
+    assert response.status_code == 200, response.text
+    *answers, unknown = response.json()["predictions"]
+    assert unknown["status"] == "unknown_entity" and "explanation" not in unknown
+    model = ChampionModel(setup["model"], contract).get()
+    frame, _ = online_features(setup["store"], ids, contract)
+    expected = explain_rows(model.booster, frame[columns].to_numpy("float64"), columns, 4)
+    for answer, reference in zip(answers, expected, strict=True):
+        explanation = answer["explanation"]
+        parts = explanation["contributions"]
+        assert [c["feature"] for c in parts] == [c["feature"] for c in reference["contributions"]]
+        assert {c["feature"] for c in parts} <= set(columns) and len(parts) == 4
+        sizes = [abs(c["contribution"]) for c in parts]
+        assert sizes == sorted(sizes, reverse=True)  # the largest first, by |SHAP value|
+        assert explanation["margin"] == pytest.approx(reference["margin"], abs=1e-6)
+        total = explanation["bias"] + sum(c["contribution"] for c in parts) + explanation["rest"]
+        assert total == pytest.approx(explanation["margin"], abs=1e-9)
+        # the champion is not calibrated: its score is the margin's probability
+        assert answer["score"] == pytest.approx(1 / (1 + np.exp(-explanation["margin"])), abs=1e-6)
+    lines = [line for f in log_files(setup["log"]) for line in f.read_text().splitlines()]
+    logged = [json.loads(line) for line in lines[-3:]]
+    assert [r[EXPLANATION] for r in logged] == [a["explanation"] for a in answers]
+    plain = predict(setup, ids[:1])["predictions"][0]  # without `explain`: as before
+    assert "explanation" not in plain
 
 
 def test_health_and_metadata(setup) -> None:
@@ -186,6 +238,82 @@ def test_a_contract_the_feature_store_does_not_hold_is_refused_at_start(setup) -
     )
     with pytest.raises(ConfigError, match=rf"keyed by \['{contract.entity.key}'\]"):
         create_app(setup["store"], ChampionModel(setup["model"], other), setup["log"], other)
+
+
+# --- a calibrated champion: one calibration, applied alike everywhere -------------------
+
+
+def calibrated_champion(setup: dict, root, train_config, split_config, project_params) -> dict:
+    """What the train stage does with train.calibration: isotonic, on setup's training
+    set (written under `root`), registered as the champion of a model of its own."""
+    import mlflow
+
+    from {{ cookiecutter.package_name }} import tracking
+    from {{ cookiecutter.package_name }}.champion import register
+    from {{ cookiecutter.package_name }}.config import MlflowConfig
+    from {{ cookiecutter.package_name }}.files import write_json
+    from {{ cookiecutter.package_name }}.model import save_model
+    from {{ cookiecutter.package_name }}.split import time_split
+    from {{ cookiecutter.package_name }}.training import train_model
+
+    contract = setup["contract"]
+    paths = project_params.paths.model_copy(
+        update={k: root / v for k, v in project_params.paths.model_dump().items()}
+    )
+    paths.training_set.parent.mkdir(parents=True)
+    setup["labelled"].to_parquet(paths.training_set, index=False)
+    splits = time_split(setup["labelled"], split_config, contract)
+    cfg = train_config.model_copy(update={"calibration": "isotonic"})
+    booster, meta = train_model(splits, cfg, contract)
+    save_model(booster, meta, paths.model_dir)
+    sample = splits.train[contract.feature_columns].head(5).astype("float32")
+    run_id = tracking.log_training(booster, meta, {}, sample, {})
+    write_json({"run_id": run_id}, paths.model_dir / tracking.RUN_FILE)
+    name = f"{setup['model']}-calibrated"
+    version = register(setup["client"], name, run_id, meta.threshold).version
+    setup["client"].set_registered_model_alias(name, CHAMPION, version)
+    uri = mlflow.get_tracking_uri()
+    mlflow_cfg = MlflowConfig(tracking_uri=uri, experiment="t", registered_model=name)
+    return {"paths": paths, "meta": meta, "name": name, "run_id": run_id, "mlflow": mlflow_cfg}
+
+
+def test_evaluate_scoring_and_serving_give_a_row_the_same_calibrated_score(
+    setup, tmp_path, train_config, split_config, project_params
+) -> None:
+    from {{ cookiecutter.package_name }}.scoring import score_features
+    from {{ cookiecutter.package_name }}.stages import evaluate
+
+    contract, features = setup["contract"], setup["features"]
+    key, stamp = contract.entity.key, contract.timestamp
+    trained = calibrated_champion(setup, tmp_path, train_config, split_config, project_params)
+    paths, calibration = trained["paths"], trained["meta"].calibration
+    assert calibration.method == "isotonic"
+    evaluate.run(paths, split_config, project_params.evaluate, trained["mlflow"], contract)
+    evaluated = pd.read_parquet(paths.predictions)
+    # rows of the test days that are their entity's newest: what the online store holds
+    newest = features.loc[features.groupby(key)[stamp].idxmax()]
+    rows = newest.merge(evaluated[[key, stamp, "score"]], on=[key, stamp]).head(8)
+    assert len(rows) >= 3
+    ids = rows[key].tolist()
+
+    champion = ChampionModel(trained["name"], contract, refresh_seconds=0)
+    http = TestClient(create_app(setup["store"], champion, tmp_path / "p.jsonl", contract))
+    served = http.post("/predict", json={"ids": ids, "explain": 2}).json()["predictions"]
+    scored = score_features(champion.get(), rows, contract)
+    assert [p["score"] for p in served] == rows["score"].tolist() == scored["score"].tolist()
+    assert [p["label"] for p in served] == scored["predicted"].tolist()
+    # calibrated: not the raw score, whose log-odds the explanation accounts for
+    margins = np.array([p["explanation"]["margin"] for p in served])
+    raw = 1 / (1 + np.exp(-margins))
+    np.testing.assert_allclose(rows["score"], calibration.apply(raw), atol=1e-5)
+    assert not np.allclose(rows["score"], raw, atol=1e-3)
+
+    metrics = json.loads((paths.reports / "metrics.json").read_text())
+    assert metrics["brier"] < metrics["uncalibrated"]["brier"]  # scale_pos_weight: auto
+    logged = {a.path for a in setup["client"].list_artifacts(trained["run_id"], "evaluation")}
+    assert {"evaluation/shap_importance.csv", "evaluation/reliability.csv"} <= logged
+    shap = pd.read_csv(paths.reports / "plots" / "shap_importance.csv")
+    assert set(shap["feature"]) == set(contract.feature_columns)
 
 
 # --- keys, limits, body size, metrics, the OpenAPI contract ------------------------------
@@ -295,7 +423,10 @@ def test_every_status_the_service_returns_is_declared(setup) -> None:
 def exact_ids(body: object) -> bool:
     """Whether a body JSON Schema calls valid is valid for the service too. JSON Schema's
     `integer` admits 1.0 and checks bounds in floating point, so a generated "valid" id
-    can be 201.0 or 2**63 + 191; the service takes only JSON integers within INT64."""
+    can be 201.0 or 2**63 + 191, and a generated `explain` 3.0; the service takes only
+    JSON integers (ids within INT64)."""
+    if isinstance(body, dict) and isinstance(body.get("explain"), float):
+        return False
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list):
         return True

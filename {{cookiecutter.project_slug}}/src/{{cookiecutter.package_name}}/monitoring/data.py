@@ -1,6 +1,7 @@
 """Monitor inputs: the reference, current and labelled rows, in the monitored shape.
 
-`build_monitor_data` assembles the reference (the train split, scored by the model),
+`build_monitor_data` assembles the reference (the train split, scored by the model
+through its calibration, as serving scores),
 the current window (the newest `monitor.current_days` days of raw batches and of
 served predictions: drift is judged on it) and the labelled rows model quality is
 judged on: the newest `current_days` days whose labels have matured by the end of
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..calibration import Calibration
 from ..config import MonitoringConfig
 from ..contract import DatasetContract
 from ..features import build_features
@@ -124,10 +126,10 @@ def _days(rows: pd.DataFrame, column: str, what: str) -> dict[str, Any]:
     }
 
 
-def _scores(booster: Any, features: pd.DataFrame) -> np.ndarray:
+def _scores(booster: Any, features: pd.DataFrame, calibration: Calibration | None) -> np.ndarray:
     from ..model import predict_proba
 
-    return predict_proba(booster, features) if len(features) else np.zeros(0)
+    return predict_proba(booster, features, calibration) if len(features) else np.zeros(0)
 
 
 def _reference_view(
@@ -136,10 +138,11 @@ def _reference_view(
     threshold: float,
     cfg: MonitoringConfig,
     columns: MonitoredColumns,
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
     """The (sampled) train split, scored by the model, in the monitored shape."""
     ref = sample(reference, cfg.sample_rows, cfg.seed)
-    scores = _scores(booster, ref)
+    scores = _scores(booster, ref, calibration)
     return monitoring_view(ref, columns).assign(
         **{
             SCORE: scores.astype("float64"),
@@ -150,11 +153,15 @@ def _reference_view(
 
 
 def _batch_view(
-    batches: pd.DataFrame, booster: Any, threshold: float, columns: MonitoredColumns
+    batches: pd.DataFrame,
+    booster: Any,
+    threshold: float,
+    columns: MonitoredColumns,
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
     """Raw batch rows, featurized and scored, in the monitored shape."""
     features = build_features(batches, columns.contract)
-    scores = _scores(booster, features)
+    scores = _scores(booster, features, calibration)
     return monitoring_view(features, columns, raw=batches).assign(
         **{
             SCORE: scores.astype("float64"),
@@ -257,14 +264,20 @@ def _frame(parts: list[pd.DataFrame], columns: MonitoredColumns) -> pd.DataFrame
 
 
 def _batch_rows(
-    raw: pd.DataFrame, booster: Any, threshold: float, columns: MonitoredColumns, windows: Windows
+    raw: pd.DataFrame,
+    booster: Any,
+    threshold: float,
+    columns: MonitoredColumns,
+    windows: Windows,
+    calibration: Calibration | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The raw batch rows of the drift window and of the matured window, scored."""
     scoped = windows.scope(raw, columns.timestamp)
     if not len(scoped):
         empty = pd.DataFrame(columns=columns.current)
         return empty, empty
-    return windows.split(_batch_view(scoped, booster, threshold, columns), columns)
+    view = _batch_view(scoped, booster, threshold, columns, calibration)
+    return windows.split(view, columns)
 
 
 def _served_rows(
@@ -332,11 +345,13 @@ def build_monitor_data(
     prediction_log: PredictionLog | None = None,
     test_predictions: pd.DataFrame | None = None,
     end_date: dt.date | None = None,
+    calibration: Calibration | None = None,
 ) -> MonitorData:
     """The reference (`reference`: the train split's features and label), the current
     window (the newest batches of `raw`, and served predictions) and the labelled rows
     of the matured window; `test_predictions`: the evaluated test days (label, score);
-    `end_date`: the window's last day (default: the newest batch's day)."""
+    `end_date`: the window's last day (default: the newest batch's day); `calibration`:
+    the model's (`booster`'s scores pass through it, as served scores do)."""
     columns = MonitoredColumns.of(contract)
     require_columns(raw, columns.raw_required, "the raw batches", columns.origins)
     require_columns(
@@ -345,14 +360,10 @@ def build_monitor_data(
     ts = columns.timestamp
     end_date = end_date or (raw[ts].max().date() if len(raw) else None)
     windows = Windows.of(raw, contract, cfg.current_days, end_date)
-    batches, labelled_batches = _batch_rows(raw, booster, threshold, columns, windows)
+    batches, labelled_batches = _batch_rows(raw, booster, threshold, columns, windows, calibration)
     current, labelled = [batches], [labelled_batches]
-    window: dict[str, Any] = {
-        "current_days": cfg.current_days,
-        **_days(batches, ts, "batch"),
-        "reference_rows": len(reference),
-        "prediction_log": None,
-    }
+    window: dict[str, Any] = {"current_days": cfg.current_days, **_days(batches, ts, "batch")}
+    window |= {"reference_rows": len(reference), "prediction_log": None}
     issues: list[str] = []
     by_version = None
     if prediction_log is not None:
@@ -371,7 +382,7 @@ def build_monitor_data(
     window["current_rows"] = len(current_rows)
     window["quality"] = _quality_info(contract, end_date, windows, labelled_rows)
     return MonitorData(
-        reference=_reference_view(reference, booster, threshold, cfg, columns),
+        reference=_reference_view(reference, booster, threshold, cfg, columns, calibration),
         current=current_rows,
         labelled=labelled_rows,
         quality_reference=quality_reference(test_predictions, threshold, columns),

@@ -1,5 +1,6 @@
-"""Stage `evaluate`: score the held-out test days; metrics, curves, per-slice metrics
-(dataset.slices) and the predictions the next gate checks."""
+"""Stage `evaluate`: score the held-out test days (through the model's calibration);
+metrics (calibration's among them), curves, per-slice metrics (dataset.slices), the mean
+|SHAP value| of each feature, and the predictions the next gate checks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from .. import tracking
 from ..config import EvaluateConfig, MlflowConfig, PathsConfig, SplitConfig
 from ..contract import DatasetContract
+from ..explain import mean_abs_shap
 from ..files import read_json, read_parquet, write_parquet
 from ..logs import console
 from ..metrics import Evaluation, evaluate, write_reports
@@ -27,7 +29,8 @@ def run(
     """Write reports/ (metrics, plots, slices) and the test predictions; log them to MLflow."""
     booster, meta = load_model(paths.model_dir, contract)
     splits = time_split(read_parquet(paths.training_set, "training_set"), split, contract)
-    scores = predict_proba(booster, splits.test)
+    raw = predict_proba(booster, splits.test)
+    scores = meta.calibration.apply(raw)  # what serving and batch scoring serve
     result = evaluate(
         splits.test,
         scores,
@@ -36,6 +39,9 @@ def run(
         importance=booster.get_score(importance_type="gain"),
         contract=contract,
         plot_points=cfg.plot_points,
+        raw_scores=raw,
+        shap=mean_abs_shap(booster, splits.test, cfg.shap_rows),
+        calibration_bins=cfg.calibration_bins,
     )
     if not contract.slices:
         log.info("no per-slice metrics: dataset.slices is empty")
@@ -50,6 +56,8 @@ def run(
     metrics = result.metrics
     console.print(
         f"test ROC AUC {metrics['roc_auc']:.4f}  PR AUC {metrics['pr_auc']:.4f}  "
-        f"F1 {metrics['f1']:.4f} (baseline PR AUC {metrics['baseline']['pr_auc']:.4f})"
+        f"F1 {metrics['f1']:.4f} (baseline PR AUC {metrics['baseline']['pr_auc']:.4f})  "
+        f"Brier {metrics['brier']:.4f}  ECE {metrics['ece']:.4f} (calibration "
+        f"{meta.calibration.method}; uncalibrated Brier {metrics['uncalibrated']['brier']:.4f})"
     )
     return result

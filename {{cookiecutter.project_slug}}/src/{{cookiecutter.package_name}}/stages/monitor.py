@@ -51,6 +51,7 @@ def run(p: Params) -> None:
         prediction_log=read_prediction_log(p.paths.prediction_log, contract, log_since(p)),
         test_predictions=test_predictions,
         end_date=p.window.end_date,
+        calibration=meta.calibration,
     )
     result = run_checks(data, cfg)
     run_dir = write_outputs(result, p.paths.monitoring, cfg.keep_runs)
