@@ -88,7 +88,7 @@ def _svg_curve(frame: pd.DataFrame, x: str, y: str, title: str, diagonal: bool =
         if math.isfinite(float(a)) and math.isfinite(float(b))
     )
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'<svg width="{WIDTH}" height="{HEIGHT}" '
         f'role="img" aria-label="{_esc(title)}">',
         f'<rect x="{PAD}" y="{PAD}" width="{inner_w}" height="{inner_h}" fill="none" '
         'stroke="#999"/>',
@@ -122,7 +122,7 @@ def _svg_bars(frame: pd.DataFrame, label: str, value: str, top: int = 20) -> str
     row_h, label_w, bar_w = 18, 220, 380
     largest = max(float(shown[value].max()), 1e-12)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 70}" '
+        f'<svg width="{label_w + bar_w + 70}" '
         f'height="{row_h * len(shown) + 8}" role="img" aria-label="mean |SHAP| per feature">'
     ]
     for i, (name, amount) in enumerate(zip(shown[label], shown[value], strict=True)):

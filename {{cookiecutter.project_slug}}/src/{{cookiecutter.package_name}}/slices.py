@@ -76,13 +76,14 @@ def _bin_labels(edges: np.ndarray) -> list[str]:
 
 def binned(values: pd.Series, bins: int) -> tuple[pd.Series, list[str]]:
     """`values` cut into `bins` quantile bins (ties merge bins), named by their bounds:
-    `[a, b)`, the last `[a, b]`; missing values are MISSING_SLICE. Also the names in order."""
+    `[a, b)`, the last `[a, b]`, with bounds taken from the values (integers stay
+    integers); missing values are MISSING_SLICE. Also the names in order."""
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     known = numbers.dropna().to_numpy()
     names = pd.Series(MISSING_SLICE, index=values.index, dtype=object)
     if not len(known):
         return names, [MISSING_SLICE]
-    edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)))
+    edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1), method="higher"))
     labels = _bin_labels(edges)
     position = np.searchsorted(edges[1:-1], numbers.to_numpy(), side="right")
     mask = numbers.notna().to_numpy()

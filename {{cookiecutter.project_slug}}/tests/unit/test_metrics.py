@@ -45,7 +45,9 @@ def scored(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows of `contract` as the training set holds them (features, label, slice columns)
     and scores that carry some signal."""
-    test = training_frame(contract_frame(contract, tiny_window.dates()[:2], 200, seed=seed), contract)
+    test = training_frame(
+        contract_frame(contract, tiny_window.dates()[:2], 200, seed=seed), contract
+    )
     rng = np.random.default_rng(seed)
     y = test[contract.label.column].to_numpy()
     return test, np.clip(y * 0.3 + rng.random(len(y)) * 0.7, 0, 1)

@@ -214,7 +214,7 @@ def test_a_candidate_good_overall_but_weak_in_one_slice_is_rejected_by_the_gap_r
     assert not decision.promote
     assert checks(decision)["slice_gap.recall"] is False
     assert len(decision.reasons) == 1
-    assert decision.reasons[0].startswith(f"slice_gap.recall: recall gap ")
+    assert decision.reasons[0].startswith("slice_gap.recall: recall gap ")
     assert f": {weak} {candidate.slices[weak]['recall']:.4f} vs " in decision.reasons[0]
     # a recall floor per slice names it too
     floor = CFG.model_copy(update={"slice_minimums": {"recall": 0.5}})
