@@ -88,8 +88,7 @@ def _svg_curve(frame: pd.DataFrame, x: str, y: str, title: str, diagonal: bool =
         if math.isfinite(float(a)) and math.isfinite(float(b))
     )
     parts = [
-        f'<svg width="{WIDTH}" height="{HEIGHT}" '
-        f'role="img" aria-label="{_esc(title)}">',
+        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{_esc(title)}">',
         f'<rect x="{PAD}" y="{PAD}" width="{inner_w}" height="{inner_h}" fill="none" '
         'stroke="#999"/>',
     ]
