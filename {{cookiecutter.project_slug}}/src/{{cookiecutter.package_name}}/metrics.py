@@ -165,7 +165,7 @@ def evaluate(
             "log_loss": log_loss(y, raw),
         },
         "pr_auc_lift_over_baseline": model_metrics["pr_auc"] / max(baseline["pr_auc"], 1e-12),
-        **{f"slice_{m}_gap": gap and gap["gap"] for m, gap in gaps.items()},
+        **{f"slice_{m}_gap": gap["gap"] if gap else None for m, gap in gaps.items()},
     }
 
     fpr, tpr, _ = skm.roc_curve(y, scores)

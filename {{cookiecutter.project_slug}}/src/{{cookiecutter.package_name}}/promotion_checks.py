@@ -60,7 +60,7 @@ def slice_checks(slices: dict[str, dict[str, Any]], cfg: PromotionConfig) -> lis
         return [Check("slices", None, None, None, "skipped: no slices (dataset.slices is empty)")]
     checks = []
     for slice_name, values in sorted(slices.items()):
-        rows = int(number(values.get("rows")) if values.get("rows") is not None else 0)
+        rows = int(values.get("rows") or 0)
         skipped = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
         for name, lift in sorted(cfg.slice_minimum_lifts.items()):
             check_name = f"slice.{slice_name}.lift.{name}"
