@@ -23,6 +23,8 @@ HOSTILE = '<script>alert("x")</script>&'
 def evaluation_of(contract: DatasetContract, tiny_window) -> Evaluation:
     """An evaluation of rows built from `contract`, its first numeric column binned and
     crossed with its first slice column, with scores that carry some signal."""
+    if not contract.numeric:
+        pytest.skip("the contract has no numeric column to bin")
     numeric = next(iter(contract.numeric))
     declared = {
         **contract.model_dump(),
