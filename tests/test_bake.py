@@ -44,6 +44,7 @@ docker-compose.yml
 docs/airflow.md
 docs/cicd.md
 docs/data.md
+docs/evaluation.md
 docs/gates.md
 docs/kubernetes.md
 docs/local-stack.md
@@ -85,6 +86,7 @@ src/{package}/dataset_write.py
 src/{package}/derived.py
 src/{package}/errors.py
 src/{package}/expectation_rules.py
+src/{package}/evaluation_report.py
 src/{package}/explain.py
 src/{package}/feature_store.py
 src/{package}/features.py
@@ -115,6 +117,7 @@ src/{package}/py.typed
 src/{package}/scoring.py
 src/{package}/serving.py
 src/{package}/service_metrics.py
+src/{package}/slices.py
 src/{package}/sources.py
 src/{package}/split.py
 src/{package}/stages/__init__.py
@@ -152,6 +155,7 @@ tests/unit/test_dags.py
 tests/unit/test_dask_engine.py
 tests/unit/test_datagen.py
 tests/unit/test_dataset_init.py
+tests/unit/test_evaluation_report.py
 tests/unit/test_explain.py
 tests/unit/test_feature_store.py
 tests/unit/test_features.py
@@ -175,6 +179,7 @@ tests/unit/test_raw_gate.py
 tests/unit/test_rollout.py
 tests/unit/test_scoring.py
 tests/unit/test_serving.py
+tests/unit/test_slices.py
 tests/unit/test_sources.py
 tests/unit/test_split.py
 tests/unit/test_workspaces.py

@@ -150,6 +150,8 @@ class EvaluateConfig(Strict):
     shap_rows: int = Field(
         2000, ge=0
     )  # test rows (seeded sample) SHAP values are averaged on; 0: all
+    # the slice gaps (slice_recall_gap, slice_fpr_gap) compare slices of this many rows or more
+    min_slice_rows: int = Field(200, ge=1)
 
 
 # Evidently's drift methods (stattests) by column kind; distances (wasserstein,
@@ -234,6 +236,7 @@ class MlflowConfig(Strict):
 # Holdout metrics the promotion gate can read; all of them are "higher is better".
 PromotionMetric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall"]
 LiftMetric = Literal["pr_auc", "precision"]  # chance level: the positive rate (metrics.py)
+GapMetric = Literal["recall", "fpr"]  # promote.max_slice_gap (slices.py GAP_METRICS)
 Score = Annotated[float, Field(ge=0, le=1)]
 Lift = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # metric >= lift x positive rate
 
@@ -271,6 +274,9 @@ class PromotionConfig(Strict):
     slice_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
     slice_minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
+    # The largest gap of recall / FPR between two slices of one dimension (slices.py), at
+    # most; None: no gap rule.
+    max_slice_gap: dict[GapMetric, Score] | None = None
     infra_validation: InfraValidationConfig = InfraValidationConfig()
     rollout: RolloutConfig = RolloutConfig()
 

@@ -3,8 +3,9 @@
 It names the entity (the key column and its type), the event timestamp, the label
 (its column, the value that means positive, and how long after an event its
 outcome is known), the feature columns by role (numeric; categorical with its
-vocabulary; nullable or not), the slice columns and the derived features
-(derived.py) the model also reads. Ingest conforms batches to it; the model
+vocabulary; nullable or not), the slices (columns, numeric columns cut into
+quantile bins, crosses of two: slices.py) and the derived features (derived.py)
+the model also reads. Ingest conforms batches to it; the model
 features, the Feast entity and feature view, the suites that `dataset init`
 writes, monitoring's column mapping, the service's request and the prediction
 log all derive from it, so no other file names a column of your table.
@@ -25,6 +26,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The model features are float64 in training, in Feast and in serving.
 FEATURE_DTYPE = "float64"
 Category = str | int  # a categorical column's values: text or small integers
+MAX_SLICE_BINS = 20  # dataset.slice_bins: quantile bins per numeric column, at most
 
 
 class _Strict(BaseModel):
@@ -89,6 +91,10 @@ class DatasetContract(_Strict):
     numeric: dict[str, NumericSpec] = Field(default_factory=dict)
     categorical: dict[str, CategoricalSpec] = Field(default_factory=dict)
     slices: list[str] = Field(default_factory=list)  # metrics and promotion minimums per value
+    # Numeric columns cut into this many quantile bins of the evaluated rows, each bin a slice.
+    slice_bins: dict[str, int] = Field(default_factory=dict)
+    # Pairs of slice columns (slices or slice_bins) whose combined values are slices too.
+    slice_crosses: list[list[str]] = Field(default_factory=list)
     derived: list[str] = Field(default_factory=list)  # names registered in derived.py
     # Columns the source carries that the model does not read: the raw gate expects them.
     ignored: list[str] = Field(default_factory=list)
@@ -117,6 +123,7 @@ class DatasetContract(_Strict):
                     f"slice column {column!r} is the {seen[column]}: slice by a categorical "
                     "column, or by a column declared only as a slice"
                 )
+        self._check_slicing()
         if not self.numeric and not self.categorical:
             raise ValueError("declare at least one feature column (dataset.numeric/categorical)")
         for name in self.derived:
@@ -135,6 +142,36 @@ class DatasetContract(_Strict):
         if clashes:
             raise ValueError(f"feature names {clashes} are produced twice: rename a column")
         return self
+
+    def _check_slicing(self) -> None:
+        """slice_bins name numeric columns; slice_crosses pair two slice columns."""
+        for column, bins in self.slice_bins.items():
+            if column not in self.numeric:
+                raise ValueError(
+                    f"dataset.slice_bins names {column!r}, which is not a dataset.numeric "
+                    f"column (numeric: {', '.join(self.numeric) or 'none'})"
+                )
+            if not 2 <= bins <= MAX_SLICE_BINS:
+                raise ValueError(
+                    f"dataset.slice_bins.{column}: {bins} bins; use 2 to {MAX_SLICE_BINS}"
+                )
+        sliced = [*self.slices, *self.slice_bins]
+        seen: set[tuple[str, ...]] = set()
+        for pair in self.slice_crosses:
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ValueError(
+                    f"dataset.slice_crosses entry {pair}: cross two different columns, "
+                    "e.g. [segment, region]"
+                )
+            unknown = [c for c in pair if c not in sliced]
+            if unknown:
+                raise ValueError(
+                    f"dataset.slice_crosses entry {pair} names {unknown}, neither in "
+                    f"dataset.slices nor dataset.slice_bins (sliced: {', '.join(sliced) or 'none'})"
+                )
+            if tuple(sorted(pair)) in seen:
+                raise ValueError(f"dataset.slice_crosses lists {pair} twice")
+            seen.add(tuple(sorted(pair)))
 
     # --- raw rows -------------------------------------------------------------------
 

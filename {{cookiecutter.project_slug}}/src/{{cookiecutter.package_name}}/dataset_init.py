@@ -282,6 +282,8 @@ def settings(inferred: Inferred) -> dict[str, dict[str, Any]]:
         "promote.minimum_lifts": {"pr_auc": lift, "precision": min(1.5, lift)},
         "promote.slice_minimum_lifts": {"pr_auc": slice_lift},
         "promote": {"min_slice_rows": max(10, min(50, median * held_out // 4))},
+        # the slice gaps of reports/metrics.json: slices of a quarter of the test rows or more
+        "evaluate": {"min_slice_rows": max(10, min(200, median * held_out // 4))},
     }
 
 

@@ -7,17 +7,19 @@ positive rate)), the expected calibration error (ECE: the rows' share-weighted m
 curve they come from (observed positive rate against mean score, per bin: the diagonal
 is perfect calibration).
 
-Slices are the values of the columns `dataset.slices` lists. A slice is named by
-its value when one column is listed (`north`) and by `column=value` when there
-are several (`region=north`); a missing value is the slice `(missing)`. With
-`slices: []` there are no per-slice metrics.
+Slices (slices.py) are the groups the dataset contract declares: values of
+`dataset.slices` columns, quantile bins of `dataset.slice_bins` columns and crosses of
+two (`dataset.slice_crosses`); each gets its own metrics (reports/slice_metrics.json),
+and the largest recall and false-positive-rate gaps between slices of one dimension
+(among slices of evaluate.min_slice_rows rows or more) are metrics too
+(`slice_recall_gap`, `slice_fpr_gap`; null when no dimension has two such slices).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -25,10 +27,9 @@ from sklearn import metrics as skm
 
 from .config import LiftMetric
 from .contract import DatasetContract
-from .errors import StageInputError
 from .files import write_json
+from .slices import json_ready, slice_gaps, slice_metrics, slice_rows
 
-SLICE_METRICS = ("rows", "positive_rate", "roc_auc", "pr_auc", "recall", "precision")
 # The metrics whose chance level is the positive rate of the rows they are measured on:
 # a score without skill (evaluate's trivial baseline, one constant score for every row)
 # has PR AUC = positive rate (metrics.json: baseline.pr_auc), and flagging rows at random
@@ -36,7 +37,6 @@ SLICE_METRICS = ("rows", "positive_rate", "roc_auc", "pr_auc", "recall", "precis
 # monitor.quality.min_precision_lift) are multiples of it; ROC AUC's chance level is 0.5
 # on any data, so its floors stay absolute.
 LIFT_METRICS: tuple[str, ...] = get_args(LiftMetric)
-MISSING_SLICE = "(missing)"
 
 
 def lift_floor(lift: float, positive_rate: float) -> float:
@@ -46,14 +46,17 @@ def lift_floor(lift: float, positive_rate: float) -> float:
 
 @dataclass(frozen=True)
 class Evaluation:
-    metrics: dict[str, float | dict[str, float]]
-    slices: dict[str, dict[str, float]]
+    metrics: dict[str, Any]
+    slices: dict[str, dict[str, float | None]]  # slices.SLICE_METRICS per slice
     roc: pd.DataFrame
     pr: pd.DataFrame
     confusion: pd.DataFrame
     importance: pd.DataFrame
     reliability: pd.DataFrame  # reliability_curve of the scores
     shap: pd.DataFrame  # feature, mean_abs_shap (largest first)
+    slice_dimensions: dict[str, list[str]] = field(default_factory=dict)
+    slice_gaps: dict[str, Any] = field(default_factory=dict)  # slices.slice_gaps
+    min_slice_rows: int = 1  # the gaps' slices have this many rows or more
 
 
 def classification_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
@@ -119,44 +122,6 @@ def calibration_metrics(y: np.ndarray, scores: np.ndarray, bins: int = 10) -> di
     return {"brier": brier_score(y, scores), "ece": expected_calibration_error(y, scores, bins)}
 
 
-def _slice_value(value: object) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return MISSING_SLICE
-    if isinstance(value, float) and value.is_integer():  # integer codes read back as float
-        return str(int(value))
-    return str(value)
-
-
-def slice_indices(frame: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
-    """Row positions of every slice of `frame` (see the module docstring for the names)."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise StageInputError(
-            f"slice columns {missing} (params.yaml: dataset.slices) are not in the rows: "
-            "re-run the training_set stage, or fix dataset.slices"
-        )
-    out: dict[str, np.ndarray] = {}
-    for column in columns:
-        names = frame[column].astype(object).map(_slice_value)
-        for value, idx in names.groupby(names, sort=True).indices.items():
-            out[value if len(columns) == 1 else f"{column}={value}"] = idx
-    return out
-
-
-def slice_metrics(
-    y: np.ndarray, scores: np.ndarray, threshold: float, indices: dict[str, np.ndarray]
-) -> dict[str, dict[str, float]]:
-    """SLICE_METRICS of every slice (`indices`: slice_indices of the rows)."""
-    return {
-        name: {
-            k: v
-            for k, v in classification_metrics(y[idx], scores[idx], threshold).items()
-            if k in SLICE_METRICS
-        }
-        for name, idx in indices.items()
-    }
-
-
 def _thin(frame: pd.DataFrame, points: int) -> pd.DataFrame:
     if len(frame) <= points:
         return frame.reset_index(drop=True)
@@ -176,6 +141,7 @@ def evaluate(
     raw_scores: np.ndarray | None = None,
     shap: dict[str, float] | None = None,
     calibration_bins: int = 10,
+    min_slice_rows: int = 1,
 ) -> Evaluation:
     """Metrics of `scores` on the test rows (label contract.label.column, 0/1), against
     the trivial baseline, per slice (contract.slices), with curves and importances;
@@ -187,7 +153,10 @@ def evaluate(
     prior = np.full(len(y), train_positive_rate)
     baseline = classification_metrics(y, prior, threshold=threshold)
     raw = scores if raw_scores is None else raw_scores
-    all_metrics: dict[str, float | dict[str, float]] = {
+    slicing = slice_rows(test, contract)
+    slices = slice_metrics(y, scores, threshold, slicing.indices)
+    gaps = slice_gaps(slices, slicing.dimensions, min_slice_rows)
+    all_metrics: dict[str, Any] = {
         **model_metrics,
         "ece": expected_calibration_error(y, scores, calibration_bins),
         "baseline": {k: baseline[k] for k in ("roc_auc", "pr_auc", "log_loss", "brier")},
@@ -196,9 +165,8 @@ def evaluate(
             "log_loss": log_loss(y, raw),
         },
         "pr_auc_lift_over_baseline": model_metrics["pr_auc"] / max(baseline["pr_auc"], 1e-12),
+        **{f"slice_{m}_gap": gap["gap"] if gap else None for m, gap in gaps.items()},
     }
-
-    slices = slice_metrics(y, scores, threshold, slice_indices(test, contract.slices))
 
     fpr, tpr, _ = skm.roc_curve(y, scores)
     precision, recall, _ = skm.precision_recall_curve(y, scores)
@@ -212,12 +180,28 @@ def evaluate(
         importance=_ranked(importance, "gain"),
         reliability=reliability_curve(y, scores, calibration_bins),
         shap=_ranked(shap or {}, "mean_abs_shap"),
+        slice_dimensions=slicing.dimensions,
+        slice_gaps=gaps,
+        min_slice_rows=min_slice_rows,
     )
 
 
 def _ranked(values: dict[str, float], column: str) -> pd.DataFrame:
     ranked = sorted(values.items(), key=lambda kv: kv[1], reverse=True)
     return pd.DataFrame(ranked, columns=["feature", column])
+
+
+def slice_report(evaluation: Evaluation) -> dict[str, Any]:
+    """slice_metrics.json: the metrics of every slice (null: undefined in the slice), the
+    slices of each dimension, and the largest recall and FPR gaps with their slices."""
+    return json_ready(
+        {
+            "slices": evaluation.slices,
+            "dimensions": evaluation.slice_dimensions,
+            "gaps": evaluation.slice_gaps,
+            "min_slice_rows": evaluation.min_slice_rows,
+        }
+    )
 
 
 def write_reports(evaluation: Evaluation, reports_dir: Path) -> dict[str, Path]:
@@ -235,7 +219,7 @@ def write_reports(evaluation: Evaluation, reports_dir: Path) -> dict[str, Path]:
         "shap": plots / "shap_importance.csv",
     }
     write_json(evaluation.metrics, paths["metrics"])
-    write_json(evaluation.slices, paths["slices"])
+    write_json(slice_report(evaluation), paths["slices"])
     evaluation.roc.to_csv(paths["roc"], index=False)
     evaluation.pr.to_csv(paths["pr"], index=False)
     evaluation.confusion.to_csv(paths["confusion"], index=False)

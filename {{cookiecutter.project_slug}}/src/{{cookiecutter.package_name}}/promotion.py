@@ -12,8 +12,10 @@ takes the `champion` alias only if it
 - reaches `promote.absolute_minimums` on the whole holdout (ROC AUC's chance level is
   0.5 on any data: its floors are absolute),
 - reaches `promote.slice_minimum_lifts` (over the slice's own positive rate) and
-  `promote.slice_minimums` in every slice (values of `dataset.slices`, named as in
-  metrics.py) with enough rows (`slices: []`: no slice checks), and
+  `promote.slice_minimums` in every slice (declared by the dataset contract, named as
+  in slices.py) with enough rows (`slices: []`: no slice checks), and, when
+  `promote.max_slice_gap` is set, keeps the largest recall / FPR gap between two
+  slices of one dimension within it (promotion_checks.py; the reason names both), and
 - beats the champion's `promote.primary_metric` by `promote.min_improvement`
   (the first model has no champion to beat: the minimums decide), and
 - passes infra validation: loaded from the registry and served in-process by the real
@@ -60,8 +62,9 @@ from .contract import DatasetContract
 from .errors import StageInputError
 from .features import FEATURE_SERVICE
 from .infra_validation import validate
-from .metrics import classification_metrics, lift_floor, slice_indices, slice_metrics
-from .promotion_checks import Check
+from .metrics import classification_metrics
+from .promotion_checks import Check, floor_check, gap_checks, lift_check, slice_checks
+from .slices import slice_metrics, slice_rows
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +79,12 @@ SHADOW_FIRST = (
 
 @dataclass(frozen=True)
 class Scorecard:
-    """A model's metrics on the holdout: overall and per slice."""
+    """A model's metrics on the holdout: overall and per slice (None: undefined there), and
+    the slices of each dimension (slices.py; none given: all slices are one dimension)."""
 
     overall: dict[str, float]
-    slices: dict[str, dict[str, float]]
+    slices: dict[str, dict[str, float | None]]
+    dimensions: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,58 +105,10 @@ def scorecard(
     """Metrics of `scores` on the holdout, overall and per slice (contract.slices)."""
     if len(holdout) != len(scores):
         raise ValueError(f"{len(scores)} scores for {len(holdout)} holdout rows")
-    indices = slice_indices(holdout, contract.slices)
+    slicing = slice_rows(holdout, contract)
     y = holdout[contract.label.column].to_numpy()
-    slices = slice_metrics(y, scores, threshold, indices)
-    return Scorecard(classification_metrics(y, scores, threshold), slices)
-
-
-def _floor_check(name: str, value: float, floor: float) -> Check:
-    if math.isnan(value):
-        return Check(name, False, None, floor, "not computable (one class only in the rows)")
-    verdict = ">=" if value >= floor else "<"
-    return Check(name, value >= floor, value, floor, f"{value:.4f} {verdict} {floor:.4f}")
-
-
-def _lift_check(name: str, metric: str, values: dict[str, float], lift: float) -> Check:
-    """`metric` >= `lift` x the positive rate of the rows `values` were measured on."""
-    value, rate = values.get(metric, math.nan), values.get("positive_rate", math.nan)
-    if math.isnan(rate):
-        return Check(name, False, None, None, "not computable (no positive rate)")
-    floor = lift_floor(lift, rate)
-    rule = f"{lift} x positive rate {rate:.4f} ({floor:.4f})"
-    if math.isnan(value):
-        return Check(name, False, None, floor, "not computable (one class only in the rows)", rate)
-    verdict = ">=" if value >= floor else "<"
-    detail = f"{metric} {value:.4f} {verdict} {rule}"
-    if floor > 1:
-        detail += ": unreachable, lower the lift or set an absolute minimum instead"
-    return Check(name, value >= floor, value, floor, detail, rate)
-
-
-def _slice_checks(slices: dict[str, dict[str, float]], cfg: PromotionConfig) -> list[Check]:
-    """promote.slice_minimum_lifts and slice_minimums in every slice with enough rows."""
-    if not slices:
-        if not (cfg.slice_minimum_lifts or cfg.slice_minimums):
-            return []
-        return [Check("slices", None, None, None, "skipped: no slices (dataset.slices is empty)")]
-    checks = []
-    for slice_name, values in sorted(slices.items()):
-        rows = int(values.get("rows", 0))
-        skipped = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
-        for name, lift in sorted(cfg.slice_minimum_lifts.items()):
-            check_name = f"slice.{slice_name}.lift.{name}"
-            if rows < cfg.min_slice_rows:
-                checks.append(Check(check_name, None, values.get(name), None, skipped))
-            else:
-                checks.append(_lift_check(check_name, name, values, lift))
-        for name, floor in sorted(cfg.slice_minimums.items()):
-            check_name = f"slice.{slice_name}.{name}"
-            if rows < cfg.min_slice_rows:
-                checks.append(Check(check_name, None, values.get(name), floor, skipped))
-            else:
-                checks.append(_floor_check(check_name, values.get(name, math.nan), floor))
-    return checks
+    slices = slice_metrics(y, scores, threshold, slicing.indices)
+    return Scorecard(classification_metrics(y, scores, threshold), slices, slicing.dimensions)
 
 
 def decide(
@@ -171,14 +128,15 @@ def decide(
         if card is not None and metric not in card.overall:
             raise ValueError(f"the {who} scorecard has no {metric!r} (promote.primary_metric)")
     checks = [
-        _lift_check(f"lift.{name}", name, candidate.overall, lift)
+        lift_check(f"lift.{name}", name, candidate.overall, lift)
         for name, lift in sorted(cfg.minimum_lifts.items())
     ]
     checks += [
-        _floor_check(f"minimum.{name}", candidate.overall.get(name, math.nan), floor)
+        floor_check(f"minimum.{name}", candidate.overall.get(name, math.nan), floor)
         for name, floor in sorted(cfg.absolute_minimums.items())
     ]
-    checks += _slice_checks(candidate.slices, cfg)
+    checks += slice_checks(candidate.slices, cfg)
+    checks += gap_checks(candidate.slices, candidate.dimensions, cfg)
     beats = f"beats_champion.{metric}"
     if champion is None:
         checks.append(

@@ -96,15 +96,26 @@ def test_metrics_beat_the_baseline(project: Path) -> None:
     for key in ("precision", "recall", "f1", "log_loss", "threshold", "brier", "ece"):
         assert key in metrics
     assert {"brier", "ece", "log_loss"} <= set(metrics["uncalibrated"])
-    slices = json.loads((project / "reports" / "slice_metrics.json").read_text())
+    written = json.loads((project / "reports" / "slice_metrics.json").read_text())
+    slices = written["slices"]
     declared = PARAMS["dataset"]["slices"]
     categories = PARAMS["dataset"]["categorical"]
+    bare = len(declared) == 1 and not PARAMS["dataset"].get("slice_bins")
+    bare = bare and not PARAMS["dataset"].get("slice_crosses")
     expected = {
-        f"{column}={value}" if len(declared) > 1 else str(value)
+        str(value) if bare else f"{column}={value}"
         for column in declared
         for value in [*categories.get(column, {}).get("values", []), "(missing)"]
     }
-    assert slices and (set(slices) <= expected or not categories.keys() >= set(declared))
+    by_value = {n for d in declared for n in written["dimensions"].get(d, [])}
+    assert slices and (by_value <= expected or not categories.keys() >= set(declared))
+    for metric in ("recall", "fpr"):  # the largest gaps: metrics, defined by two slices
+        gap = written["gaps"][metric]
+        assert metrics[f"slice_{metric}_gap"] == (gap and gap["gap"])
+        if gap:
+            assert {gap["lowest"], gap["highest"]} <= set(slices)
+    page = (project / "reports" / "evaluation.html").read_text()
+    assert page.count("<tr class=") == len(slices)  # one row per slice (rendered: unit test)
     plots = ("roc", "precision_recall", "confusion", "feature_importance", "shap_importance")
     for plot in (*plots, "reliability"):
         assert (project / "reports" / "plots" / f"{plot}.csv").stat().st_size > 0

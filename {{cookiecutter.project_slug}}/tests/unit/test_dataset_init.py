@@ -172,6 +172,8 @@ def test_settings_are_relative_to_the_table_and_attainable() -> None:
     assert lifts["pr_auc"] * inferred.positive_rate < 1.0
     slice_lift = extra["promote.slice_minimum_lifts"]["pr_auc"]
     assert inferred.slice_rate is not None and slice_lift * inferred.slice_rate < 1.0
+    test_rows = inferred.daily_rows[1] * extra["split"]["test_days"]
+    assert 10 <= extra["evaluate"]["min_slice_rows"] <= max(10, test_rows // 4)
     # a small table: a longer current window, and drift judged by tests with p-values
     assert extra["monitor"]["current_days"] == len(DAYS) // 3
     assert extra["monitor"]["min_rows"] <= inferred.daily_rows[1] * len(DAYS) // 3

@@ -12,18 +12,18 @@ import pytest
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import StageInputError
-from {{ cookiecutter.package_name }}.features import build_labels
 from {{ cookiecutter.package_name }}.metrics import (
-    MISSING_SLICE,
     brier_score,
     calibration_metrics,
     classification_metrics,
     evaluate,
     expected_calibration_error,
     reliability_curve,
-    slice_indices,
     write_reports,
 )
+from {{ cookiecutter.package_name }}.slices import MISSING_SLICE, slice_rows
+
+from conftest import training_frame
 
 OTHER = DatasetContract.model_validate(
     {
@@ -43,8 +43,11 @@ OTHER = DatasetContract.model_validate(
 def scored(
     contract: DatasetContract, tiny_window, seed: int = 0
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Label rows of `contract` and scores that carry some signal."""
-    test = build_labels(contract_frame(contract, tiny_window.dates()[:2], 200, seed=seed), contract)
+    """Rows of `contract` as the training set holds them (features, label, slice columns)
+    and scores that carry some signal."""
+    test = training_frame(
+        contract_frame(contract, tiny_window.dates()[:2], 200, seed=seed), contract
+    )
     rng = np.random.default_rng(seed)
     y = test[contract.label.column].to_numpy()
     return test, np.clip(y * 0.3 + rng.random(len(y)) * 0.7, 0, 1)
@@ -64,11 +67,14 @@ def test_evaluation_writes_metrics_slices_and_plots(contract, tiny_window, tmp_p
     test, scores = scored(contract, tiny_window)
     result = evaluate(test, scores, 0.5, 0.5, {"f1": 2.0, "f2": 5.0}, contract, plot_points=50)
     assert result.metrics["roc_auc"] > result.metrics["baseline"]["roc_auc"] == 0.5
-    if len(contract.slices) == 1:  # one slice column: slices are named by value
+    bare = len(contract.slices) == 1 and not (contract.slice_bins or contract.slice_crosses)
+    if bare:  # one slice column: slices are named by value
         values = {str(v) for v in test[contract.slices[0]].dropna().unique()}
         assert set(result.slices) == values
-    rows = sum(s["rows"] for s in result.slices.values())
-    assert rows == len(test) * len(contract.slices)
+    dimensions = len(contract.slices) + len(contract.slice_bins) + len(contract.slice_crosses)
+    assert len(result.slice_dimensions) == dimensions
+    for names in result.slice_dimensions.values():  # each dimension splits every row
+        assert sum(result.slices[n]["rows"] for n in names) == len(test)
     assert len(result.roc) <= 50
     assert result.importance["feature"].tolist() == ["f2", "f1"]
     paths = write_reports(result, tmp_path)
@@ -76,9 +82,10 @@ def test_evaluation_writes_metrics_slices_and_plots(contract, tiny_window, tmp_p
         result.metrics["roc_auc"]
     )
     written = json.loads(paths["slices"].read_text())
-    assert {k: v["rows"] for k, v in written.items()} == {
+    assert {k: v["rows"] for k, v in written["slices"].items()} == {
         k: v["rows"] for k, v in result.slices.items()
     }
+    assert written["dimensions"] == result.slice_dimensions
     assert pd.read_csv(paths["confusion"]).shape == (len(test), 2)
 
 
@@ -101,11 +108,12 @@ def test_several_slice_columns_are_named_column_equals_value(tiny_window) -> Non
     )
     # integer codes read back as floats (a column with nulls) keep their names
     floats = test.assign(tier=test["tier"].astype("float64"))
-    assert set(slice_indices(floats, ["tier"])) == {"1", "2"}
+    only_tier = OTHER.model_copy(update={"slices": ["tier"]})
+    assert set(slice_rows(floats, only_tier).indices) == {"1", "2"}
 
 
 def test_no_slices_means_no_slice_metrics(contract, tiny_window) -> None:
-    no_slices = contract.model_copy(update={"slices": []})
+    no_slices = contract.model_copy(update={"slices": [], "slice_bins": {}, "slice_crosses": []})
     test, scores = scored(no_slices, tiny_window)
     result = evaluate(test, scores, 0.5, 0.5, {}, no_slices)
     assert result.slices == {}
@@ -114,7 +122,7 @@ def test_no_slices_means_no_slice_metrics(contract, tiny_window) -> None:
 
 def test_a_missing_slice_column_is_named(tiny_window) -> None:
     test, scores = scored(OTHER, tiny_window)
-    with pytest.raises(StageInputError, match=r"\['tier'\] \(params.yaml: dataset.slices\)"):
+    with pytest.raises(StageInputError, match=r"slice column 'tier' \(params.yaml: dataset.slices"):
         evaluate(test.drop(columns="tier"), scores, 0.5, 0.5, {}, OTHER)
 
 

@@ -153,6 +153,83 @@ def test_a_metric_that_cannot_be_computed_fails_its_check() -> None:
     assert "not computable" in decision.reasons[0]
 
 
+def test_the_gap_rule_is_off_by_default_and_names_the_slices_when_on() -> None:
+    assert PromotionConfig().max_slice_gap is None
+    slices = {
+        "north": {"rows": 400.0, "roc_auc": 0.8, "recall": 0.80, "fpr": 0.10},
+        "south": {"rows": 300.0, "roc_auc": 0.8, "recall": 0.45, "fpr": 0.12},
+        "east": {"rows": 20.0, "roc_auc": 0.8, "recall": 0.05, "fpr": 0.90},  # too few rows
+    }
+    candidate = Scorecard(card(0.30).overall, slices, {"region": list(slices)})
+    assert decide(candidate, None, CFG).promote  # no gap rule: promoted
+    gate = CFG.model_copy(update={"max_slice_gap": {"recall": 0.25, "fpr": 0.05}})
+    decision = decide(candidate, None, gate)
+    assert not decision.promote
+    assert checks(decision)["slice_gap.fpr"] is True  # 0.02: the tiny slice is left out
+    assert decision.reasons == [
+        "slice_gap.recall: recall gap 0.3500 > 0.2500: south 0.4500 vs north 0.8000 "
+        "(region; slices of 50+ rows)"
+    ]
+    # gaps are taken within a dimension: two one-slice dimensions have no gap
+    apart = Scorecard(candidate.overall, slices, {"a": ["north"], "b": ["south"]})
+    skipped = decide(apart, None, gate)
+    assert skipped.promote and checks(skipped)["slice_gap.recall"] is None
+    with pytest.raises(ValidationError, match=r"max_slice_gap\.precision"):
+        PromotionConfig(max_slice_gap={"precision": 0.1})
+
+
+def weak_in_one_slice(
+    contract: DatasetContract, tiny_window
+) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """Holdout rows of `contract` with scores that rank well everywhere, and are squashed
+    below the threshold (0.5) in one value of the first slice column: the slice's ROC AUC
+    stays high, its recall collapses. Returns the rows, the scores and that slice's name."""
+    from {{ cookiecutter.package_name }}.contract_rows import contract_frame
+
+    raw = contract_frame(contract, tiny_window.dates()[:3], 600, seed=3)
+    holdout = training_frame(raw, contract).reset_index(drop=True)
+    y = holdout[contract.label.column].to_numpy()
+    rng = np.random.default_rng(0)
+    scores = np.clip(0.15 + 0.6 * y + rng.normal(0, 0.12, len(y)), 0.0, 1.0)
+    column = contract.slices[0]
+    weak_value = holdout[column].dropna().astype(str).value_counts().index[0]
+    weak = (holdout[column].astype(str) == weak_value).to_numpy()
+    scores[weak] *= 0.5  # same order inside the slice, all but a few below 0.5
+    name = weak_value if len(contract.slices) == 1 else f"{column}={weak_value}"
+    return holdout, scores, name
+
+
+def test_a_candidate_good_overall_but_weak_in_one_slice_is_rejected_by_the_gap_rule(
+    any_contract, tiny_window
+) -> None:
+    if not any_contract.slices:
+        pytest.skip("the contract declares no slice column")
+    contract = only_slices(any_contract, any_contract.slices[:1])
+    holdout, scores, weak = weak_in_one_slice(contract, tiny_window)
+    candidate = scorecard(holdout, scores, 0.5, contract)
+    assert candidate.overall["roc_auc"] > 0.8
+    assert candidate.slices[weak]["roc_auc"] > 0.8  # the slice ranks well ...
+    assert candidate.slices[weak]["recall"] < 0.3  # ... but its positives are missed
+    assert decide(candidate, None, CFG).promote  # the minimums alone let it through
+    gate = CFG.model_copy(update={"max_slice_gap": {"recall": 0.3}})
+    decision = decide(candidate, None, gate)
+    assert not decision.promote
+    assert checks(decision)["slice_gap.recall"] is False
+    assert len(decision.reasons) == 1
+    assert decision.reasons[0].startswith("slice_gap.recall: recall gap ")
+    assert f": {weak} {candidate.slices[weak]['recall']:.4f} vs " in decision.reasons[0]
+    # a recall floor per slice names it too
+    floor = CFG.model_copy(update={"slice_minimums": {"recall": 0.5}})
+    floored = decide(candidate, None, floor)
+    assert not floored.promote
+    assert floored.reasons[0].startswith(f"slice.{weak}.recall: ")
+
+
+def only_slices(contract: DatasetContract, columns: list[str]) -> DatasetContract:
+    """`contract` sliced by the values of `columns` only (no bins, no crosses)."""
+    return contract.model_copy(update={"slices": columns, "slice_bins": {}, "slice_crosses": []})
+
+
 def holdout_of(contract: DatasetContract, labels: list[int], slices: list[str]) -> pd.DataFrame:
     """Holdout rows: the label and the same values in every slice column."""
     columns = {contract.label.column: labels} | {c: slices for c in contract.slices}
@@ -165,9 +242,9 @@ def test_bad_inputs_are_refused(contract) -> None:
     holdout = holdout_of(contract, [0, 1, 0], ["a", "a", "b"])
     with pytest.raises(ValueError, match="2 scores for 3 holdout rows"):
         scorecard(holdout, np.array([0.1, 0.9]), 0.5, contract)
-    elsewhere = contract.model_copy(update={"slices": [*contract.slices, "no_such_column"]})
+    elsewhere = only_slices(contract, ["no_such_column"])
     with pytest.raises(
-        StageInputError, match=r"\['no_such_column'\] \(params.yaml: dataset\.slices"
+        StageInputError, match=r"slice column 'no_such_column' \(params.yaml: dataset\.slices"
     ):
         scorecard(holdout, np.array([0.1, 0.9, 0.2]), 0.5, elsewhere)
     with pytest.raises(
@@ -190,19 +267,19 @@ def test_bad_inputs_are_refused(contract) -> None:
 
 
 def test_scorecard_scores_overall_and_per_slice(contract) -> None:
-    one = contract.model_copy(update={"slices": ["group"]})
+    one = only_slices(contract, ["group"])
     holdout = holdout_of(one, [0, 1, 0, 1], ["a", "a", "b", "b"])
     result = scorecard(holdout, np.array([0.1, 0.9, 0.2, 0.8]), 0.5, one)
     assert result.overall["roc_auc"] == 1.0
     assert set(result.slices) == {"a", "b"}
     assert result.slices["a"]["rows"] == 2.0
-    two = contract.model_copy(update={"slices": ["group", "kind"]})
+    two = only_slices(contract, ["group", "kind"])
     result = scorecard(holdout_of(two, [0, 1, 0, 1], ["a", "a", "b", "b"]), np.zeros(4), 0.5, two)
     assert set(result.slices) == {"group=a", "group=b", "kind=a", "kind=b"}
 
 
 def test_no_slices_means_no_slice_checks(contract) -> None:
-    none = contract.model_copy(update={"slices": []})
+    none = only_slices(contract, [])
     result = scorecard(
         holdout_of(none, [0, 1, 0, 1], []), np.array([0.1, 0.9, 0.2, 0.8]), 0.5, none
     )
@@ -273,6 +350,10 @@ def registry(
     root = tmp_path_factory.mktemp("registry")
     gate = CFG.model_copy(update={"absolute_minimums": {"roc_auc": 0.5}})
     params = promotion_params(root, project_params, tiny_raw, split_config, gate)
+    # the tests' weakest model is a stump: on a column it splits, it scores every row of a
+    # quantile bin alike (ROC AUC 0.5 in the bin). Slice by the contract's columns only.
+    dataset = only_slices(params.dataset, params.dataset.slices)
+    params = params.model_copy(update={"dataset": dataset})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.chdir(root)
