@@ -181,13 +181,10 @@ class SuiteRunner:
 
     `check` is the fast pass: GX's verdict on a frame (`BOOLEAN_ONLY`, straight on the
     batch: no checkpoint, no stored result, no Data Docs). `run` validates through the
-    checkpoint with example values and a stored result, for the frames worth a report
-    (a failed batch, a single-frame gate). With `docs_each_run=False` the Data Docs are
-    built once, by `build_docs()`, for all the runs so far."""
+    checkpoint with example values and a stored result, for the frames with findings.
+    `build_docs()` renders the Data Docs once, for the suite and every `run` so far."""
 
-    def __init__(
-        self, suite_path: Path, gate: str, report_dir: Path, docs_each_run: bool = True
-    ) -> None:
+    def __init__(self, suite_path: Path, gate: str, report_dir: Path) -> None:
         import great_expectations as gx
 
         suite_json = load_suite_json(suite_path)
@@ -208,13 +205,11 @@ class SuiteRunner:
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"{gate}_gate", data=self.batch_definition, suite=suite)
         )
-        docs = gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["gates"])
         self.context, self.suite = context, suite
         self.checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name=f"{gate}_gate",
                 validation_definitions=[definition],
-                actions=[docs] if docs_each_run else [],
                 result_format=DETAILED,
             )
         )
@@ -241,13 +236,14 @@ class SuiteRunner:
         frame: pd.DataFrame,
         parameters: dict[str, Any] | None = None,
         batch: str | None = None,
-    ) -> GateReport:
-        """GX's verdict on `frame`, fast: which expectations failed, without example values."""
+    ) -> tuple[GateReport, Any]:
+        """GX's verdict on `frame`, fast: which expectations failed, without example values;
+        and GX's result (not stored: no Data Docs page)."""
         started = time.perf_counter()
         result = self.batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             self.suite, result_format=VERDICT_ONLY, expectation_parameters=parameters or {}
         )
-        return self._report(result, len(frame), batch, started)
+        return self._report(result, len(frame), batch, started), result
 
     def run(
         self,
@@ -282,9 +278,15 @@ def validate(
     report_dir: Path,
     parameters: dict[str, Any] | None = None,
 ) -> GateReport:
-    """Validate `frame` with the suite at `suite_path`; write reports; return the verdict."""
+    """Validate `frame` with the suite at `suite_path`; write reports; return the verdict.
+    GX's verdict first; a frame with findings is validated again with example values and
+    a Data Docs page (SuiteRunner)."""
     started = time.perf_counter()
-    report, result = SuiteRunner(suite_path, gate, report_dir).run(frame, parameters)
+    runner = SuiteRunner(suite_path, gate, report_dir)
+    report, result = runner.check(frame, parameters)
+    if report.failures or report.warnings:
+        report, result = runner.run(frame, parameters)
+    runner.build_docs()
     report.seconds = time.perf_counter() - started  # GX's set-up counts too
     write_json(result_json(result), report_dir / "result.json")
     write_summary(report)

@@ -140,7 +140,7 @@ def validate_window(
             continue
         share = plausible_label_share(counts[day][0], rate or 0.0, cfg.label_share_alpha)
         pending[day] = (path, key, batch_parameters(day, cfg, share, now))
-    runner = SuiteRunner(suite_path, GATE, report_dir, docs_each_run=False) if pending else None
+    runner = SuiteRunner(suite_path, GATE, report_dir) if pending else None
     reports = _validate_batches(pending, runner, records) if runner else []
     _prune(records, {day.isoformat() for day in files})
     report = GateReport(
@@ -171,7 +171,7 @@ def _validate_batches(
     to batches/<day>.result.json). Records each verdict in batches/<day>.json."""
     reports = []
     for day, (path, key, parameters) in pending.items():
-        report = runner.check(pd.read_parquet(path), parameters, day.isoformat())
+        report, _ = runner.check(pd.read_parquet(path), parameters, day.isoformat())
         if report.failures or report.warnings:
             report, result = runner.run(pd.read_parquet(path), parameters, day.isoformat())
             if not report.passed:
