@@ -173,6 +173,7 @@ def bench_raw_gate(params: Params, rows: int, report_dir: Path | None = None) ->
         # the batches as the gate reads them (the file's column types)
         by_day = {day: pd.read_parquet(batch_path(paths.raw, day)) for day in window.dates()}
         import great_expectations  # noqa: F401  # its cold import (seconds): the stage's start-up
+
         started = time.perf_counter()
         bare = _bare_seconds(by_day, suite, cfg, rate)
         bare_wall = time.perf_counter() - started
