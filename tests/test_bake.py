@@ -104,6 +104,7 @@ src/{package}/monitoring/data.py
 src/{package}/monitoring/evidently_reports.py
 src/{package}/monitoring/reports.py
 src/{package}/monitoring/versions.py
+src/{package}/monitoring/windows.py
 src/{package}/online_read.py
 src/{package}/offline_store.py
 src/{package}/prediction_log.py

@@ -478,10 +478,14 @@ def run_benchmark(
             )
 
         report["raw_gate"] = bench.bench_raw_gate(params, component_rows)
+        report.setdefault("layer_ratios", {})["gates"] = report["raw_gate"]
         report["feast"] = bench.bench_feature_store(params, component_rows)
         report.setdefault("layer_ratios", {})["pit"] = bench_pit(params, component_rows)
         monitoring = bench.bench_monitoring(params, component_rows, list(bench.DRIFT_SCENARIOS))
         report["monitoring"] = monitoring
+        report["layer_ratios"]["monitor"] = bench.monitor_layer(
+            monitoring, component_rows, params.monitor.sample_rows
+        )
         worst = max(m["sampled_prepare_seconds"] + m["sampled_report_seconds"] for m in monitoring)
         report["summary"]["monitor_seconds_1m"] = worst
         console.print(

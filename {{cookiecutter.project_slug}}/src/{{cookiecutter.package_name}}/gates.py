@@ -169,16 +169,22 @@ def _context(docs_dir: Path) -> Any:
     return context
 
 
+# GX's result formats: the verdict alone (no unexpected values collected: the fast pass),
+# and with each failed expectation's observed value and example offending values.
+VERDICT_ONLY = {"result_format": "BOOLEAN_ONLY"}
+DETAILED = {"result_format": "BASIC", "partial_unexpected_count": 20}
+
+
 class SuiteRunner:
-    """One GX context, suite and checkpoint that validate any number of frames: the
-    per-batch raw gate validates each new daily batch without rebuilding GX's objects.
+    """One GX context and suite that validate any number of frames: the per-batch raw gate
+    validates each new daily batch without rebuilding GX's objects.
 
-    With `docs_each_run=False` the Data Docs are built once, by `build_docs()`, for all
-    the runs (half the cost of a small batch's validation is rendering its page)."""
+    `check` is the fast pass: GX's verdict on a frame (`BOOLEAN_ONLY`, straight on the
+    batch: no checkpoint, no stored result, no Data Docs). `run` validates through the
+    checkpoint with example values and a stored result, for the frames with findings.
+    `build_docs()` renders the Data Docs once, for the suite and every `run` so far."""
 
-    def __init__(
-        self, suite_path: Path, gate: str, report_dir: Path, docs_each_run: bool = True
-    ) -> None:
+    def __init__(self, suite_path: Path, gate: str, report_dir: Path) -> None:
         import great_expectations as gx
 
         suite_json = load_suite_json(suite_path)
@@ -191,22 +197,20 @@ class SuiteRunner:
             raise StageInputError(
                 f"expectation suite {suite_path} cannot be loaded: {exc}"
             ) from exc
-        batch_definition = (
+        self.batch_definition = (
             context.data_sources.add_pandas("pandas")
             .add_dataframe_asset(name=gate)
             .add_batch_definition_whole_dataframe(gate)
         )
         definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{gate}_gate", data=batch_definition, suite=suite)
+            gx.ValidationDefinition(name=f"{gate}_gate", data=self.batch_definition, suite=suite)
         )
-        docs = gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["gates"])
-        self.context = context
+        self.context, self.suite = context, suite
         self.checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name=f"{gate}_gate",
                 validation_definitions=[definition],
-                actions=[docs] if docs_each_run else [],
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
+                result_format=DETAILED,
             )
         )
 
@@ -214,30 +218,52 @@ class SuiteRunner:
         """Render the Data Docs of every run so far (report_dir/data_docs/index.html)."""
         self.context.build_data_docs(site_names=["gates"])
 
-    def run(
-        self,
-        frame: pd.DataFrame,
-        parameters: dict[str, Any] | None = None,
-        batch: str | None = None,
-    ) -> tuple[GateReport, dict[str, Any]]:
-        """The verdict on `frame` and GX's full result (JSON-ready); writes nothing."""
-        started = time.perf_counter()
-        run = self.checkpoint.run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {}
-        )
-        result = next(iter(run.run_results.values()))
+    def _report(self, result: Any, rows: int, batch: str | None, started: float) -> GateReport:
         findings = [_finding(r, batch) for r in result.results if not r.success]
-        report = GateReport(
+        return GateReport(
             gate=self.gate,
             suite=str(self.suite_path),
-            rows=len(frame),
+            rows=rows,
             evaluated=len(result.results),
             seconds=time.perf_counter() - started,
             failures=[f for f in findings if f.severity == "critical"],
             warnings=[f for f in findings if f.severity != "critical"],
             report_dir=str(self.report_dir),
         )
-        return report, _plain(result.to_json_dict())
+
+    def check(
+        self,
+        frame: pd.DataFrame,
+        parameters: dict[str, Any] | None = None,
+        batch: str | None = None,
+    ) -> tuple[GateReport, Any]:
+        """GX's verdict on `frame`, fast: which expectations failed, without example values;
+        and GX's result (not stored: no Data Docs page)."""
+        started = time.perf_counter()
+        result = self.batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            self.suite, result_format=VERDICT_ONLY, expectation_parameters=parameters or {}
+        )
+        return self._report(result, len(frame), batch, started), result
+
+    def run(
+        self,
+        frame: pd.DataFrame,
+        parameters: dict[str, Any] | None = None,
+        batch: str | None = None,
+    ) -> tuple[GateReport, Any]:
+        """The verdict on `frame`, with example values, and GX's result (stored for the Data
+        Docs; `result_json` makes it JSON-ready); writes nothing."""
+        started = time.perf_counter()
+        run = self.checkpoint.run(
+            batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {}
+        )
+        result = next(iter(run.run_results.values()))
+        return self._report(result, len(frame), batch, started), result
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    """GX's validation result, JSON-ready."""
+    return _plain(result.to_json_dict())
 
 
 def write_summary(report: GateReport, extra: dict[str, Any] | None = None) -> None:
@@ -252,11 +278,17 @@ def validate(
     report_dir: Path,
     parameters: dict[str, Any] | None = None,
 ) -> GateReport:
-    """Validate `frame` with the suite at `suite_path`; write reports; return the verdict."""
+    """Validate `frame` with the suite at `suite_path`; write reports; return the verdict.
+    GX's verdict first; a frame with findings is validated again with example values and
+    a Data Docs page (SuiteRunner)."""
     started = time.perf_counter()
-    report, result = SuiteRunner(suite_path, gate, report_dir).run(frame, parameters)
+    runner = SuiteRunner(suite_path, gate, report_dir)
+    report, result = runner.check(frame, parameters)
+    if report.failures or report.warnings:
+        report, result = runner.run(frame, parameters)
+    runner.build_docs()
     report.seconds = time.perf_counter() - started  # GX's set-up counts too
-    write_json(result, report_dir / "result.json")
+    write_json(result_json(result), report_dir / "result.json")
     write_summary(report)
     return report
 

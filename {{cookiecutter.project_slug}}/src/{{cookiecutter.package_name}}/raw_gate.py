@@ -29,7 +29,7 @@ from .batches import batch_path
 from .config import PathsConfig, ValidateRawConfig, Window
 from .contract import DatasetContract
 from .files import write_json
-from .gates import Finding, GateReport, SuiteRunner, write_summary
+from .gates import Finding, GateReport, SuiteRunner, result_json, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -130,47 +130,59 @@ def validate_window(
     total = sum(rows for rows, _ in labelled)
     rate = sum(pos for _, pos in labelled) / total if total else None
     suite_hash = _md5(suite_path) if suite_path.is_file() else None
-    runner: SuiteRunner | None = None
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
-    failures, warnings = _window_findings(window, files, rate, label), []
-    validated, reused, rows_checked, evaluated = [], [], 0, 0
+    pending, reused = {}, []
     for day, path in present.items():
         key = {"batch_md5": _md5(path), "suite_md5": suite_hash, "label": label, **cfg.model_dump()}
-        record = records / f"{day.isoformat()}.json"
-        if _passed_before(record, key):
+        if _passed_before(records / f"{day.isoformat()}.json", key):
             reused.append(day.isoformat())
             continue
-        runner = runner or SuiteRunner(suite_path, GATE, report_dir, docs_each_run=False)
         share = plausible_label_share(counts[day][0], rate or 0.0, cfg.label_share_alpha)
-        report, result = runner.run(
-            pd.read_parquet(path), batch_parameters(day, cfg, share, now), day.isoformat()
-        )
-        validated.append(day.isoformat())
-        rows_checked += report.rows
-        evaluated += report.evaluated
-        failures += report.failures
-        warnings += report.warnings
-        write_json({"key": key, "passed": report.passed, **_brief(report)}, record)
-        if not report.passed:
-            write_json(result, records / f"{day.isoformat()}.result.json")
-    if runner:
-        runner.build_docs()
+        pending[day] = (path, key, batch_parameters(day, cfg, share, now))
+    runner = SuiteRunner(suite_path, GATE, report_dir) if pending else None
+    reports = _validate_batches(pending, runner, records) if runner else []
     _prune(records, {day.isoformat() for day in files})
     report = GateReport(
         gate=GATE,
         suite=str(suite_path),
-        rows=rows_checked,
-        evaluated=evaluated,
+        rows=sum(r.rows for r in reports),
+        evaluated=sum(r.evaluated for r in reports),
         seconds=time.perf_counter() - started,
-        failures=failures,
-        warnings=warnings,
+        failures=_window_findings(window, files, rate, label)
+        + [f for r in reports for f in r.failures],
+        warnings=[w for r in reports for w in r.warnings],
         report_dir=str(report_dir),
         details=f"{BATCHES_DIR}/<day>.result.json (failed days), summary.json",
     )
+    validated = [day.isoformat() for day in pending]
     write_summary(report, {"validated_batches": validated, "reused_batches": reused})
     log.info("raw gate: %d batches validated, %d passed before", len(validated), len(reused))
     return report
+
+
+def _validate_batches(
+    pending: dict[dt.date, tuple[Path, dict[str, Any], dict[str, Any]]],
+    runner: SuiteRunner,
+    records: Path,
+) -> list[GateReport]:
+    """GX's verdict on each batch (the fast pass); a batch with findings is validated again
+    with example values, its result stored for the Data Docs (and, when it failed, written
+    to batches/<day>.result.json). Records each verdict in batches/<day>.json."""
+    reports = []
+    for day, (path, key, parameters) in pending.items():
+        report, _ = runner.check(pd.read_parquet(path), parameters, day.isoformat())
+        if report.failures or report.warnings:
+            report, result = runner.run(pd.read_parquet(path), parameters, day.isoformat())
+            if not report.passed:
+                write_json(result_json(result), records / f"{day.isoformat()}.result.json")
+        reports.append(report)
+        write_json(
+            {"key": key, "passed": report.passed, **_brief(report)},
+            records / f"{day.isoformat()}.json",
+        )
+    runner.build_docs()
+    return reports
 
 
 def _brief(report: GateReport) -> dict[str, Any]:

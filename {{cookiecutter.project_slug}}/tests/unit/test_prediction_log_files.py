@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError
-from {{ cookiecutter.package_name }}.monitoring.data import quality_window
+from {{ cookiecutter.package_name }}.monitoring.windows import quality_window
 from {{ cookiecutter.package_name }}.prediction_log import SCORE, PredictionRecord, read_prediction_log
 from {{ cookiecutter.package_name }}.prediction_log_files import (
     PredictionLogWriter,

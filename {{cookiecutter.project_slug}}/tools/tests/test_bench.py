@@ -297,6 +297,30 @@ def test_raw_gate_bench_passes_on_its_own_rows(params: Params) -> None:
     assert figures["rows"] == 3_000 and figures["batches"] == 10
     assert figures["daily_run_rows"] == 300  # the daily run validates the new batch only
     assert figures["expectations"] > len(params.dataset.raw_columns)
+    assert figures["gx_over_bare_cpu"] > 0 and figures["target_gx_over_bare"] == 2.0
+
+
+def test_gate_and_monitor_figures_are_registered_beside_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    out.write_text(json.dumps({"summary": {"x": 1}, "layer_ratios": {"pit": {"rows": 5}}}))
+    bench.register_layer(out, "gates", {"gx_over_bare": 1.8})
+    scenario = {
+        "full_prepare_seconds": 9.0,
+        "full_report_seconds": 30.0,
+        "sampled_prepare_seconds": 1.0,
+        "sampled_report_seconds": 2.5,
+        "sampled_cpu_seconds": 3.0,
+        "verdicts_match": True,
+        "same_failed_checks": True,
+        "same_drifted_features": False,
+    }
+    layer = bench.monitor_layer([scenario, {**scenario, "sampled_report_seconds": 1.0}], 10, 5)
+    assert layer["sampled_seconds_max"] == 3.5 and layer["full_seconds_max"] == 39.0
+    assert layer["target_seconds"] == 5.0 and layer["same_verdicts"] is False
+    bench.register_layer(out, "monitor", layer)
+    report = json.loads(out.read_text())
+    assert report["summary"] == {"x": 1}
+    assert set(report["layer_ratios"]) == {"pit", "gates", "monitor"}
 
 
 def test_feature_store_bench_on_the_contract(params: Params) -> None:

@@ -31,9 +31,10 @@ from ..errors import ConfigError
 from ..metrics import lift_floor
 from ..prediction_log import SCORE
 from .columns import MonitoredColumns
-from .data import MonitorData, sample
+from .data import MonitorData
 from .evidently_reports import drift_report, quality_report, read_drift, read_quality
 from .versions import version_checks
+from .windows import sample
 
 # Evidently methods that return a distance (drift when score >= threshold); the others
 # return a p-value (drift when p < threshold).
@@ -119,16 +120,17 @@ def check_config(cfg: MonitoringConfig, columns: MonitoredColumns) -> None:
 
 def _too_few_rows(data: MonitorData, cfg: MonitoringConfig) -> str | None:
     """Why drift cannot be judged from the window (None when it can)."""
-    current, reference = data.current, data.reference
-    if len(current) >= cfg.min_rows and len(reference) >= cfg.min_rows:
+    rows = len(data.current if data.window_rows is None else data.window_rows)
+    reference = data.reference
+    if rows >= cfg.min_rows and len(reference) >= cfg.min_rows:
         return None
-    if len(current) == 0:
+    if rows == 0:
         return (
             f"current window is empty: no batch rows in the newest {cfg.current_days} days "
             "and no served predictions; nothing to compare"
         )
     return (
-        f"current window holds {len(current)} rows and the reference {len(reference)}; "
+        f"current window holds {rows} rows and the reference {len(reference)}; "
         f"drift is judged from monitor.min_rows={cfg.min_rows} rows on"
     )
 
@@ -174,7 +176,8 @@ def run_checks(data: MonitorData, cfg: MonitoringConfig) -> MonitorResult:
     started = time.perf_counter()
     warnings: list[str] = []
     current, reference = data.current, data.reference
-    dq = data_quality(current, reference, cfg, data.columns)
+    every_row = current if data.window_rows is None else data.window_rows  # never sampled
+    dq = data_quality(every_row, reference, cfg, data.columns)
     issues = [*data.issues, *dq.pop("issues")]
 
     current_sample = sample(current, cfg.sample_rows, cfg.seed)

@@ -25,6 +25,7 @@ from ..features import build_features
 from ..prediction_log import PREDICTION, SCORE, PredictionLog
 from .columns import SOURCE, MonitoredColumns, require_columns
 from .versions import version_rows
+from .windows import Windows, draw_sizes, raw_view, sample, split_raw
 
 UNSEEN = "(unseen)"  # a one-hot group with no category set: a value the model never saw
 
@@ -42,6 +43,9 @@ class MonitorData:
     columns: MonitoredColumns
     issues: list[str] = field(default_factory=list)
     versions: pd.DataFrame | None = None  # served and shadow scores by version (versions.py)
+    # the monitored columns of every current row, when `current` holds a sample of the batch
+    # rows (sampling.py): data quality reads them all
+    window_rows: pd.DataFrame | None = None
 
 
 def monitoring_view(
@@ -74,20 +78,6 @@ def monitoring_view(
         values[missing] = None
         out[col] = values
     return out
-
-
-def window_start(frame: pd.DataFrame, days: int, column: str) -> pd.Timestamp | None:
-    """The first instant of the newest `days` calendar days (UTC) present in `frame`."""
-    if frame.empty:
-        return None
-    return frame[column].max().floor("D") - pd.Timedelta(days=days - 1)
-
-
-def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """At most `rows` rows drawn uniformly (0: all rows)."""
-    if rows and len(frame) > rows:
-        return frame.sample(rows, random_state=seed).reset_index(drop=True)
-    return frame.reset_index(drop=True)
 
 
 def attach_labels(served: pd.DataFrame, raw: pd.DataFrame, columns: MonitoredColumns) -> pd.Series:
@@ -190,56 +180,6 @@ def _served_view(
     )
 
 
-@dataclass(frozen=True)
-class Windows:
-    """Drift: rows from `drift_start` on. Quality: rows in [quality_start, known_before)."""
-
-    drift_start: pd.Timestamp | None
-    quality_start: pd.Timestamp | None
-    known_before: pd.Timestamp | None
-
-    @classmethod
-    def of(
-        cls, raw: pd.DataFrame, contract: DatasetContract, days: int, end_date: dt.date | None
-    ) -> Windows:
-        """Drift: the newest `days` days of `raw`. Quality: the newest `days` days whose
-        labels are known at the end of `end_date`."""
-        quality_start, known_before = quality_window(contract, end_date, days)
-        return cls(window_start(raw, days, contract.timestamp), quality_start, known_before)
-
-    def with_drift_from(self, frame: pd.DataFrame, column: str, days: int) -> Windows:
-        """The same matured window, with the drift window of `frame`'s newest days."""
-        return Windows(window_start(frame, days, column), self.quality_start, self.known_before)
-
-    def scope(self, frame: pd.DataFrame, column: str) -> pd.DataFrame:
-        """The rows either window needs (scored once for both)."""
-        starts = [s for s in (self.drift_start, self.quality_start) if s is not None]
-        if not starts:
-            return frame.iloc[:0]
-        return frame.loc[frame[column] >= min(starts)].reset_index(drop=True)
-
-    def split(self, view: pd.DataFrame, columns: MonitoredColumns) -> tuple[pd.DataFrame, ...]:
-        """(current rows, labels not yet known masked; labelled rows of the matured window)."""
-        ts, label = view[columns.timestamp], columns.label
-        current = view.loc[ts >= self.drift_start] if self.drift_start is not None else view[:0]
-        current = current.reset_index(drop=True)
-        if self.known_before is None:
-            return current, view.iloc[:0]
-        current.loc[current[columns.timestamp] >= self.known_before, label] = np.nan
-        matured = view.loc[(ts >= self.quality_start) & (ts < self.known_before)]
-        return current, matured.loc[matured[label].notna()].reset_index(drop=True)
-
-
-def quality_window(
-    contract: DatasetContract, end_date: dt.date | None, days: int
-) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    """[start, known_before): the newest `days` days whose labels are known at `end_date`."""
-    if end_date is None:
-        return None, None
-    known_before = contract.label_known_before(end_date)
-    return known_before - pd.Timedelta(days=days), known_before
-
-
 def quality_reference(
     test_predictions: pd.DataFrame | None, threshold: float, columns: MonitoredColumns
 ) -> pd.DataFrame | None:
@@ -269,15 +209,24 @@ def _batch_rows(
     threshold: float,
     columns: MonitoredColumns,
     windows: Windows,
-    calibration: Calibration | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The raw batch rows of the drift window and of the matured window, scored."""
+    calibration: Calibration | None,
+    draws: tuple[int, int, int] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The raw batch rows of the drift window and of the matured window, scored, and the
+    drift window's raw rows. `draws`: how many current and labelled rows to draw before
+    scoring, and the seed (sampling.py; None: score them all)."""
     scoped = windows.scope(raw, columns.timestamp)
     if not len(scoped):
         empty = pd.DataFrame(columns=columns.current)
-        return empty, empty
-    view = _batch_view(scoped, booster, threshold, columns, calibration)
-    return windows.split(view, columns)
+        return empty, empty, scoped
+    drift, matured = split_raw(scoped, columns, windows)
+    if draws is None:
+        view = _batch_view(scoped, booster, threshold, columns, calibration)
+        return (*windows.split(view, columns), drift)
+    parts = [sample(drift, draws[0], draws[2]), sample(matured, draws[1], draws[2] + 1)]
+    current = _batch_view(parts[0], booster, threshold, columns, calibration)
+    labelled = _batch_view(parts[1], booster, threshold, columns, calibration)
+    return windows.split(current, columns)[0], windows.split(labelled, columns)[1], drift
 
 
 def _served_rows(
@@ -360,26 +309,25 @@ def build_monitor_data(
     ts = columns.timestamp
     end_date = end_date or (raw[ts].max().date() if len(raw) else None)
     windows = Windows.of(raw, contract, cfg.current_days, end_date)
-    batches, labelled_batches = _batch_rows(raw, booster, threshold, columns, windows, calibration)
-    current, labelled = [batches], [labelled_batches]
-    window: dict[str, Any] = {"current_days": cfg.current_days, **_days(batches, ts, "batch")}
-    window |= {"reference_rows": len(reference), "prediction_log": None}
-    issues: list[str] = []
+    window: dict[str, Any] = {"current_days": cfg.current_days, "prediction_log": None}
+    served = labelled_served = pd.DataFrame(columns=columns.current)
     by_version = None
     if prediction_log is not None:
+        drift_from = windows.with_drift_from(prediction_log.frame, ts, cfg.current_days)
         served, labelled_served, window["prediction_log"], by_version = _served_rows(
-            prediction_log,
-            raw,
-            threshold,
-            columns,
-            windows.with_drift_from(prediction_log.frame, ts, cfg.current_days),
+            prediction_log, raw, threshold, columns, drift_from
         )
-        current.append(served)
-        labelled.append(labelled_served)
-        if issue := prediction_log.issue():
-            issues.append(issue)
-    current_rows, labelled_rows = _frame(current, columns), _frame(labelled, columns)
-    window["current_rows"] = len(current_rows)
+    draws = draw_sizes(raw, windows, columns, cfg, (len(served), len(labelled_served)))
+    batches, labelled_batches, drift_raw = _batch_rows(
+        raw, booster, threshold, columns, windows, calibration, draws
+    )
+    window |= {**_days(drift_raw, ts, "batch"), "reference_rows": len(reference)}
+    current_rows = _frame([batches, served], columns)
+    labelled_rows = _frame([labelled_batches, labelled_served], columns)
+    window_rows = None
+    if draws is not None:  # `current` holds a sample of the batch rows
+        window_rows = _frame([raw_view(drift_raw, columns), served], columns)[columns.monitored]
+    window["current_rows"] = len(drift_raw) + len(served)
     window["quality"] = _quality_info(contract, end_date, windows, labelled_rows)
     return MonitorData(
         reference=_reference_view(reference, booster, threshold, cfg, columns, calibration),
@@ -389,6 +337,7 @@ def build_monitor_data(
         threshold=threshold,
         window=window,
         columns=columns,
-        issues=issues,
+        issues=[i for i in [prediction_log and prediction_log.issue()] if i],
         versions=by_version,
+        window_rows=window_rows,
     )

@@ -16,7 +16,7 @@ from ..files import read_json, read_parquet
 from ..logs import console
 from ..model import load_model
 from ..monitoring import build_monitor_data, describe, log_to_mlflow, run_checks, write_outputs
-from ..monitoring.data import quality_window
+from ..monitoring.windows import quality_window
 from ..prediction_log import read_prediction_log
 from ..prediction_log_files import segments
 from ..split import time_split
