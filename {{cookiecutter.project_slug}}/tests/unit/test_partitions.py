@@ -169,6 +169,33 @@ def test_ingest_fetches_only_new_days_and_equals_a_fresh_fetch(
     assert days_of(written, batches) == shifted(win).dates()
 
 
+def test_changed_source_files_are_read_again_into_the_same_bytes(
+    contract: DatasetContract, tmp_path: Path, written: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from {{ cookiecutter.package_name }} import sources
+    from {{ cookiecutter.package_name }}.contract_rows import source_rows
+    from {{ cookiecutter.package_name }}.ingest_config import FilesSourceConfig
+
+    win = window(contract)
+    days = [*win.dates(), shifted(win).end_date]
+    rows = [contract_day(contract, day, 50, population=300, seed=2) for day in days]
+    monkeypatch.chdir(tmp_path)
+    cfg = IngestConfig(source="files", files=FilesSourceConfig(path="rows.parquet"))
+    source_rows(contract, pd.concat(rows[:-1])).to_parquet("rows.parquet", index=False)
+    raw, batches = tmp_path / "raw", DayFiles(tmp_path / "raw", "batch_")
+    ingest.run(win, cfg, contract, raw)
+    before = {day: partitions.file_md5(path) for day, path in batches.existing().items()}
+    written.clear()
+    ingest.run(win, cfg, contract, raw)
+    assert written == []
+    source_rows(contract, pd.concat(rows)).to_parquet("rows.parquet", index=False)  # one more day
+    sources._file_table.cache_clear()
+    ingest.run(shifted(win), cfg, contract, raw)
+    assert days_of(written, batches) == shifted(win).dates()  # the files changed: all read
+    after = {day: partitions.file_md5(path) for day, path in batches.existing().items()}
+    assert all(after[day] == before[day] for day in win.dates()[1:])  # the same bytes
+
+
 # --- featurize ---------------------------------------------------------------------------
 
 

@@ -10,9 +10,11 @@ timestamps, the label as 1/0) and judged by the raw gate.
 
 A batch, once landed, is kept (partitions.py): a daily run fetches only the day that
 entered the window and deletes the one that left it. Every day is fetched again when
-the source's settings (params.yaml `ingest.source` and its section), the contract or
-this code change (the fingerprint in data/raw/_manifest.json), or with
-`ingest --refetch` (a source that corrected days already landed).
+the source's settings (params.yaml `ingest.source` and its section), the files of the
+`files` source, the contract or this code change (the fingerprint in
+data/raw/_manifest.json), or with `ingest --refetch` (a database that corrected days
+already landed). A day fetched again from unchanged rows is the same file, byte for
+byte, so the stages after ingest do not redo it.
 """
 
 from __future__ import annotations
@@ -60,14 +62,17 @@ def conformed_batch(day: dt.date, cfg: IngestConfig, contract: DatasetContract) 
 
 
 def code_fingerprint(cfg: IngestConfig, contract: DatasetContract) -> str:
-    """What every landed batch depends on besides its day: the chosen source's settings,
-    the contract and the code that fetches and conforms it."""
+    """What every landed batch depends on besides its day: the chosen source's settings
+    (and the files of the `files` source: their md5), the contract and the code that
+    fetches and conforms it."""
     modules = [sources, datagen, contract_rows, contract_module, files, partitions]
     section = getattr(cfg, cfg.source)
+    tables = sources.matching_files(cfg.files.path) if cfg.source == "files" and cfg.files else []
     return partitions.fingerprint(
         [*modules, Path(__file__)],
         source=cfg.source,
         settings=section.model_dump(mode="json") if section is not None else None,
+        files={str(path): partitions.file_md5(path) for path in tables},
         contract=contract.model_dump(mode="json"),
     )
 
