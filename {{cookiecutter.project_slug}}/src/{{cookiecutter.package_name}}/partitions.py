@@ -105,7 +105,8 @@ class Plan:
 
     def describe(self) -> str:
         why = f" ({self.rebuild_reason})" if self.rebuild_reason else ""
-        return f"{len(self.build)} days to build{why}, {len(self.keep)} kept"
+        days = "day" if len(self.build) == 1 else "days"
+        return f"{len(self.build)} {days} to build{why}, {len(self.keep)} kept"
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
