@@ -27,7 +27,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,11 +179,3 @@ def write_part(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, coerce_timestamps="us", allow_truncated_timestamps=True)
     tmp.replace(path)
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a folder or a file at `path`, if any."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
