@@ -107,6 +107,7 @@ src/{package}/monitoring/versions.py
 src/{package}/monitoring/windows.py
 src/{package}/online_read.py
 src/{package}/offline_store.py
+src/{package}/partitions.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
@@ -168,6 +169,7 @@ tests/unit/test_layout.py
 tests/unit/test_metrics.py
 tests/unit/test_model.py
 tests/unit/test_offline_store.py
+tests/unit/test_partitions.py
 tests/unit/test_monitoring.py
 tests/unit/test_notifications.py
 tests/e2e/test_drift_monitoring_dag.py
@@ -202,6 +204,7 @@ BENCHMARK_FILES = """
 docs/performance.md
 tools/airflow_bench.py
 tools/bench.py
+tools/bench_daily.py
 tools/bench_pipeline.py
 tools/bench_pit.py
 tools/bench_serving.py

@@ -531,17 +531,25 @@ def serve(
 @app.command()
 def bare(
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    daily: bool = typer.Option(
+        False, help="A daily run's work: the newest batch's features, retrain, predict."
+    ),
     params: Path = PARAMS_OPTION,
     json_out: Path | None = JSON_OPTION,
 ) -> None:
     """The floor the pipeline is measured against: read the raw batches, build the matrix,
     xgboost.train with the train.* parameters, predict the test days; in one process."""
+    from .bench_daily import bare_daily
     from .bench_pipeline import bare_training
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter(f"unknown device {device!r}; choose cpu or cuda")
-    figures = bare_training(load_params(params), device)
-    print_figures(f"bare training on {figures['rows']:,} raw rows", figures)
+    if daily:
+        figures = bare_daily(load_params(params), device)
+        print_figures("bare work of a daily run", figures)
+    else:
+        figures = bare_training(load_params(params), device)
+        print_figures(f"bare training on {figures['rows']:,} raw rows", figures)
     _write_figures(figures, json_out)
 
 

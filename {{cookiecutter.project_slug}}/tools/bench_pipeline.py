@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from {{ cookiecutter.package_name }}.contract_rows import contract_frame, source
 from {{ cookiecutter.package_name }}.logs import console
 
 from .bench import gate_config, revisit_ratio
+from .bench_daily import daily_figures, print_daily
 from .scratch import copy_project
 
 CLI = [sys.executable, "-m", "tools.bench"]  # run in a scratch copy, from its root
@@ -50,6 +51,7 @@ TARGETS = {
     "dag_parse_extra_seconds": 0.1,
     "train_memory_ratio": 3.0,  # peak memory added by training / training matrix bytes
     "monitor_seconds_1m": 5.0,
+    "daily_ratio": 2.0,  # daily `dvc repro` / the bare work of that day (tools/bench_daily.py)
 }
 
 
@@ -60,6 +62,7 @@ class SizeResult:
     noop_seconds: float
     stages: list[dict[str, Any]]
     bare: dict[str, Any]
+    daily: dict[str, Any] = field(default_factory=dict)  # bench_daily.daily_figures
 
     @property
     def bare_seconds(self) -> float:
@@ -137,7 +140,8 @@ def sized_copy(project: Path, dest: Path, rows: int, params: Params) -> Path:
 
 
 def bench_size(project: Path, scratch: Path, rows: int, params: Params) -> SizeResult:
-    """Full `dvc repro`, a no-op `dvc repro` and the bare floor at one size."""
+    """Full `dvc repro`, a no-op `dvc repro` and the bare floor at one size; then the
+    daily run and the dev loop (bench_daily.py)."""
     copy = sized_copy(project, scratch / f"rows-{rows}", rows, params)
     metrics_file = scratch / f"stages-{rows}.jsonl"
     dvc = [sys.executable, "-m", "dvc"]
@@ -153,7 +157,9 @@ def bench_size(project: Path, scratch: Path, rows: int, params: Params) -> SizeR
     _run([*CLI, "bare", "--json", str(bare_json)], copy)
     process_seconds = time.perf_counter() - started
     bare = {**json.loads(bare_json.read_text()), "process_seconds": process_seconds}
-    return SizeResult(rows, pipeline_seconds, noop_seconds, stages, bare)
+    startup = process_seconds - bare["work_seconds"]
+    daily = daily_figures(copy, scratch, rows, params, startup)
+    return SizeResult(rows, pipeline_seconds, noop_seconds, stages, bare, daily)
 
 
 class PeakRss:
@@ -182,35 +188,41 @@ class PeakRss:
         self.peak_bytes = max(self.peak_bytes, self._process.memory_info().rss)
 
 
-def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
-    """The floor: the same data and XGBoost parameters, no DVC, gates, Feast or MLflow.
-    It trains on the rows the pipeline trains on: those whose label has matured by the
-    window's end (dataset.label.horizon_days)."""
-    import xgboost as xgb
-
-    from {{ cookiecutter.package_name }}.batches import read_raw
+def window_matrices(params: Params, raw: Any) -> dict[str, Any]:
+    """The train, valid and test matrices (and labels) of the window's matured rows: what
+    the pipeline trains on (labels older than dataset.label.horizon_days at its end)."""
     from {{ cookiecutter.package_name }}.features import build_features
-    from {{ cookiecutter.package_name }}.model import feature_matrix, scale_pos_weight, xgb_params
+    from {{ cookiecutter.package_name }}.model import feature_matrix
     from {{ cookiecutter.package_name }}.split import time_split
 
-    cfg, contract = params.train, params.dataset
+    contract = params.dataset
     label, features = contract.label.column, contract.feature_columns
-    clock = time.perf_counter()
-    raw = read_raw(params.paths.raw)
-    read_s = time.perf_counter() - clock
-    clock = time.perf_counter()
     matured = raw[contract.timestamp] < contract.label_known_before(params.window.end_date)
     frame = build_features(raw.loc[matured], contract)
     frame[label] = raw.loc[matured, label].to_numpy()
     splits = time_split(frame, params.split, contract)
-    x_train, y_train = feature_matrix(splits.train, features), splits.train[label].to_numpy()
-    x_valid, y_valid = feature_matrix(splits.valid, features), splits.valid[label].to_numpy()
-    features_s = time.perf_counter() - clock
-    spw = scale_pos_weight(y_train, cfg)
+    return {
+        "x_train": feature_matrix(splits.train, features),
+        "y_train": splits.train[label].to_numpy(),
+        "x_valid": feature_matrix(splits.valid, features),
+        "y_valid": splits.valid[label].to_numpy(),
+        "x_test": feature_matrix(splits.test, features),
+    }
+
+
+def train_and_predict(params: Params, m: dict[str, Any], device: str) -> dict[str, Any]:
+    """QuantileDMatrix, xgboost.train with the train.* parameters and early stopping, and
+    the test days' predictions, timed; the training's peak memory."""
+    import xgboost as xgb
+
+    from {{ cookiecutter.package_name }}.model import scale_pos_weight, xgb_params
+
+    cfg = params.train
+    spw = scale_pos_weight(m["y_train"], cfg)
     with PeakRss() as memory:
         clock = time.perf_counter()
-        dtrain = xgb.QuantileDMatrix(x_train, y_train, max_bin=cfg.max_bin)
-        dvalid = xgb.QuantileDMatrix(x_valid, y_valid, ref=dtrain)
+        dtrain = xgb.QuantileDMatrix(m["x_train"], m["y_train"], max_bin=cfg.max_bin)
+        dvalid = xgb.QuantileDMatrix(m["x_valid"], m["y_valid"], ref=dtrain)
         matrix_s = time.perf_counter() - clock
         clock = time.perf_counter()
         booster = xgb.train(
@@ -223,26 +235,52 @@ def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
         )
         train_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    booster.predict(xgb.DMatrix(feature_matrix(splits.test, features)))
+    booster.predict(xgb.DMatrix(m["x_test"]))
     predict_s = time.perf_counter() - clock
-    rounds = booster.num_boosted_rounds()
-    matrix_bytes = x_train.nbytes + x_valid.nbytes
+    matrix_bytes = m["x_train"].nbytes + m["x_valid"].nbytes
     return {
         "device": device,
-        "rows": len(raw),
-        "train_rows": len(x_train),
-        "features": len(features),
-        "rounds": rounds,
-        "read_seconds": read_s,
-        "features_seconds": features_s,
+        "train_rows": len(m["x_train"]),
+        "rounds": booster.num_boosted_rounds(),
         "matrix_seconds": matrix_s,
         "train_seconds": train_s,
         "predict_seconds": predict_s,
-        "work_seconds": read_s + features_s + matrix_s + train_s + predict_s,
-        "train_row_rounds_per_second": len(x_train) * rounds / train_s,
+        "matrix_bytes": matrix_bytes,
+        "train_peak_added_bytes": memory.peak_bytes - memory.start_bytes,
+    }
+
+
+def bare_training(params: Params, device: str = "cpu") -> dict[str, Any]:
+    """The floor: the same data and XGBoost parameters, no DVC, gates, Feast or MLflow.
+    It trains on the rows the pipeline trains on: those whose label has matured by the
+    window's end (dataset.label.horizon_days)."""
+    from {{ cookiecutter.package_name }}.batches import read_raw
+
+    clock = time.perf_counter()
+    raw = read_raw(params.paths.raw)
+    read_s = time.perf_counter() - clock
+    clock = time.perf_counter()
+    matrices = window_matrices(params, raw)
+    features_s = time.perf_counter() - clock
+    fitted = train_and_predict(params, matrices, device)
+    rounds, matrix_bytes = fitted["rounds"], fitted["matrix_bytes"]
+    work = read_s + features_s + sum(fitted[f"{k}_seconds"] for k in ("matrix", "train", "predict"))
+    return {
+        "device": device,
+        "rows": len(raw),
+        "train_rows": fitted["train_rows"],
+        "features": len(params.dataset.feature_columns),
+        "rounds": rounds,
+        "read_seconds": read_s,
+        "features_seconds": features_s,
+        "matrix_seconds": fitted["matrix_seconds"],
+        "train_seconds": fitted["train_seconds"],
+        "predict_seconds": fitted["predict_seconds"],
+        "work_seconds": work,
+        "train_row_rounds_per_second": fitted["train_rows"] * rounds / fitted["train_seconds"],
         "matrix_mb": matrix_bytes / 2**20,
-        "train_peak_added_mb": (memory.peak_bytes - memory.start_bytes) / 2**20,
-        "train_memory_ratio": (memory.peak_bytes - memory.start_bytes) / matrix_bytes,
+        "train_peak_added_mb": fitted["train_peak_added_bytes"] / 2**20,
+        "train_memory_ratio": fitted["train_peak_added_bytes"] / matrix_bytes,
     }
 
 
@@ -304,6 +342,7 @@ def summarise(results: list[SizeResult]) -> dict[str, Any]:
         if r.rows >= 1_000_000 and np.isfinite(fixed)
     }
     big = sorted(per_million)
+    largest = max(results, key=lambda r: r.rows)
     return {
         "pipeline_fixed_seconds": fixed,
         "pipeline_marginal_seconds_per_million": marginal,
@@ -315,8 +354,14 @@ def summarise(results: list[SizeResult]) -> dict[str, Any]:
         "linearity": per_million[max(big)] / per_million[min(big)] if len(big) > 1 else None,
         "noop_repro_seconds": max(r.noop_seconds for r in results),
         # at the largest size: on a few MB, allocator slack outweighs the matrix
-        "train_memory_ratio": max(results, key=lambda r: r.rows).bare["train_memory_ratio"],
+        "train_memory_ratio": largest.bare["train_memory_ratio"],
+        # the daily run and the dev loop, at the largest size (every size: `pipeline`)
+        **{key: largest.daily.get(key) for key in DAILY_KEYS},
+        "daily_ratio_by_rows": {r.rows: r.daily.get("daily_ratio") for r in results},
     }
+
+
+DAILY_KEYS = ("daily_run_seconds", "daily_bare_seconds", "daily_ratio", "devloop_seconds")
 
 
 def _target_cell(name: str, value: float | None) -> str:
@@ -399,9 +444,11 @@ def print_results(results: list[SizeResult], summary: dict[str, Any]) -> None:
         "linearity",
         "noop_repro_seconds",
         "train_memory_ratio",
+        "daily_ratio",
     ):
         fit_table.add_row(name.replace("_", " "), _target_cell(name, summary[name]))
     console.print(fit_table)
+    print_daily(results, _target_cell)
 
     bare = Table(title="bare XGBoost training (hist) per size")
     for column in ("rows", "device", "rounds", "matrix s", "train s", "row-rounds/s", "memory"):

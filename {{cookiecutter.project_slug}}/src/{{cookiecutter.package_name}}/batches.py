@@ -9,14 +9,16 @@ import pandas as pd
 
 from .errors import StageInputError
 
+BATCH_PREFIX = "batch_"
+
 
 def batch_path(raw_dir: Path, day: dt.date) -> Path:
-    return raw_dir / f"batch_{day.isoformat()}.parquet"
+    return raw_dir / f"{BATCH_PREFIX}{day.isoformat()}.parquet"
 
 
 def raw_batch_files(raw_dir: Path) -> list[Path]:
     """The daily batch files in `raw_dir`, oldest first."""
-    files = sorted(raw_dir.glob("batch_*.parquet"))
+    files = sorted(raw_dir.glob(f"{BATCH_PREFIX}*.parquet"))
     if not files:
         raise StageInputError(
             f"no batch_*.parquet files in {raw_dir}: they are produced by the 'ingest' stage. "

@@ -51,12 +51,17 @@ def command(func: F) -> F:
 
 @app.command()
 @command
-def ingest(params: Path = PARAMS_OPTION) -> None:
-    """Land the rolling window of daily batches in data/raw."""
+def ingest(
+    params: Path = PARAMS_OPTION,
+    refetch: bool = typer.Option(
+        False, "--refetch", help="Fetch every day of the window again, not only new days."
+    ),
+) -> None:
+    """Land the rolling window of daily batches in data/raw (the days not landed yet)."""
     from .stages import ingest as stage
 
     p = load_params(params)
-    stage.run(p.window, p.ingest, p.dataset, p.paths.raw)
+    stage.run(p.window, p.ingest, p.dataset, p.paths.raw, refetch=refetch)
 
 
 @app.command()

@@ -10,7 +10,9 @@ class balance of each part is reported instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -80,17 +82,50 @@ def matured_labels(
         )
     else:
         log.info("every label event is matured (dataset.label.horizon_days: %d)", horizon)
-    days = _timestamps(kept, contract).dt.floor("D").nunique()
-    if days < days_needed(cfg):
-        raise StageInputError(
-            f"only {days} days of the window have matured labels: an outcome is known "
-            f"dataset.label.horizon_days ({horizon}) after its event, so of the window "
-            f"(data.window_days: {window.days}, ending {window.end_date}) only the events "
-            f"before {known_before.date()} count, and the time split needs "
-            f"{days_needed(cfg)} days (split.valid_days: {cfg.valid_days} + split.test_days: "
-            f"{cfg.test_days} + 1 to train on). {_FIX}"
-        )
+    check_matured_days(_timestamps(kept, contract).dt.floor("D").nunique(), contract, window, cfg)
     return kept
+
+
+def matured_days(
+    rows_by_day: Mapping[dt.date, int], contract: DatasetContract, window: Window, cfg: SplitConfig
+) -> list[dt.date]:
+    """The days of the window (with rows) whose label events are all matured by its end:
+    `matured_labels` by whole days (the horizon is whole days); a StageInputError when
+    too few are left for the time split."""
+    known_before = contract.label_known_before(window.end_date).date()
+    in_window = {day: rows for day, rows in rows_by_day.items() if rows and day in window.dates()}
+    days = sorted(day for day in in_window if day < known_before)
+    held = [day for day in in_window if day >= known_before]
+    if held:
+        log.info(
+            "held back the label events of %d days from %s on (%d events): their outcome is "
+            "not known by the end of %s (dataset.label.horizon_days: %d)",
+            len(held),
+            known_before,
+            sum(in_window[day] for day in held),
+            window.end_date,
+            contract.label.horizon_days,
+        )
+    check_matured_days(len(days), contract, window, cfg)
+    return days
+
+
+def check_matured_days(
+    days: int, contract: DatasetContract, window: Window, cfg: SplitConfig
+) -> None:
+    """A StageInputError when `days` days of matured labels are too few for the split."""
+    if days >= days_needed(cfg):
+        return
+    horizon = contract.label.horizon_days
+    known_before = contract.label_known_before(window.end_date)
+    raise StageInputError(
+        f"only {days} days of the window have matured labels: an outcome is known "
+        f"dataset.label.horizon_days ({horizon}) after its event, so of the window "
+        f"(data.window_days: {window.days}, ending {window.end_date}) only the events "
+        f"before {known_before.date()} count, and the time split needs "
+        f"{days_needed(cfg)} days (split.valid_days: {cfg.valid_days} + split.test_days: "
+        f"{cfg.test_days} + 1 to train on). {_FIX}"
+    )
 
 
 def time_split(frame: pd.DataFrame, cfg: SplitConfig, contract: DatasetContract) -> Splits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import subprocess
@@ -297,3 +298,41 @@ def test_serves_the_champion_over_http_and_scores_in_batch(project: Path) -> Non
         online = explained[entity]["contributions"]
         assert [c["feature"] for c in batch["contributions"]] == [c["feature"] for c in online]
         assert batch["margin"] == pytest.approx(explained[entity]["margin"], abs=1e-5)
+
+
+def test_a_daily_run_builds_the_new_day_and_equals_a_fresh_run(
+    project: Path, tmp_path: Path
+) -> None:
+    """interval.yaml end_date one day on, as the scheduled run does: ingest, featurize and
+    training_set build one day, and what they hold equals a fresh run on that window. (A
+    table you brought ends at its end_date: the window moves one day back instead.)"""
+    step = 1 if PARAMS["ingest"]["source"] == "synthetic" else -1
+    interval = project / "interval.yaml"
+    end = dt.date.fromisoformat(str(yaml.safe_load(interval.read_text())["end_date"]))
+    moved = f"end_date: '{(end + dt.timedelta(days=step)).isoformat()}'\n"
+    interval.write_text(moved)
+    daily = dvc(project, "repro")
+    assert stages_run(daily.stdout) == ALL_STAGES, daily.stdout
+    log = daily.stdout + daily.stderr
+    for stage in ("ingest", "featurize", "training set"):
+        assert f"{stage}: 1 day to build, " in log, log
+
+    fresh = copy_project(tmp_path / "fresh")
+    (fresh / "interval.yaml").write_text(moved)
+    package = "{{ cookiecutter.package_name }}"
+    for command in ("ingest", "featurize", "training-set"):
+        run([sys.executable, "-m", package, command], fresh)
+    for table in (
+        "data/features/features.parquet",
+        "data/features/labels.parquet",
+        "data/training/training_set.parquet",
+    ):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(project / table), pd.read_parquet(fresh / table)
+        )
+    raw = sorted(p.name for p in (project / "data/raw").glob("batch_*.parquet"))
+    assert raw == sorted(p.name for p in (fresh / "data/raw").glob("batch_*.parquet"))
+    for name in raw:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(project / "data/raw" / name), pd.read_parquet(fresh / "data/raw" / name)
+        )

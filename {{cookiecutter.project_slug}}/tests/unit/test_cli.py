@@ -77,7 +77,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch) -> None:
     """Only the project's own errors become one paragraph; anything else is a bug to see."""
     from {{ cookiecutter.package_name }}.stages import ingest
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("a bug, not a user error")
 
     monkeypatch.setattr(ingest, "run", broken)

@@ -145,22 +145,29 @@ def test_no_labels_at_all_is_a_clear_error(contract, tiny_window) -> None:
 def test_the_training_set_stage_joins_only_matured_labels(
     contract, tiny_window, project_params, tmp_path, monkeypatch
 ) -> None:
+    from {{ cookiecutter.package_name }}.batches import batch_path
     from {{ cookiecutter.package_name }}.features import build_features
-    from {{ cookiecutter.package_name }}.stages import training_set
+    from {{ cookiecutter.package_name }}.files import write_parquet
+    from {{ cookiecutter.package_name }}.stages import featurize, training_set
 
     raw = contract_frame(contract, tiny_window.dates(), 30, seed=9)
     features = build_features(raw, contract)
     paths = project_params.paths.model_copy(
-        update={"features": tmp_path / "features", "training_set": tmp_path / "ts.parquet"}
+        update={
+            "raw": tmp_path / "raw",
+            "features": tmp_path / "features",
+            "training_set": tmp_path / "ts.parquet",
+        }
     )
-    paths.features.mkdir()
-    build_labels(raw, contract).to_parquet(paths.label_table)
+    for day, rows in raw.groupby(raw[contract.timestamp].dt.date):
+        write_parquet(rows, batch_path(paths.raw, day))
+    featurize.run(paths, contract)
     joined: list[pd.DataFrame] = []
 
     def join(store, entity_df, contract_):  # each row's own features: one row a day per entity
         joined.append(entity_df)
         keys = [contract_.entity.key, contract_.timestamp]
-        return entity_df.merge(features, on=keys)
+        return entity_df.merge(features, on=keys).sort_values(keys[::-1], kind="stable")
 
     monkeypatch.setattr(training_set, "open_store", lambda: None)
     monkeypatch.setattr(training_set, "historical_features", join)

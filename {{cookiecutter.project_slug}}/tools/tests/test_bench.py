@@ -452,6 +452,33 @@ def test_bare_training_trains_on_matured_labels_only(
     assert figures["rounds"] >= 1
 
 
+def test_bare_daily_reads_the_newest_batch_and_retrains_on_the_window(
+    params: Params, contract: DatasetContract, tmp_path: Path
+) -> None:
+    from {{ cookiecutter.package_name }}.batches import batch_path
+
+    from tools.bench_daily import bare_daily
+
+    window = Window(end_date=dt.date(2026, 3, 31), days=20)
+    frame = contract_frame(contract, window.dates(), 300, population=3_000, seed=5)
+    for day, part in frame.groupby(frame[contract.timestamp].dt.date):
+        part.to_parquet(batch_path(tmp_path, day), index=False)
+    sized = params.model_copy(
+        update={
+            "paths": params.paths.model_copy(update={"raw": tmp_path}),
+            "data": params.data.model_copy(update={"window_days": window.days}),
+            "interval": params.interval.model_copy(update={"end_date": window.end_date}),
+            "split": params.split.model_copy(update={"valid_days": 3, "test_days": 3}),
+            "train": params.train.model_copy(update={"num_boost_round": 20, "nthread": 2}),
+        }
+    )
+    figures = bare_daily(sized)
+    assert figures["new_batch_rows"] == 300
+    assert figures["rounds"] >= 1 and figures["train_rows"] > 0
+    steps = ("new_batch_seconds", "matrix_seconds", "train_seconds", "predict_seconds")
+    assert figures["work_seconds"] == pytest.approx(sum(figures[k] for k in steps))
+
+
 def test_sized_copy_ingests_the_generated_rows_and_passes_the_raw_gate(
     contract: DatasetContract, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -552,3 +579,11 @@ def test_bench_pipeline_runs_and_writes_every_section(tmp_path: Path) -> None:
     assert {m["scenario"] for m in report["monitoring"]} == {"none", "covariate", "concept"}
     assert report["serving"]["http_p50_ms"] > 0
     assert "dag_parse_extra_seconds" in report["summary"]
+    daily = size["daily"]  # end_date one day on, then one train.* key changed
+    for key in ("daily_run_seconds", "daily_bare_seconds", "devloop_seconds"):
+        assert daily[key] > 0 and report["summary"][key] == daily[key]
+    assert daily["daily_ratio"] == pytest.approx(
+        daily["daily_run_seconds"] / daily["daily_bare_seconds"]
+    )
+    assert {s["command"] for s in daily["daily_stages"]} == STAGES
+    assert daily["daily_bare"]["new_batch_rows"] > 0

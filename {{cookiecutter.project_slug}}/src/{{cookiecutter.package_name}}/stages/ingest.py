@@ -7,6 +7,14 @@ For anything else (an API, a warehouse client), replace fetch_batch's body with
 a read that returns the day's rows with the columns params.yaml `dataset` declares.
 Each batch is then conformed to that contract (the key as its declared type, UTC
 timestamps, the label as 1/0) and judged by the raw gate.
+
+A batch, once landed, is kept (partitions.py): a daily run fetches only the day that
+entered the window and deletes the one that left it. Every day is fetched again when
+the source's settings (params.yaml `ingest.source` and its section), the files of the
+`files` source, the contract or this code change (the fingerprint in
+data/raw/_manifest.json), or with `ingest --refetch` (a database that corrected days
+already landed). A day fetched again from unchanged rows is the same file, byte for
+byte, so the stages after ingest do not redo it.
 """
 
 from __future__ import annotations
@@ -17,13 +25,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..batches import batch_path
+from .. import contract as contract_module
+from .. import contract_rows, datagen, files, partitions, sources
+from ..batches import BATCH_PREFIX, batch_path
 from ..config import Window
 from ..contract import DatasetContract
 from ..errors import ConfigError, StageInputError
 from ..files import write_parquet
 from ..ingest_config import IngestConfig
 from ..logs import progress
+from ..partitions import DayFiles
 from ..sources import files_batch, sql_batch, synthetic_batch
 
 log = logging.getLogger(__name__)
@@ -50,27 +61,53 @@ def conformed_batch(day: dt.date, cfg: IngestConfig, contract: DatasetContract) 
         raise StageInputError(str(exc)) from exc
 
 
-def run(window: Window, cfg: IngestConfig, contract: DatasetContract, raw_dir: Path) -> list[Path]:
-    """Write the window's daily batches; drop files of days outside it."""
+def code_fingerprint(cfg: IngestConfig, contract: DatasetContract) -> str:
+    """What every landed batch depends on besides its day: the chosen source's settings
+    (and the files of the `files` source: their md5), the contract and the code that
+    fetches and conforms it."""
+    modules = [sources, datagen, contract_rows, contract_module, files, partitions]
+    section = getattr(cfg, cfg.source)
+    tables = sources.matching_files(cfg.files.path) if cfg.source == "files" and cfg.files else []
+    return partitions.fingerprint(
+        [*modules, Path(__file__)],
+        source=cfg.source,
+        settings=section.model_dump(mode="json") if section is not None else None,
+        files={str(path): partitions.file_md5(path) for path in tables},
+        contract=contract.model_dump(mode="json"),
+    )
+
+
+def run(
+    window: Window,
+    cfg: IngestConfig,
+    contract: DatasetContract,
+    raw_dir: Path,
+    refetch: bool = False,
+) -> list[Path]:
+    """Write the window's daily batches not landed yet (every one with `refetch`); drop
+    files of days outside it. Returns the window's batch files."""
     days = window.dates()
+    fingerprint = code_fingerprint(cfg, contract)
     raw_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {batch_path(raw_dir, day) for day in days}
-    for stale in set(raw_dir.glob("batch_*.parquet")) - wanted:
-        stale.unlink()
-    written = []
+    if refetch:
+        (raw_dir / partitions.MANIFEST).unlink(missing_ok=True)
+    batches = DayFiles(raw_dir, BATCH_PREFIX)
+    plan = partitions.plan(raw_dir, fingerprint, dict.fromkeys(days, ""), [batches])
+    entries = dict(plan.kept_entries)
     with progress() as bar:
-        task = bar.add_task("ingest", total=len(days))
-        for day in days:
-            path = batch_path(raw_dir, day)
-            write_parquet(conformed_batch(day, cfg, contract), path)
-            written.append(path)
+        task = bar.add_task("ingest", total=len(plan.build))
+        for day in plan.build:
+            batch = conformed_batch(day, cfg, contract)
+            write_parquet(batch, batches.path(day))
+            entries[day.isoformat()] = {"key": "", "rows": len(batch)}
             bar.advance(task)
+    partitions.record(raw_dir, fingerprint, entries, source=cfg.source)
     log.info(
-        "ingested %d daily batches %s..%s from source %s into %s",
-        len(days),
+        "ingest: %s of the window %s..%s, from source %s into %s",
+        plan.describe(),
         days[0],
         days[-1],
         cfg.source,
         raw_dir,
     )
-    return written
+    return [batch_path(raw_dir, day) for day in days]

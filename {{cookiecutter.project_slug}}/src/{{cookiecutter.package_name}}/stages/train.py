@@ -26,7 +26,8 @@ def read_training_set(paths: PathsConfig, contract: DatasetContract) -> pd.DataF
 
     features = contract.feature_columns
     columns = [contract.timestamp, contract.label.column, *features]
-    present = set(pq.read_schema(require(paths.training_set, "training_set")).names)
+    # a file, or a folder of daily part files (stages/training_set.py)
+    present = set(pq.ParquetDataset(require(paths.training_set, "training_set")).schema.names)
     missing = [c for c in columns if c not in present]
     if missing:
         raise StageInputError(
