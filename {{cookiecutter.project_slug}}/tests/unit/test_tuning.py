@@ -13,6 +13,7 @@ import xgboost as xgb
 from test_config import write_params
 
 from {{ cookiecutter.package_name }}.config import ConfigError, Params, SplitConfig, TrainConfig
+from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.model import training_matrices, xgb_params
 from {{ cookiecutter.package_name }}.split import Splits, time_split
 from {{ cookiecutter.package_name }}.stages import train as train_stage
@@ -95,6 +96,20 @@ def test_the_test_days_are_never_read(searched, splits, tune, train, contract) -
     tuned, _ = searched
     scrambled = Splits(splits.train, splits.valid, splits.test.iloc[:0])
     assert search(scrambled, tune, train, contract).params == tuned.params
+
+
+def test_the_search_trains_locally_whatever_the_engine(searched, splits, tune, train, contract):
+    tuned, _ = searched
+    on_dask = train.model_copy(update={"engine": "dask"})
+    local = search(splits, tune, on_dask, contract)  # no cluster is started
+    assert (local.params, local.value) == (tuned.params, tuned.value)
+
+
+def test_train_without_the_tune_output_names_the_stage(project: Params) -> None:
+    with pytest.raises(StageInputError, match=r"'tune' stage\. Run `dvc repro tune`"):
+        train_stage.run(
+            project.paths, project.split, project.train, project.mlflow, project.dataset
+        )
 
 
 def test_a_trial_behind_the_pruner_stops_early(splits, train, contract) -> None:

@@ -46,11 +46,11 @@ def run(
     contract: DatasetContract,
 ) -> str:
     """Train, save the model to paths.model_dir and log the MLflow run; return its id."""
+    frame = read_training_set(paths, contract)
     tuned = read_tuned(paths.tuned_params)
     cfg = tuned_config(cfg, tuned)
     if tuned.enabled:
         log.info("parameters from tuning (%s): %s", paths.tuned_params, tuned.params)
-    frame = read_training_set(paths, contract)
     splits = time_split(frame, split, contract)
     del frame  # the splits hold the rows now: peak memory stays near the training matrix
     booster, meta = train_model(splits, cfg, contract)
