@@ -178,14 +178,11 @@ def test_tuning_off_keeps_train_and_on_feeds_it(project: Path) -> None:
     assert stages_run(dvc(project, "repro").stdout) == {"tune"}
     edit_params(project, lambda p: p["tune"].update({"enabled": True, "n_trials": 2}))
     changed = dvc(project, "repro")
-    assert stages_run(changed.stdout) == {
-        "tune",
-        "train",
-        "evaluate",
-        "validate_predictions",
-        "monitor",
-        "promote",
-    }, changed.stdout
+    # validate_predictions re-runs only when the predictions changed: not when the best
+    # of the two trials is trial 0, train's own values
+    after_train = {"evaluate", "validate_predictions", "monitor", "promote"}
+    assert {"tune", "train", "evaluate"} <= stages_run(changed.stdout), changed.stdout
+    assert stages_run(changed.stdout) <= {"tune", "train", *after_train}, changed.stdout
     tuned = json.loads((project / PARAMS["paths"]["tuned_params"]).read_text())
     assert tuned["enabled"] is True and tuned["trials"] == 2
     meta = json.loads((project / "models" / "model_meta.json").read_text())
