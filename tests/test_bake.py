@@ -131,12 +131,15 @@ src/{package}/stages/monitor.py
 src/{package}/stages/promote.py
 src/{package}/stages/train.py
 src/{package}/stages/training_set.py
+src/{package}/stages/tune.py
 src/{package}/stages/validate_features.py
 src/{package}/stages/validate_predictions.py
 src/{package}/stages/validate_raw.py
 src/{package}/suite_bootstrap.py
 src/{package}/tracking.py
 src/{package}/training.py
+src/{package}/tune_config.py
+src/{package}/tuning.py
 tests/airflow_helpers.py
 tests/airflow_ui.py
 tests/conftest.py
@@ -185,6 +188,7 @@ tests/unit/test_serving.py
 tests/unit/test_slices.py
 tests/unit/test_sources.py
 tests/unit/test_split.py
+tests/unit/test_tuning.py
 tests/unit/test_workspaces.py
 tools/__init__.py
 tools/airflow_cluster.py

@@ -120,6 +120,16 @@ def materialize(params: Path = PARAMS_OPTION) -> None:
 
 @app.command()
 @command
+def tune(params: Path = PARAMS_OPTION) -> None:
+    """Search train's XGBoost parameters with Optuna (when tune.enabled) for `train`."""
+    from .stages import tune as stage
+
+    p = load_params(params)
+    stage.run(p.paths, p.split, p.tune, p.train, p.mlflow, p.dataset)
+
+
+@app.command()
+@command
 def train(params: Path = PARAMS_OPTION) -> None:
     """Train the XGBoost model, save it (UBJSON) and track the run in MLflow."""
     from .stages import train as stage

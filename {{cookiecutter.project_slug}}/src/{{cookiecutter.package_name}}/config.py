@@ -1,4 +1,4 @@
-"""Typed view of params.yaml (its `ingest` section: ingest_config.py).
+"""Typed view of params.yaml (its `ingest` section: ingest_config.py; `tune`: tune_config.py).
 
 The CLI loads the file once and hands each stage its own slice; stage code
 never reads params.yaml itself. Unknown or mistyped keys fail loudly here.
@@ -23,6 +23,7 @@ from pydantic import (
 from .contract import DatasetContract
 from .errors import ConfigError
 from .ingest_config import IngestConfig
+from .tune_config import TuneConfig
 
 
 class Strict(BaseModel):
@@ -33,6 +34,7 @@ class PathsConfig(Strict):
     raw: Path
     features: Path
     training_set: Path
+    tuned_params: Path  # the tune stage's choice of train parameters (or: tuning is off)
     model_dir: Path
     predictions: Path
     reports: Path
@@ -290,6 +292,7 @@ class Params(Strict):
     validate_raw: ValidateRawConfig
     split: SplitConfig
     materialize: MaterializeConfig = MaterializeConfig()
+    tune: TuneConfig
     train: TrainConfig
     evaluate: EvaluateConfig
     monitor: MonitoringConfig

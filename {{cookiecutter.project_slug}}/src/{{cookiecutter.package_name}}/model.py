@@ -167,12 +167,10 @@ class Fit:
     workers: int = 1  # Dask workers that trained (1: the local engine)
 
 
-def train_local(
-    splits: Splits, cfg: TrainConfig, scale_pos_weight: float, contract: DatasetContract
-) -> Fit:
-    """The `local` engine: XGBoost in this process, on the whole train split in memory."""
-    device = resolve_device(cfg.device)
-    params = xgb_params(cfg, device, scale_pos_weight)
+def training_matrices(
+    splits: Splits, cfg: TrainConfig, contract: DatasetContract
+) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
+    """The train and valid splits as XGBoost matrices (valid binned like train)."""
     features, label = contract.feature_columns, contract.label.column
     dtrain = xgb.QuantileDMatrix(
         feature_matrix(splits.train, features),
@@ -187,6 +185,16 @@ def train_local(
         max_bin=cfg.max_bin,
         ref=dtrain,
     )
+    return dtrain, dvalid
+
+
+def train_local(
+    splits: Splits, cfg: TrainConfig, scale_pos_weight: float, contract: DatasetContract
+) -> Fit:
+    """The `local` engine: XGBoost in this process, on the whole train split in memory."""
+    device = resolve_device(cfg.device)
+    params = xgb_params(cfg, device, scale_pos_weight)
+    dtrain, dvalid = training_matrices(splits, cfg, contract)
     evals_result: dict = {}
     booster = xgb.train(
         params,

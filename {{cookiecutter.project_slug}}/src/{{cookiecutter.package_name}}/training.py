@@ -37,6 +37,18 @@ def calibrate(
     return calibration, threshold
 
 
+def check_classes(splits: Splits, contract: DatasetContract) -> None:
+    """A StageInputError when the train or valid split holds a single class."""
+    label = contract.label.column
+    for name, part in (("train", splits.train), ("valid", splits.valid)):
+        if part[label].nunique() < 2:
+            raise StageInputError(
+                f"the {name} split holds a single class of {label} (dataset.label.column): "
+                "cannot train a classifier (check dataset.label.positive, or widen "
+                "data.window_days)"
+            )
+
+
 def train_model(
     splits: Splits,
     cfg: TrainConfig,
@@ -47,13 +59,7 @@ def train_model(
     early-stop on the valid split, with `cfg.engine`: `local` (this process) or `dask`
     (xgboost.dask on the cluster `dask_cfg`, default cfg.dask)."""
     label = contract.label.column
-    for name, part in (("train", splits.train), ("valid", splits.valid)):
-        if part[label].nunique() < 2:
-            raise StageInputError(
-                f"the {name} split holds a single class of {label} (dataset.label.column): "
-                "cannot train a classifier (check dataset.label.positive, or widen "
-                "data.window_days)"
-            )
+    check_classes(splits, contract)
     y_train = splits.train[label].to_numpy()
     positives = int(y_train.sum())
     spw = scale_pos_weight(y_train, cfg)

@@ -36,6 +36,7 @@ ALL_STAGES = {
     "validate_features",
     "training_set",
     "materialize",
+    "tune",
     "train",
     "evaluate",
     "validate_predictions",
@@ -72,7 +73,7 @@ def test_each_stage_declares_every_package_module_it_imports(project: Path) -> N
     ("module", "expected"),
     [
         ("stages/evaluate.py", {"evaluate"}),
-        ("model.py", {"train", "evaluate", "monitor", "promote"}),
+        ("model.py", {"tune", "train", "evaluate", "monitor", "promote"}),
         ("cli.py", ALL_STAGES),
     ],
 )
@@ -172,12 +173,32 @@ def test_changing_one_training_key_reruns_only_its_dependents(project: Path) -> 
     edit_params(project, lambda p: p["train"].update({"learning_rate": 0.2}))
     changed = dvc(project, "repro")
     assert stages_run(changed.stdout) == {
+        "tune",  # reads train (trial 0); off, it writes the same "tuning is off" again
         "train",
         "evaluate",
         "validate_predictions",
         "monitor",
         "promote",
     }, changed.stdout
+
+
+def test_tuning_off_keeps_train_and_on_feeds_it(project: Path) -> None:
+    """Off (the default), a tune.* change re-runs `tune` alone: its output says tuning is
+    off either way, so train's inputs are unchanged. On, tune searches and train and every
+    stage after it re-run, train on the tuned values."""
+    edit_params(project, lambda p: p["tune"].update({"seed": 7}))
+    assert stages_run(dvc(project, "repro").stdout) == {"tune"}
+    edit_params(project, lambda p: p["tune"].update({"enabled": True, "n_trials": 2}))
+    changed = dvc(project, "repro")
+    # validate_predictions re-runs only when the predictions changed: not when the best
+    # of the two trials is trial 0, train's own values
+    after_train = {"evaluate", "validate_predictions", "monitor", "promote"}
+    assert {"tune", "train", "evaluate"} <= stages_run(changed.stdout), changed.stdout
+    assert stages_run(changed.stdout) <= {"tune", "train", *after_train}, changed.stdout
+    tuned = json.loads((project / PARAMS["paths"]["tuned_params"]).read_text())
+    assert tuned["enabled"] is True and tuned["trials"] == 2
+    meta = json.loads((project / "models" / "model_meta.json").read_text())
+    assert meta["xgb_params"]["max_depth"] == tuned["params"]["max_depth"]
 
 
 def test_missing_input_names_the_stage_that_produces_it(tmp_path: Path) -> None:

@@ -581,6 +581,7 @@ def test_persist_and_ancestors_come_from_this_projects_dvc_yaml(dp: ModuleType) 
         "featurize",
         "validate_features",
         "training_set",
+        "tune",
         "train",
         "evaluate",
         "validate_predictions",
@@ -610,6 +611,8 @@ SHIPPED_EDGES = {
     ("validate_features", "training_set"),
     ("validate_features", "materialize"),
     ("materialize", "promote"),  # infra validation reads the online store
+    ("training_set", "tune"),
+    ("tune", "train"),
     ("training_set", "train"),
     ("training_set", "evaluate"),
     ("training_set", "promote"),
