@@ -10,16 +10,36 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import xgboost as xgb
 
 from .calibration import Calibration, fit_calibration
-from .config import DaskConfig, TrainConfig
+from .config import DaskConfig, PathsConfig, TrainConfig
 from .contract import DatasetContract
 from .errors import StageInputError
+from .files import read_parquet, require
 from .model import ModelMeta, best_f1_threshold, scale_pos_weight, train_local
 from .split import Splits
 
 log = logging.getLogger(__name__)
+
+
+def read_training_set(paths: PathsConfig, contract: DatasetContract) -> pd.DataFrame:
+    """The columns training reads (features as float32), or a StageInputError naming
+    the ones the training set lacks."""
+    import pyarrow.parquet as pq
+
+    features = contract.feature_columns
+    columns = [contract.timestamp, contract.label.column, *features]
+    # a file, or a folder of daily part files (stages/training_set.py)
+    present = set(pq.ParquetDataset(require(paths.training_set, "training_set")).schema.names)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise StageInputError(
+            f"{paths.training_set} lacks {missing}, declared in params.yaml dataset: "
+            "re-run `dvc repro training_set`"
+        )
+    return read_parquet(paths.training_set, "training_set", columns=columns, float32=features)
 
 
 def calibrate(

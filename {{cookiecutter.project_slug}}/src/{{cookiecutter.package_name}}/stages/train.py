@@ -11,32 +11,13 @@ import pandas as pd
 from .. import tracking
 from ..config import MlflowConfig, PathsConfig, SplitConfig, TrainConfig
 from ..contract import DatasetContract
-from ..errors import StageInputError
-from ..files import read_parquet, require, write_json
+from ..files import write_json
 from ..model import save_model
 from ..split import time_split
-from ..training import train_model
+from ..training import read_training_set, train_model
 from ..tuning import read_tuned, tuned_config
 
 log = logging.getLogger(__name__)
-
-
-def read_training_set(paths: PathsConfig, contract: DatasetContract) -> pd.DataFrame:
-    """The columns training reads (features as float32), or a StageInputError naming
-    the ones the training set lacks."""
-    import pyarrow.parquet as pq
-
-    features = contract.feature_columns
-    columns = [contract.timestamp, contract.label.column, *features]
-    # a file, or a folder of daily part files (stages/training_set.py)
-    present = set(pq.ParquetDataset(require(paths.training_set, "training_set")).schema.names)
-    missing = [c for c in columns if c not in present]
-    if missing:
-        raise StageInputError(
-            f"{paths.training_set} lacks {missing}, declared in params.yaml dataset: "
-            "re-run `dvc repro training_set`"
-        )
-    return read_parquet(paths.training_set, "training_set", columns=columns, float32=features)
 
 
 def run(

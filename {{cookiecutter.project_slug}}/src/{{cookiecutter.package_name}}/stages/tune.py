@@ -15,8 +15,8 @@ from ..config import MlflowConfig, PathsConfig, SplitConfig, TrainConfig
 from ..contract import DatasetContract
 from ..split import time_split
 from ..tune_config import TuneConfig
+from ..training import read_training_set
 from ..tuning import OBJECTIVE, Tuned, check_search_space, search, write_tuned
-from .train import read_training_set
 
 if TYPE_CHECKING:
     import optuna
