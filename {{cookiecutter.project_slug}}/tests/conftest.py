@@ -150,6 +150,10 @@ def chromium() -> str:
     return found
 
 
+# The project's SQLite online store (features/feature_store.yaml, src/.../online_store.py).
+SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.FastSqliteOnlineStore"
+
+
 def make_feast_repo(
     root: Path,
     features_frame: pd.DataFrame,
@@ -158,7 +162,8 @@ def make_feast_repo(
     contract: DatasetContract | None = None,
 ) -> Path:
     """A scratch project holding a copy of features/ over `features_frame`, its params.yaml
-    declaring `contract` (default: the project's dataset section). On Redis, the server is
+    declaring `contract` (default: the project's dataset section). `online`: sqlite (the
+    project's store), sqlite-stock (Feast's own provider and store) or redis. On Redis, the server is
     emptied first: every test's Feast project has the same name, and Feast keeps an online
     value whose timestamp is newer than the one being written."""
     if online == "redis":
@@ -182,10 +187,13 @@ def make_feast_repo(
         root / "data" / "features.parquet", index=False, coerce_timestamps="us"
     )
     online_block = {
-        "sqlite": "  type: sqlite\n  path: state/online_store.db\n",
+        "sqlite": f"  type: {SQLITE_STORE}\n  path: state/online_store.db\n",
+        "sqlite-stock": "  type: sqlite\n  path: state/online_store.db\n",
         "redis": f"  type: redis\n  connection_string: {redis}\n",
     }[online]
     text = (repo / "feature_store.yaml").read_text()
+    if online == "sqlite-stock":  # Feast's own provider and SQLite store
+        text = re.sub(r"(?m)^provider: .*$", "provider: local", text)
     head, rest = text.split("online_store:", 1)
     tail = rest[rest.index("offline_store:") :]
     (repo / "feature_store.yaml").write_text(f"{head}online_store:\n{online_block}{tail}")

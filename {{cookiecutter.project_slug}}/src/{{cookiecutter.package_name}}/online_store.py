@@ -1,0 +1,208 @@
+"""Feast's SQLite online store, written in one `executemany` per batch.
+
+features/feature_store.yaml names both classes here, Feast's plug-in points:
+`online_store: type: <package>.online_store.FastSqliteOnlineStore` and
+`provider: <package>.online_store.FrameWriteProvider`. Reads, `feast apply` (tables,
+index) and teardown are Feast's SQLite store's own; serving reads through them.
+
+What Feast's SQLite store spends per entity is Python, not SQLite: one `execute` per
+(entity, feature) value, and before that, in `write_to_online_store`, a ValueProto object
+per value built row by row (`_convert_arrow_to_proto`). Here:
+
+- `FastSqliteOnlineStore.online_write_batch` (Feast's materialize, push sources) takes
+  the same protos and writes all their rows in one `executemany`, one transaction;
+- `FrameWriteProvider.ingest_df` (`FeatureStore.write_to_online_store`, what the
+  `materialize` stage calls) hands a DataFrame to `FastSqliteOnlineStore.write_frame`,
+  which builds the same rows column by column: Float64 features as ValueProto
+  `double_val` bytes packed by numpy, other types through Feast's own converter.
+
+The rows are those of Feast's store: the same table, entity keys serialized by Feast,
+the same ValueProto bytes (nulls and NaN: an empty ValueProto), `value_text` as Feast
+writes it, event timestamps through Feast's sqlite adapter, `created_ts` null when the
+source has none; a row replaces the stored one whatever its timestamp, as in Feast's
+store. tests/unit/test_online_store.py reads both back through Feast and compares
+bytes. Anything else (a vector or OpenAI-compatible store, field mappings, created
+timestamps, on-demand views, another online store) takes Feast's own path unchanged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from feast.feature_view import FeatureView
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import extract_text_and_num
+from feast.infra.online_stores.sqlite import (
+    SqliteOnlineStore,
+    SqliteOnlineStoreConfig,
+    _quote_id,
+    _table_id,
+    adapt_datetime_epoch,
+)
+from feast.infra.passthrough_provider import PassthroughProvider
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.repo_config import RepoConfig
+from feast.type_map import python_values_to_proto_values
+from feast.utils import to_naive_utc
+from feast.value_type import ValueType
+from pydantic import StrictStr
+
+# One table row: entity_key, feature_name, value, value_text, event_ts, created_ts.
+Row = tuple[bytes, str, bytes, str | None, Any, Any]
+# A set double_val: its field tag, then the IEEE 754 double, little-endian (protobuf's wire
+# format); taken from protobuf itself so the bytes are ValueProto's own.
+_DOUBLE_TAG = ValueProto(double_val=1.0).SerializeToString()[:-8]
+_PACKED_DOUBLE = np.dtype([("tag", f"S{len(_DOUBLE_TAG)}"), ("value", "<f8")])
+_UPSERT = (
+    "INSERT INTO {table} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
+    "value = excluded.value, value_text = excluded.value_text, "
+    "event_ts = excluded.event_ts, created_ts = excluded.created_ts"
+)
+
+
+class FastSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
+    """The SQLite store's settings (path...), under this store's type."""
+
+    type: StrictStr = f"{__name__}.FastSqliteOnlineStore"  # type: ignore[assignment]
+
+
+class FastSqliteOnlineStore(SqliteOnlineStore):
+    """Feast's SQLite online store whose writes are one `executemany` per batch."""
+
+    def _plain(self, config: RepoConfig) -> bool:
+        """True for the store the rows here are written for: no vector or value_num columns."""
+        store = config.online_store
+        return not (store.vector_enabled or getattr(store, "enable_openai_compatible_store", False))
+
+    def _upsert(self, config: RepoConfig, table: FeatureView, rows: Iterable[Row]) -> None:
+        conn: sqlite3.Connection = self._get_conn(config)
+        name = _table_id(
+            config.project, table, config.registry.enable_online_feature_view_versioning
+        )
+        with conn:  # one transaction
+            conn.executemany(_UPSERT.format(table=_quote_id(name)), rows)
+
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        if not self._plain(config):
+            super().online_write_batch(config, table, data, progress)
+            return
+        version = config.entity_key_serialization_version
+        rows = [
+            (
+                serialize_entity_key(key, entity_key_serialization_version=version),
+                name,
+                value.SerializeToString(),
+                extract_text_and_num(value, False)[0],
+                adapt_datetime_epoch(to_naive_utc(stamp)),
+                None if created is None else adapt_datetime_epoch(to_naive_utc(created)),
+            )
+            for key, values, stamp, created in data
+            for name, value in values.items()
+        ]
+        self._upsert(config, table, rows)
+        if progress:
+            progress(len(data))
+
+    def can_write_frame(self, config: RepoConfig, table: Any) -> bool:
+        """Whether write_frame writes `table`'s rows as Feast would: a plain feature view
+        over a batch source without field mapping or created timestamps."""
+        source = getattr(table, "batch_source", None)
+        return (
+            type(table) is FeatureView
+            and self._plain(config)
+            and source is not None
+            and not source.field_mapping
+            and not source.created_timestamp_column
+        )
+
+    def write_frame(self, config: RepoConfig, table: FeatureView, frame: pd.DataFrame) -> None:
+        """Write `frame` (join keys, the source's timestamp field, the features) as
+        online_write_batch would write its rows after Feast's conversion to protos."""
+        keys = _entity_keys(config, table, frame)
+        stamps = _epoch_stamps(frame[table.batch_source.timestamp_field])
+        rows: list[Row] = []
+        for field in table.features:
+            values, texts = _column_values(frame[field.name], field.dtype.to_value_type())
+            rows.extend(zip(keys, repeat(field.name), values, texts, stamps, repeat(None)))
+        self._upsert(config, table, rows)
+
+
+def _entity_keys(config: RepoConfig, table: FeatureView, frame: pd.DataFrame) -> list[bytes]:
+    """Each row's entity key, serialized by Feast from Feast's protos of the join keys."""
+    columns = [(f.name, f.dtype.to_value_type()) for f in table.entity_columns]
+    names = [name for name, _ in columns]
+    protos = [python_values_to_proto_values(_python(frame[n]), kind) for n, kind in columns]
+    version = config.entity_key_serialization_version
+    return [
+        serialize_entity_key(
+            EntityKeyProto(join_keys=names, entity_values=list(values)),
+            entity_key_serialization_version=version,
+        )
+        for values in zip(*protos)
+    ]
+
+
+def _epoch_stamps(stamps: pd.Series) -> list[int]:
+    """Event timestamps as Feast's sqlite adapter stores them: naive UTC, then epoch seconds."""
+    stamps = pd.to_datetime(stamps)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return [adapt_datetime_epoch(stamp) for stamp in stamps.to_numpy("datetime64[us]").tolist()]
+
+
+def _column_values(column: pd.Series, kind: ValueType) -> tuple[list[bytes], list[str | None]]:
+    """ValueProto bytes and value_text of one feature column, as Feast writes them."""
+    numeric = pd.api.types.is_float_dtype(column) or (
+        pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    )
+    if kind != ValueType.DOUBLE or not numeric:
+        protos = python_values_to_proto_values(_python(column), kind)
+        return (
+            [proto.SerializeToString() for proto in protos],
+            [extract_text_and_num(proto, False)[0] for proto in protos],
+        )
+    numbers = column.to_numpy(dtype="float64", na_value=np.nan)
+    packed = np.empty(len(numbers), dtype=_PACKED_DOUBLE)
+    packed["tag"], packed["value"] = _DOUBLE_TAG, numbers
+    blob, width = packed.tobytes(), _PACKED_DOUBLE.itemsize
+    values = [blob[i : i + width] for i in range(0, len(blob), width)]
+    texts: list[str | None] = [str(number) for number in numbers.tolist()]
+    for i in np.flatnonzero(np.isnan(numbers)).tolist():  # null: an empty ValueProto
+        values[i], texts[i] = b"", None
+    return values, texts
+
+
+def _python(column: pd.Series) -> Any:
+    """A column as Feast's converter receives it: through Arrow, to numpy."""
+    return pa.Array.from_pandas(column).to_numpy(zero_copy_only=False)
+
+
+class FrameWriteProvider(PassthroughProvider):
+    """Feast's local provider; `write_to_online_store` hands its DataFrame to an online
+    store that writes frames (FastSqliteOnlineStore.write_frame) instead of protos."""
+
+    def ingest_df(self, feature_view: Any, df: pd.DataFrame, field_mapping: Any = None) -> None:
+        store = self.online_store
+        if (
+            not field_mapping
+            and isinstance(store, FastSqliteOnlineStore)
+            and store.can_write_frame(self.repo_config, feature_view)
+        ):
+            store.write_frame(self.repo_config, feature_view, df)
+        else:
+            super().ingest_df(feature_view, df, field_mapping)
