@@ -135,10 +135,14 @@ class FastSqliteOnlineStore(SqliteOnlineStore):
         online_write_batch would write its rows after Feast's conversion to protos."""
         keys = _entity_keys(config, table, frame)
         stamps = _epoch_stamps(frame[table.batch_source.timestamp_field])
-        rows: list[Row] = []
+        columns = []
         for field in table.features:
             values, texts = _column_values(frame[field.name], field.dtype.to_value_type())
-            rows.extend(zip(keys, repeat(field.name), values, texts, stamps, repeat(None)))
+            columns.append(zip(keys, repeat(field.name), values, texts, stamps, repeat(None)))
+        # entity by entity, as Feast's store writes them: an entity's rows share B-tree pages
+        entities = list(zip(*columns, strict=True))
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        rows: list[Row] = [row for i in order for row in entities[i]]
         self._upsert(config, table, rows)
 
 
@@ -153,7 +157,7 @@ def _entity_keys(config: RepoConfig, table: FeatureView, frame: pd.DataFrame) ->
             EntityKeyProto(join_keys=names, entity_values=list(values)),
             entity_key_serialization_version=version,
         )
-        for values in zip(*protos)
+        for values in zip(*protos, strict=True)
     ]
 
 

@@ -132,5 +132,7 @@ def test_rewrites_behave_as_in_feasts_store(tmp_path, frame_and_contract) -> Non
         store.write_to_online_store(view.name, older, transform_on_write=False)
         tables[online] = table_rows(repo, store, view)
         raw, _ = read_back(store, view, older, contract)
-        assert {values[first] for _, values in raw} == {ValueProto(double_val=123.5).SerializeToString()}
+        assert {values[first] for _, values in raw} == {
+            ValueProto(double_val=123.5).SerializeToString()
+        }
     assert tables["sqlite"] == tables["sqlite-stock"]
