@@ -32,6 +32,7 @@ INCLUDE_BENCHMARK = "{{ cookiecutter.include_benchmark }}" == "yes"
 BENCHMARK_FILES = (
     "tools/airflow_bench.py",
     "tools/bench.py",
+    "tools/bench_online.py",
     "tools/bench_pipeline.py",
     "tools/bench_pit.py",
     "tools/bench_serving.py",

@@ -136,3 +136,51 @@ def test_rewrites_behave_as_in_feasts_store(tmp_path, frame_and_contract) -> Non
             ValueProto(double_val=123.5).SerializeToString()
         }
     assert tables["sqlite"] == tables["sqlite-stock"]
+
+
+def redis_hashes(address: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every hash of the Redis server: key -> {field: value}."""
+    import redis
+
+    host, port = address.split(":")
+    client = redis.Redis(host=host, port=int(port))
+    return {key: client.hgetall(key) for key in client.scan_iter(count=10_000)}
+
+
+def test_same_hashes_and_reads_as_feasts_redis_store(
+    tmp_path, frame_and_contract, redis_server
+) -> None:
+    """The same hashes as Feast's Redis store after a write, the same frame again, and
+    rows with older timestamps (which Feast's store skips), read back the same way."""
+    frame, contract = frame_and_contract
+    stamp, first = contract.timestamp, contract.feature_columns[0]
+    older = frame.head(20).assign(
+        **{stamp: frame[stamp].head(20) - pd.Timedelta(days=3), first: 123.5}
+    )
+    newer = frame.head(10).assign(**{stamp: frame[stamp].head(10) + pd.Timedelta(days=1)})
+    found = {}
+    for online in ("redis-stock", "redis"):
+        for how in ("frame", "protos") if online == "redis" else ("frame",):
+            store = open_store(
+                make_feast_repo(tmp_path / f"{online}-{how}", frame, online, redis_server, contract)
+            )
+            view = store.get_feature_view(contract.feature_view)
+            kind = type(store._get_provider().online_store).__name__
+            assert kind == ("FastRedisOnlineStore" if online == "redis" else "RedisOnlineStore")
+            steps = []
+            for rows in (frame, frame, older, newer.assign(**{first: -7.25})):
+                if how == "frame":
+                    store.write_to_online_store(view.name, rows, transform_on_write=False)
+                else:
+                    provider = store._get_provider()
+                    protos = provider._prep_rows_to_write_for_ingestion(view, rows)
+                    provider.online_store.online_write_batch(store.config, view, protos, None)
+                steps.append(redis_hashes(redis_server))
+            found[online, how] = steps, read_back(store, view, frame, contract)[0]
+    expected_steps, expected_reads = found["redis-stock", "frame"]
+    assert expected_steps[1] == expected_steps[0] == expected_steps[2]  # rewrites, older rows
+    assert expected_steps[3] != expected_steps[2]  # newer rows are written
+    for key in (("redis", "frame"), ("redis", "protos")):
+        steps, reads = found[key]
+        assert steps == expected_steps, key
+        assert reads == expected_reads, key
