@@ -190,7 +190,8 @@ class FastRedisOnlineStore(RedisOnlineStore):
             serialize_entity_key(key, entity_key_serialization_version=version) for key, *_ in data
         ]
         values = [[value.SerializeToString() for value in row.values()] for _, row, _, _ in data]
-        self._write(config, table, keys, [stamp for *_, stamp, _ in data], values)
+        stamps = [_timestamp(make_tzaware(stamp)) for *_, stamp, _ in data]
+        self._write(config, table, keys, stamps, values)
         if progress:
             progress(len(data))
 
@@ -199,19 +200,27 @@ class FastRedisOnlineStore(RedisOnlineStore):
         stamps = pd.to_datetime(frame[table.batch_source.timestamp_field])
         if stamps.dt.tz is not None:
             stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        # as Timestamp.FromDatetime of the microsecond datetimes Feast's conversion gives
+        micros = stamps.to_numpy("datetime64[us]").astype("int64")
+        seconds, nanos = np.divmod(micros, 1_000_000)
         columns = [
-            _column_values(frame[f.name], f.dtype.to_value_type())[0] for f in table.features
+            _column_values(frame[f.name], f.dtype.to_value_type(), texts=False)[0]
+            for f in table.features
         ]
         values = list(zip(*columns, strict=True))
         keys = _entity_keys(config, table, frame)
-        self._write(config, table, keys, stamps.to_numpy("datetime64[us]").tolist(), values)
+        stamps = [
+            Timestamp(seconds=s, nanos=n * 1000)
+            for s, n in zip(seconds.tolist(), nanos.tolist(), strict=True)
+        ]
+        self._write(config, table, keys, stamps, values)
 
     def _write(
         self,
         config: RepoConfig,
         table: FeatureView,
         keys: list[bytes],
-        stamps: list[datetime],
+        stamps: list[Timestamp],
         values: Iterable[Iterable[bytes]],
     ) -> None:
         """HSET each entity's row (timestamp and features) unless an as new one is stored
@@ -224,12 +233,10 @@ class FastRedisOnlineStore(RedisOnlineStore):
         keys = [key + project for key in keys]
         with client.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.hmget(key, ts_field)
+                pipe.execute_command("HMGET", key, ts_field)
             stored = [found[0] for found in pipe.execute()]
             latest: dict[bytes, int] = {}
-            for key, before, stamp, row in zip(keys, stored, stamps, values, strict=True):
-                ts = Timestamp()
-                ts.FromDatetime(make_tzaware(stamp))
+            for key, before, ts, row in zip(keys, stored, stamps, values, strict=True):
                 nanos = ts.seconds * 1_000_000_000 + ts.nanos
                 seen = latest.get(key, 0)
                 if before:
@@ -238,16 +245,17 @@ class FastRedisOnlineStore(RedisOnlineStore):
                 if seen and nanos <= seen:
                     continue
                 latest[key] = nanos
-                pipe.hset(
-                    key,
-                    mapping={
-                        ts_field: ts.SerializeToString(),
-                        **dict(zip(fields, row, strict=True)),
-                    },
-                )
+                pairs = (item for pair in zip(fields, row, strict=True) for item in pair)
+                pipe.execute_command("HSET", key, ts_field, ts.SerializeToString(), *pairs)
                 if store.key_ttl_seconds:
                     pipe.expire(name=key, time=store.key_ttl_seconds)
             pipe.execute()
+
+
+def _timestamp(stamp: datetime) -> Timestamp:
+    found = Timestamp()
+    found.FromDatetime(stamp)
+    return found
 
 
 def _entity_keys(config: RepoConfig, table: FeatureView, frame: pd.DataFrame) -> list[bytes]:
@@ -273,8 +281,10 @@ def _epoch_stamps(stamps: pd.Series) -> list[int]:
     return [adapt_datetime_epoch(stamp) for stamp in stamps.to_numpy("datetime64[us]").tolist()]
 
 
-def _column_values(column: pd.Series, kind: ValueType) -> tuple[list[bytes], list[str | None]]:
-    """ValueProto bytes and value_text of one feature column, as Feast writes them."""
+def _column_values(
+    column: pd.Series, kind: ValueType, texts: bool = True
+) -> tuple[list[bytes], list[str | None]]:
+    """ValueProto bytes and (`texts`) value_text of one feature column, as Feast writes them."""
     numeric = pd.api.types.is_float_dtype(column) or (
         pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column)
     )
@@ -282,17 +292,19 @@ def _column_values(column: pd.Series, kind: ValueType) -> tuple[list[bytes], lis
         protos = python_values_to_proto_values(_python(column), kind)
         return (
             [proto.SerializeToString() for proto in protos],
-            [extract_text_and_num(proto, False)[0] for proto in protos],
+            [extract_text_and_num(proto, False)[0] for proto in protos] if texts else [],
         )
     numbers = column.to_numpy(dtype="float64", na_value=np.nan)
     packed = np.empty(len(numbers), dtype=_PACKED_DOUBLE)
     packed["tag"], packed["value"] = _DOUBLE_TAG, numbers
     blob, width = packed.tobytes(), _PACKED_DOUBLE.itemsize
     values = [blob[i : i + width] for i in range(0, len(blob), width)]
-    texts: list[str | None] = [str(number) for number in numbers.tolist()]
+    text: list[str | None] = [str(number) for number in numbers.tolist()] if texts else []
     for i in np.flatnonzero(np.isnan(numbers)).tolist():  # null: an empty ValueProto
-        values[i], texts[i] = b"", None
-    return values, texts
+        values[i] = b""
+        if texts:
+            text[i] = None
+    return values, text
 
 
 def _python(column: pd.Series) -> Any:
