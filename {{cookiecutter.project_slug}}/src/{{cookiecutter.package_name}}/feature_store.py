@@ -177,7 +177,6 @@ def online_entity_count(store: Any, view: Any) -> int | None:
 
     provider = store._get_provider()
     if isinstance(provider.online_store, SqliteOnlineStore):
-
         conn = provider.online_store._get_conn(store.config)
         table = _table_id(
             store.project, view, store.config.registry.enable_online_feature_view_versioning
