@@ -1,28 +1,36 @@
-"""Feast's SQLite online store, written in one `executemany` per batch.
+"""Feast's SQLite and Redis online stores with faster writes, and the provider that hands
+them DataFrames.
 
-features/feature_store.yaml names both classes here, Feast's plug-in points:
-`online_store: type: <package>.online_store.FastSqliteOnlineStore` and
-`provider: <package>.online_store.FrameWriteProvider`. Reads, `feast apply` (tables,
-index) and teardown are Feast's SQLite store's own; serving reads through them.
+features/feature_store.yaml names them, Feast's plug-in points: `provider:
+<package>.online_store.FrameWriteProvider` and `online_store: type:
+<package>.online_store.FastSqliteOnlineStore` (Redis: `FastRedisOnlineStore`). Reads,
+`feast apply` (tables, indexes) and teardown are Feast's stores' own; serving reads
+through them.
 
-What Feast's SQLite store spends per entity is Python, not SQLite: one `execute` per
-(entity, feature) value, and before that, in `write_to_online_store`, a ValueProto object
-per value built row by row (`_convert_arrow_to_proto`). Here:
+What Feast spends per entity is Python: in `write_to_online_store`, a ValueProto object
+per value built row by row (`_convert_arrow_to_proto`), then in its SQLite store one
+`execute` per (entity, feature) value, in its Redis store each feature's hash field
+computed again for every entity. Here:
 
-- `FastSqliteOnlineStore.online_write_batch` (Feast's materialize, push sources) takes
-  the same protos and writes all their rows in one `executemany`, one transaction;
 - `FrameWriteProvider.ingest_df` (`FeatureStore.write_to_online_store`, what the
-  `materialize` stage calls) hands a DataFrame to `FastSqliteOnlineStore.write_frame`,
-  which builds the same rows column by column: Float64 features as ValueProto
-  `double_val` bytes packed by numpy, other types through Feast's own converter.
+  `materialize` stage calls) hands the DataFrame to the store's `write_frame`, which
+  builds the same values column by column: Float64 features as ValueProto `double_val`
+  bytes packed by numpy, other types through Feast's own converter;
+- `FastSqliteOnlineStore` writes a batch (a frame, or the protos of Feast's other paths:
+  `feast materialize`, push sources) in one `executemany`, one transaction, entity by
+  entity in key order;
+- `FastRedisOnlineStore` computes the hash fields once per batch and keeps Feast's
+  rule: an entity's row is written only when newer than the stored one and than an
+  earlier row of the batch (a pipeline of HMGETs, then one of HSETs).
 
-The rows are those of Feast's store: the same table, entity keys serialized by Feast,
-the same ValueProto bytes (nulls and NaN: an empty ValueProto), `value_text` as Feast
-writes it, event timestamps through Feast's sqlite adapter, `created_ts` null when the
-source has none; a row replaces the stored one whatever its timestamp, as in Feast's
-store. tests/unit/test_online_store.py reads both back through Feast and compares
-bytes. Anything else (a vector or OpenAI-compatible store, field mappings, created
-timestamps, on-demand views, another online store) takes Feast's own path unchanged.
+The rows are Feast's: the same table or hashes, entity keys serialized by Feast, the
+same ValueProto bytes (nulls and NaN: an empty ValueProto), `value_text` as Feast writes
+it, event timestamps through Feast's sqlite adapter or as Feast's Timestamp bytes,
+`created_ts` null when the source has none. SQLite, as Feast's store, replaces a stored
+row whatever its timestamp (the last row of a repeated key wins). tests/unit/
+test_online_store.py writes the same frames through both and compares bytes. Anything
+else (vector or OpenAI-compatible SQLite stores, Redis `skip_dedup`, field mappings,
+created timestamps, on-demand views, other stores) takes Feast's own path unchanged.
 """
 
 from __future__ import annotations
@@ -145,7 +153,8 @@ class FastSqliteOnlineStore(SqliteOnlineStore):
         for field in table.features:
             values, texts = _column_values(frame[field.name], field.dtype.to_value_type())
             columns.append(zip(keys, repeat(field.name), values, texts, stamps, repeat(None)))
-        # entity by entity, as Feast's store writes them: an entity's rows share B-tree pages
+        # entity by entity, as Feast's store writes them, in key order (a stable sort:
+        # repeated keys keep their order): an entity's rows land in the same B-tree pages
         entities = list(zip(*columns, strict=True))
         order = sorted(range(len(keys)), key=keys.__getitem__)
         rows: list[Row] = [row for i in order for row in entities[i]]
