@@ -33,6 +33,7 @@ BENCHMARK_FILES = (
     "tools/airflow_bench.py",
     "tools/bench.py",
     "tools/bench_daily.py",
+    "tools/bench_online.py",
     "tools/bench_pipeline.py",
     "tools/bench_pit.py",
     "tools/bench_serving.py",

@@ -108,6 +108,7 @@ src/{package}/monitoring/windows.py
 src/{package}/online_read.py
 src/{package}/offline_store.py
 src/{package}/partitions.py
+src/{package}/online_store.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
@@ -173,6 +174,7 @@ tests/unit/test_metrics.py
 tests/unit/test_model.py
 tests/unit/test_offline_store.py
 tests/unit/test_partitions.py
+tests/unit/test_online_store.py
 tests/unit/test_monitoring.py
 tests/unit/test_notifications.py
 tests/e2e/test_drift_monitoring_dag.py
@@ -209,6 +211,7 @@ docs/performance.md
 tools/airflow_bench.py
 tools/bench.py
 tools/bench_daily.py
+tools/bench_online.py
 tools/bench_pipeline.py
 tools/bench_pit.py
 tools/bench_serving.py
@@ -287,8 +290,10 @@ def test_answers_reach_the_custom_project(baked: dict[str, Path]) -> None:
     assert "endpointurl = http://127.0.0.1:9000" in (project / ".dvc/config").read_text()
     assert "region = eu-west-1" in (project / ".dvc/config").read_text()
     assert "python -m triage_ml ingest" in (project / "dvc.yaml").read_text()
-    assert "type: redis" in (project / "features/feature_store.yaml").read_text()
-    assert "type: sqlite" in (baked["default"] / "features/feature_store.yaml").read_text()
+    store = "type: triage_ml.online_store.FastRedisOnlineStore"
+    assert store in (project / "features/feature_store.yaml").read_text()
+    store = "type: churn_model.online_store.FastSqliteOnlineStore"
+    assert store in (baked["default"] / "features/feature_store.yaml").read_text()
     default_config = (baked["default"] / ".dvc/config").read_text()
     assert "endpointurl" not in default_config  # empty answer: AWS default endpoint
 

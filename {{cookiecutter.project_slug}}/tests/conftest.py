@@ -98,7 +98,8 @@ def online_store(request: pytest.FixtureRequest) -> Iterator[None]:
     a Redis store (features/feature_store.yaml) a real redis-server, flushed (other modules
     materialize into the same Feast project there), its address reaching every stage
     process (dvc, Airflow tasks) through FEAST_REDIS_CONNECTION; nothing for SQLite."""
-    if "type: redis" not in (PROJECT_ROOT / "features" / "feature_store.yaml").read_text():
+    config = yaml.safe_load((PROJECT_ROOT / "features" / "feature_store.yaml").read_text())
+    if not config["online_store"]["type"].endswith(("redis", "RedisOnlineStore")):
         yield
         return
     import redis
@@ -150,6 +151,11 @@ def chromium() -> str:
     return found
 
 
+# The project's SQLite online store (features/feature_store.yaml, src/.../online_store.py).
+SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.FastSqliteOnlineStore"
+REDIS_STORE = "{{ cookiecutter.package_name }}.online_store.FastRedisOnlineStore"
+
+
 def make_feast_repo(
     root: Path,
     features_frame: pd.DataFrame,
@@ -158,10 +164,11 @@ def make_feast_repo(
     contract: DatasetContract | None = None,
 ) -> Path:
     """A scratch project holding a copy of features/ over `features_frame`, its params.yaml
-    declaring `contract` (default: the project's dataset section). On Redis, the server is
+    declaring `contract` (default: the project's dataset section). `online`: sqlite or redis
+    (the project's stores), sqlite-stock or redis-stock (Feast's own provider and store). On Redis, the server is
     emptied first: every test's Feast project has the same name, and Feast keeps an online
     value whose timestamp is newer than the one being written."""
-    if online == "redis":
+    if online.startswith("redis"):
         import redis as redis_client
 
         host, port = str(redis).split(":")
@@ -182,10 +189,14 @@ def make_feast_repo(
         root / "data" / "features.parquet", index=False, coerce_timestamps="us"
     )
     online_block = {
-        "sqlite": "  type: sqlite\n  path: state/online_store.db\n",
-        "redis": f"  type: redis\n  connection_string: {redis}\n",
+        "sqlite": f"  type: {SQLITE_STORE}\n  path: state/online_store.db\n",
+        "sqlite-stock": "  type: sqlite\n  path: state/online_store.db\n",
+        "redis": f"  type: {REDIS_STORE}\n  connection_string: {redis}\n",
+        "redis-stock": f"  type: redis\n  connection_string: {redis}\n",
     }[online]
     text = (repo / "feature_store.yaml").read_text()
+    if online.endswith("-stock"):  # Feast's own provider and online store
+        text = re.sub(r"(?m)^provider: .*$", "provider: local", text)
     head, rest = text.split("online_store:", 1)
     tail = rest[rest.index("offline_store:") :]
     (repo / "feature_store.yaml").write_text(f"{head}online_store:\n{online_block}{tail}")

@@ -606,5 +606,33 @@ def pit(
     register(out, bench_pit(load_params(params), rows, rounds, stock, memory))
 
 
+@app.command()
+def online(
+    entities: str = typer.Option(
+        "100000", help="Comma-separated entity counts, e.g. 100000,1000000."
+    ),
+    stock: bool = typer.Option(True, help="Also time Feast's own provider and SQLite store."),
+    redis: bool = typer.Option(
+        False, help="Also Feast's Redis store (a redis-server started here)."
+    ),
+    out: Path = typer.Option(
+        Path("reports/bench/bench.json"),
+        help="JSON report to register `layer_ratios.online_load` in.",
+    ),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """The materialize stage's load into the online store, through Feast with the project's
+    store and Feast's own, against raw upserts of the same rows, side by side."""
+    from .bench_online import bench_online, register
+
+    try:
+        sizes = [int(s.replace("_", "")) for s in entities.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"--entities must be comma-separated integers, got {entities!r}"
+        ) from None
+    register(out, bench_online(load_params(params), sizes, stock, redis))
+
+
 if __name__ == "__main__":
     app()

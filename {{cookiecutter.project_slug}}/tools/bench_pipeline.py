@@ -481,6 +481,7 @@ def run_benchmark(
     import warnings
 
     from . import bench
+    from .bench_online import bench_online
     from .bench_pit import bench_pit
 
     # Libraries' deprecation notices (Feast, Evidently's web stack) would bury the tables;
@@ -528,6 +529,9 @@ def run_benchmark(
         report.setdefault("layer_ratios", {})["gates"] = report["raw_gate"]
         report["feast"] = bench.bench_feature_store(params, component_rows)
         report.setdefault("layer_ratios", {})["pit"] = bench_pit(params, component_rows)
+        # the materialize stage's load, at a tenth of the rows in distinct entities
+        online = bench_online(params, [component_rows // 10], stock=True, redis=False)
+        report["layer_ratios"]["online_load"] = online
         monitoring = bench.bench_monitoring(params, component_rows, list(bench.DRIFT_SCENARIOS))
         report["monitoring"] = monitoring
         report["layer_ratios"]["monitor"] = bench.monitor_layer(

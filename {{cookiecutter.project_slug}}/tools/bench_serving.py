@@ -48,6 +48,9 @@ from {{ cookiecutter.package_name }}.logs import console
 from .local_servers import free_port, redis_server
 
 STORES = ("sqlite", "redis")
+# The project's online stores (features/feature_store.yaml)
+SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.FastSqliteOnlineStore"
+REDIS_STORE = "{{ cookiecutter.package_name }}.online_store.FastRedisOnlineStore"
 # Reference targets (printed beside the figures, never asserted): HTTP p99 of one id per
 # online store, and HTTP p99 over the bare read + predict p99.
 HTTP_P99_TARGET_MS = {"sqlite": 10.0, "redis": 5.0}
@@ -88,8 +91,8 @@ def store_copy(
     }
     (root / "params.yaml").write_text(yaml.safe_dump(scratch_params, sort_keys=False))
     online = {
-        "sqlite": "  type: sqlite\n  path: state/online_store.db\n",
-        "redis": f"  type: redis\n  connection_string: {redis_address}\n",
+        "sqlite": f"  type: {SQLITE_STORE}\n  path: state/online_store.db\n",
+        "redis": f"  type: {REDIS_STORE}\n  connection_string: {redis_address}\n",
     }[kind]
     text = (repo / "feature_store.yaml").read_text()
     head, rest = text.split("online_store:", 1)
@@ -335,7 +338,7 @@ def bench_serving(
     booster = serving_booster(champion.get())  # as the service scores with it
     ids = served_ids(params.paths.feature_table, contract)
     own = open_store()
-    own_kind = own.config.online_store.type
+    own_kind = "redis" if own.config.online_store.type.endswith("RedisOnlineStore") else "sqlite"
     api_key, digest_line = new_key("bench")
     load_before = os.getloadavg()[0]
     figures: dict[str, dict[str, float]] = {}

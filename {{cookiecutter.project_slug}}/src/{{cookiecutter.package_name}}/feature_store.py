@@ -172,11 +172,11 @@ def schema_fingerprint(store: Any, view: Any) -> str:
 def online_entity_count(store: Any, view: Any) -> int | None:
     """How many entity keys the online store holds for the view (SQLite: in its table, 0
     when gone; Redis: the project's keys with its join keys); None for other stores."""
-    kind = store.config.online_store.type
-    provider = store._get_provider()
-    if kind == "sqlite":
-        from feast.infra.online_stores.sqlite import _table_id
+    from feast.infra.online_stores.redis import RedisOnlineStore
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
 
+    provider = store._get_provider()
+    if isinstance(provider.online_store, SqliteOnlineStore):
         conn = provider.online_store._get_conn(store.config)
         table = _table_id(
             store.project, view, store.config.registry.enable_online_feature_view_versioning
@@ -187,7 +187,7 @@ def online_entity_count(store: Any, view: Any) -> int | None:
             if "no such table" not in str(exc):
                 raise
             return 0
-    if kind == "redis":
+    if isinstance(provider.online_store, RedisOnlineStore):
         from feast.infra.online_stores.helpers import _redis_key_prefix
 
         client = provider.online_store._get_client(store.config.online_store)

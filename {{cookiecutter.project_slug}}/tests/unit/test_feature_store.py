@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.feature_store import (
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
 from {{ cookiecutter.package_name }}.online_read import feature_service, online_features, read_online
 
-from conftest import make_feast_repo
+from conftest import REDIS_STORE, SQLITE_STORE, make_feast_repo
 from other_contracts import with_second_contract
 from tools.point_in_time import point_in_time_join
 
@@ -106,7 +106,7 @@ def feast(request, tmp_path_factory, cases) -> tuple[object, Case]:
     root = tmp_path_factory.mktemp(f"feast-{online}-{name}")
     repo = make_feast_repo(root, found.features, online, redis, found.contract)
     store = open_store(repo)
-    assert store.config.online_store.type == online
+    assert store.config.online_store.type == {"sqlite": SQLITE_STORE, "redis": REDIS_STORE}[online]
     return store, found
 
 

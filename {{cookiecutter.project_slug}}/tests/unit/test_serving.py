@@ -29,7 +29,7 @@ from {{ cookiecutter.package_name }}.prediction_log import (
 from {{ cookiecutter.package_name }}.prediction_log_files import log_files
 from {{ cookiecutter.package_name }}.serving import MAX_BATCH, PREDICT_THREADS, create_app
 
-from conftest import known_ids, predict
+from conftest import SQLITE_STORE, known_ids, predict
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +207,7 @@ def test_health_and_metadata(setup) -> None:
         "dtype": contract.entity.dtype,
     }
     assert meta["features_fresh_until"]
-    assert meta["online_store"] == "sqlite"
+    assert meta["online_store"] == SQLITE_STORE
 
 
 def test_model_is_refreshed_when_the_alias_moves(setup) -> None:

@@ -374,7 +374,8 @@ def test_a_store_copy_serves_the_feature_table_from_its_own_online_store(
             sized, kind, tmp_path / "copy", address, PROJECT_ROOT / "features"
         )
         store = open_store(repo, apply=False)
-        assert store.config.online_store.type == kind
+        stores = {"sqlite": bench_serving.SQLITE_STORE, "redis": bench_serving.REDIS_STORE}
+        assert store.config.online_store.type == stores[kind]
         if kind == "sqlite":
             assert (repo / "state" / "online_store.db").is_file()  # in the copy, not the project
         newest = tiny_features.sort_values(contract.timestamp).drop_duplicates(

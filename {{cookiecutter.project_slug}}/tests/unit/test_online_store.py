@@ -1,0 +1,186 @@
+"""The project's SQLite online store (online_store.py) against Feast's own, for real: the
+same frames written through both, then the tables compared row by row and read back
+through Feast (online_read, get_online_features), for the project's contract and a
+string-keyed one."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+from {{ cookiecutter.package_name }}.contract import DatasetContract
+from {{ cookiecutter.package_name }}.contract_rows import contract_frame
+from {{ cookiecutter.package_name }}.feature_store import open_store
+from {{ cookiecutter.package_name }}.features import build_features
+from {{ cookiecutter.package_name }}.online_store import FastSqliteOnlineStore
+
+from conftest import make_feast_repo, string_keyed
+from other_contracts import with_second_contract
+
+
+@pytest.fixture(scope="module", params=with_second_contract("string_keyed"))
+def frame_and_contract(request, tiny_window, contract) -> tuple[pd.DataFrame, DatasetContract]:
+    """Each entity's newest feature row of the contract, with the values a feature table
+    can hold: integers, floats, one-hot and missing flags, and nulls (NaN and None),
+    -0.0, infinities and extremes the pipeline never writes but Feast would."""
+    if request.param != "project":
+        contract = string_keyed(contract)
+    raw = contract_frame(contract, tiny_window.dates(), 60, population=400, seed=11)
+    features = build_features(raw, contract)
+    key, stamp, columns = contract.entity.key, contract.timestamp, contract.feature_columns
+    frame = features.sort_values(stamp, kind="stable").drop_duplicates(key, keep="last")
+    frame = frame[[key, stamp, *columns]].reset_index(drop=True)
+    first, second = columns[0], columns[1]
+    frame[first] = frame[first].astype("object")
+    frame.loc[0, first], frame.loc[1, first] = np.nan, None
+    frame.loc[2, first], frame.loc[3, first] = -0.0, np.inf
+    frame.loc[4, first], frame.loc[5, first] = 5e-324, -1.7976931348623157e308
+    frame[first] = frame[first].astype("float64")
+    frame[second] = frame[second].round().astype("int64")  # an integer column, Float64 in Feast
+    frame.loc[6, columns] = np.nan  # a row without any value
+    return frame, contract
+
+
+def table_rows(repo: Path, store, view) -> list[tuple]:
+    """Every row of the view's online table, as stored (no type conversion)."""
+    from feast.infra.online_stores.sqlite import _table_id
+
+    with sqlite3.connect(repo / "state" / "online_store.db") as conn:
+        return conn.execute(
+            "SELECT entity_key, feature_name, value, value_text, vector_value, event_ts, "
+            f'created_ts FROM "{_table_id(store.project, view)}" '
+            "ORDER BY entity_key, feature_name"
+        ).fetchall()
+
+
+def write(tmp: Path, frame: pd.DataFrame, contract: DatasetContract, online: str, how: str):
+    """A fresh repo of `online` kind with `frame` written by `how`: `frame`
+    (write_to_online_store) or `protos` (Feast's conversion, then online_write_batch)."""
+    repo = make_feast_repo(tmp / f"{online}-{how}", frame, online, contract=contract)
+    store = open_store(repo)
+    view = store.get_feature_view(contract.feature_view)
+    if how == "frame":
+        store.write_to_online_store(view.name, frame, transform_on_write=False)
+    else:
+        provider = store._get_provider()
+        rows = provider._prep_rows_to_write_for_ingestion(view, frame)
+        provider.online_store.online_write_batch(store.config, view, rows, None)
+    return repo, store, view
+
+
+def read_back(store, view, frame: pd.DataFrame, contract: DatasetContract):
+    """Feast's reads: online_read's (timestamp, ValueProto bytes) per entity, and
+    get_online_features through the feature service."""
+    from feast.type_map import python_values_to_proto_values
+
+    key = contract.entity.key
+    kind = view.entity_columns[0].dtype.to_value_type()
+    protos = python_values_to_proto_values(frame[key].tolist(), kind)
+    keys = [EntityKey(join_keys=[key], entity_values=[proto]) for proto in protos]
+    read = store._get_provider().online_store.online_read(store.config, view, keys)
+    raw = [
+        (stamp, {name: value.SerializeToString() for name, value in (values or {}).items()})
+        for stamp, values in read
+    ]
+    service = store.get_feature_service("model_features")
+    rows = [{key: value} for value in frame[key].tolist()]
+    served = store.get_online_features(features=service, entity_rows=rows).to_dict()
+    return raw, served
+
+
+def test_same_rows_and_reads_as_feasts_store(tmp_path, frame_and_contract) -> None:
+    frame, contract = frame_and_contract
+    stock_repo, stock, view = write(tmp_path, frame, contract, "sqlite-stock", "frame")
+    assert type(stock._get_provider().online_store).__name__ == "SqliteOnlineStore"
+    expected = table_rows(stock_repo, stock, view)
+    assert len(expected) == len(frame) * len(contract.feature_columns)
+    assert b"" in {row[2] for row in expected}  # nulls are stored as empty ValueProtos
+    stock_reads = read_back(stock, view, frame, contract)
+    for how in ("frame", "protos"):
+        repo, store, view = write(tmp_path, frame, contract, "sqlite", how)
+        assert isinstance(store._get_provider().online_store, FastSqliteOnlineStore)
+        assert table_rows(repo, store, view) == expected, how
+        raw, served = read_back(store, view, frame, contract)
+        assert raw == stock_reads[0], how
+        assert served.keys() == stock_reads[1].keys()
+        for name, values in served.items():
+            np.testing.assert_array_equal(
+                np.array(values, dtype=object), np.array(stock_reads[1][name], dtype=object)
+            )
+
+
+def test_rewrites_behave_as_in_feasts_store(tmp_path, frame_and_contract) -> None:
+    """The same frame again changes nothing; a row with an older timestamp replaces the
+    stored one, in both stores (Feast's SQLite store keeps the last row written)."""
+    frame, contract = frame_and_contract
+    stamp, first = contract.timestamp, contract.feature_columns[0]
+    older = frame.head(20).assign(
+        **{stamp: frame[stamp].head(20) - pd.Timedelta(days=3), first: 123.5}
+    )
+    tables = {}
+    for online in ("sqlite-stock", "sqlite"):
+        repo, store, view = write(tmp_path, frame, contract, online, "frame")
+        first_write = table_rows(repo, store, view)
+        store.write_to_online_store(view.name, frame, transform_on_write=False)
+        assert table_rows(repo, store, view) == first_write, online
+        store.write_to_online_store(view.name, older, transform_on_write=False)
+        tables[online] = table_rows(repo, store, view)
+        raw, _ = read_back(store, view, older, contract)
+        assert {values[first] for _, values in raw} == {
+            ValueProto(double_val=123.5).SerializeToString()
+        }
+    assert tables["sqlite"] == tables["sqlite-stock"]
+
+
+def redis_hashes(address: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every hash of the Redis server: key -> {field: value}."""
+    import redis
+
+    host, port = address.split(":")
+    client = redis.Redis(host=host, port=int(port))
+    return {key: client.hgetall(key) for key in client.scan_iter(count=10_000)}
+
+
+def test_same_hashes_and_reads_as_feasts_redis_store(
+    tmp_path, frame_and_contract, redis_server
+) -> None:
+    """The same hashes as Feast's Redis store after a write, the same frame again, and
+    rows with older timestamps (which Feast's store skips), read back the same way."""
+    frame, contract = frame_and_contract
+    stamp, first = contract.timestamp, contract.feature_columns[0]
+    older = frame.head(20).assign(
+        **{stamp: frame[stamp].head(20) - pd.Timedelta(days=3), first: 123.5}
+    )
+    newer = frame.head(10).assign(**{stamp: frame[stamp].head(10) + pd.Timedelta(days=1)})
+    found = {}
+    for online in ("redis-stock", "redis"):
+        for how in ("frame", "protos") if online == "redis" else ("frame",):
+            store = open_store(
+                make_feast_repo(tmp_path / f"{online}-{how}", frame, online, redis_server, contract)
+            )
+            view = store.get_feature_view(contract.feature_view)
+            kind = type(store._get_provider().online_store).__name__
+            assert kind == ("FastRedisOnlineStore" if online == "redis" else "RedisOnlineStore")
+            steps = []
+            for rows in (frame, frame, older, newer.assign(**{first: -7.25})):
+                if how == "frame":
+                    store.write_to_online_store(view.name, rows, transform_on_write=False)
+                else:
+                    provider = store._get_provider()
+                    protos = provider._prep_rows_to_write_for_ingestion(view, rows)
+                    provider.online_store.online_write_batch(store.config, view, protos, None)
+                steps.append(redis_hashes(redis_server))
+            found[online, how] = steps, read_back(store, view, frame, contract)[0]
+    expected_steps, expected_reads = found["redis-stock", "frame"]
+    assert expected_steps[1] == expected_steps[0] == expected_steps[2]  # rewrites, older rows
+    assert expected_steps[3] != expected_steps[2]  # newer rows are written
+    for key in (("redis", "frame"), ("redis", "protos")):
+        steps, reads = found[key]
+        assert steps == expected_steps, key
+        assert reads == expected_reads, key
