@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
-
 from .. import tracking
 from ..config import MlflowConfig, PathsConfig, SplitConfig, TrainConfig
 from ..contract import DatasetContract

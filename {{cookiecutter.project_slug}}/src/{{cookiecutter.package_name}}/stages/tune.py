@@ -14,8 +14,8 @@ from .. import tracking
 from ..config import MlflowConfig, PathsConfig, SplitConfig, TrainConfig
 from ..contract import DatasetContract
 from ..split import time_split
-from ..tune_config import TuneConfig
 from ..training import read_training_set
+from ..tune_config import TuneConfig
 from ..tuning import OBJECTIVE, Tuned, check_search_space, search, write_tuned
 
 if TYPE_CHECKING:
