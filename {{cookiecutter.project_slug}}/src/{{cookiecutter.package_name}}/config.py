@@ -276,6 +276,7 @@ class PromotionConfig(Strict):
     slice_minimums: dict[PromotionMetric, Score] = Field(default_factory=dict)
     slice_minimum_lifts: dict[LiftMetric, Lift] = Field(default_factory=dict)
     min_slice_rows: int = Field(50, ge=1)
+    min_slice_positives: int = Field(20, ge=0)  # ... and this many rows of each class
     # The largest gap of recall / FPR between two slices of one dimension (slices.py), at
     # most; None: no gap rule.
     max_slice_gap: dict[GapMetric, Score] | None = None

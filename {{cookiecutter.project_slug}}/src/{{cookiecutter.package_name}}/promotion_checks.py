@@ -2,7 +2,8 @@
 these, infra_validation.py the candidate served in-process; `decide` (promotion.py) weighs
 both. The slice rules: `promote.slice_minimums` and `slice_minimum_lifts` in every slice,
 and `promote.max_slice_gap`, the largest recall or FPR gap between two slices of one
-dimension (slices.py), all among slices of `promote.min_slice_rows` rows or more."""
+dimension (slices.py), all among slices of `promote.min_slice_rows` rows or more (the
+minimums also need `promote.min_slice_positives` rows of each class)."""
 
 from __future__ import annotations
 
@@ -60,21 +61,36 @@ def slice_checks(slices: dict[str, dict[str, Any]], cfg: PromotionConfig) -> lis
         return [Check("slices", None, None, None, "skipped: no slices (dataset.slices is empty)")]
     checks = []
     for slice_name, values in sorted(slices.items()):
-        rows = int(values.get("rows") or 0)
-        skipped = f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
+        skipped = too_small(values, cfg)
         for name, lift in sorted(cfg.slice_minimum_lifts.items()):
             check_name = f"slice.{slice_name}.lift.{name}"
-            if rows < cfg.min_slice_rows:
+            if skipped:
                 checks.append(Check(check_name, None, values.get(name), None, skipped))
             else:
                 checks.append(lift_check(check_name, name, values, lift))
         for name, floor in sorted(cfg.slice_minimums.items()):
             check_name = f"slice.{slice_name}.{name}"
-            if rows < cfg.min_slice_rows:
+            if skipped:
                 checks.append(Check(check_name, None, values.get(name), floor, skipped))
             else:
                 checks.append(floor_check(check_name, values.get(name), floor))
     return checks
+
+
+def too_small(values: dict[str, Any], cfg: PromotionConfig) -> str | None:
+    """Why a slice is too small for its minimums to mean anything, or None. Besides rows, a
+    ranking metric or a recall on a handful of positives (or negatives) is mostly noise."""
+    rows = int(values.get("rows") or 0)
+    if rows < cfg.min_slice_rows:
+        return f"skipped: {rows} rows < min_slice_rows {cfg.min_slice_rows}"
+    rate = values.get("positive_rate")
+    positives = round(rows * float(rate)) if rate is not None else None
+    if positives is not None and min(positives, rows - positives) < cfg.min_slice_positives:
+        return (
+            f"skipped: {positives} positive and {rows - positives} negative rows, "
+            f"fewer than min_slice_positives {cfg.min_slice_positives} of one class"
+        )
+    return None
 
 
 def gap_checks(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -326,11 +327,25 @@ def test_a_daily_run_builds_the_new_day_and_equals_a_fresh_run(
 ) -> None:
     """interval.yaml end_date one day on, as the scheduled run does: ingest, featurize and
     training_set build one day, and what they hold equals a fresh run on that window. (A
-    table you brought ends at its end_date: the window moves one day back instead.)"""
-    step = 1 if PARAMS["ingest"]["source"] == "synthetic" else -1
+    table you brought ends at its end_date: the run starts from a window one day shorter
+    ending a day earlier, so the day on is inside the table.)"""
     interval = project / "interval.yaml"
     end = dt.date.fromisoformat(str(yaml.safe_load(interval.read_text())["end_date"]))
-    moved = f"end_date: '{(end + dt.timedelta(days=step)).isoformat()}'\n"
+    if PARAMS["ingest"]["source"] != "synthetic":
+        params = project / "params.yaml"
+        days = PARAMS["data"]["window_days"]
+        text = re.sub(
+            r"^  window_days: \d+",
+            f"  window_days: {days - 1}",
+            params.read_text(),
+            count=1,
+            flags=re.M,
+        )
+        params.write_text(text)
+        end -= dt.timedelta(days=1)
+        interval.write_text(f"end_date: '{end.isoformat()}'\n")
+        dvc(project, "repro", "training_set")
+    moved = f"end_date: '{(end + dt.timedelta(days=1)).isoformat()}'\n"
     interval.write_text(moved)
     daily = dvc(project, "repro")
     assert stages_run(daily.stdout) == ALL_STAGES, daily.stdout
@@ -339,6 +354,7 @@ def test_a_daily_run_builds_the_new_day_and_equals_a_fresh_run(
         assert f"{stage}: 1 day to build, " in log, log
 
     fresh = copy_project(tmp_path / "fresh")
+    (fresh / "params.yaml").write_text((project / "params.yaml").read_text())
     (fresh / "interval.yaml").write_text(moved)
     package = "{{ cookiecutter.package_name }}"
     for command in ("ingest", "featurize", "training-set"):

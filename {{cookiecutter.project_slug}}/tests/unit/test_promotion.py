@@ -71,6 +71,10 @@ def checks(decision) -> dict[str, bool | None]:
     return {c.name: c.passed for c in decision.checks}
 
 
+def details(decision) -> dict[str, str]:
+    return {c.name: c.detail for c in decision.checks}
+
+
 def test_first_model_passing_the_minimums_is_promoted() -> None:
     decision = decide(card(0.30), None, CFG)
     assert decision.promote
@@ -144,6 +148,21 @@ def test_a_weak_slice_blocks_promotion_and_small_slices_are_skipped() -> None:
     decision = decide(tiny, card(0.30), CFG)
     assert decision.promote
     assert checks(decision)["slice.small.roc_auc"] is None
+
+
+def test_a_slice_with_few_rows_of_one_class_is_skipped_not_judged() -> None:
+    slices = {
+        "large": {"rows": 500.0, "roc_auc": 0.8, "positive_rate": 0.2},
+        "rare": {"rows": 500.0, "roc_auc": 0.4, "positive_rate": 0.01},  # 5 positives
+    }
+    decision = decide(Scorecard(card(0.40).overall, slices), card(0.30), CFG)
+    assert decision.promote
+    assert checks(decision)["slice.rare.roc_auc"] is None
+    assert "5 positive and 495 negative rows" in details(decision)["slice.rare.roc_auc"]
+    slices["rare"]["positive_rate"] = 0.2  # 100 positives: the same AUC now fails
+    decision = decide(Scorecard(card(0.40).overall, slices), card(0.30), CFG)
+    assert not decision.promote
+    assert checks(decision)["slice.rare.roc_auc"] is False
 
 
 def test_a_metric_that_cannot_be_computed_fails_its_check() -> None:
