@@ -47,6 +47,7 @@ STAGES = {
     "validate features",
     "training-set",
     "materialize",
+    "tune",
     "train",
     "evaluate",
     "validate predictions",
