@@ -115,6 +115,7 @@ src/{package}/promotion.py
 src/{package}/promotion_checks.py
 src/{package}/infra_validation.py
 src/{package}/raw_gate.py
+src/{package}/day_gate.py
 src/{package}/rollout.py
 src/{package}/py.typed
 src/{package}/scoring.py

@@ -9,13 +9,14 @@ unchanged files are left alone (compared by MD5 with the object's ETag).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from {{ cookiecutter.package_name }}.files import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,6 @@ def local_files(source: Path) -> dict[str, Path]:
     return files
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
-
-
 def sync_folder(source: Path, uri: str, client: Any, delete: bool = True) -> SyncResult:
     """Mirror `source` to `uri` with a boto3 S3 client."""
     bucket, prefix = parse_s3_uri(uri)
@@ -72,7 +69,7 @@ def sync_folder(source: Path, uri: str, client: Any, delete: bool = True) -> Syn
             remote[obj["Key"][len(prefix) :]] = obj["ETag"].strip('"')
     result = SyncResult()
     for rel, path in files.items():
-        if remote.get(rel) == _md5(path):
+        if remote.get(rel) == file_digest(path):
             result.unchanged.append(rel)
             continue
         client.upload_file(str(path), bucket, prefix + rel)

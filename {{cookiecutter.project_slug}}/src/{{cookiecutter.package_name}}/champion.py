@@ -22,7 +22,6 @@ Everything the registry knows about a version the project uses lives here:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -38,6 +37,7 @@ import pandas as pd
 from .calibration import CALIBRATION_FILE, Calibration, CalibrationFileError, read_calibration
 from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
+from .files import file_digest
 from .model import FeatureMismatchError, check_features, predict_proba
 
 log = logging.getLogger(__name__)
@@ -151,21 +151,13 @@ def register(client: Any, name: str, run_id: str, threshold: float) -> Any:
     if not {DIGEST_TAG, CALIBRATION_DIGEST_TAG} <= set(version.tags or {}):
         with tempfile.TemporaryDirectory() as tmp:
             files = _download_model(name, str(version.version), Path(tmp))
-            digests = {DIGEST_TAG: file_sha256(files.model)}
+            digests = {DIGEST_TAG: file_digest(files.model, "sha256")}
             if files.calibration is not None and files.calibration.is_file():
-                digests[CALIBRATION_DIGEST_TAG] = file_sha256(files.calibration)
+                digests[CALIBRATION_DIGEST_TAG] = file_digest(files.calibration, "sha256")
         for tag, digest in digests.items():
             if tag not in (version.tags or {}):
                 client.set_model_version_tag(name, version.version, tag, digest)
     return client.get_model_version(name, version.version)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -225,7 +217,7 @@ def _checked(path: Path | None, expected: str | None, what: str) -> None:
             f"{what}: no sha256 of it was recorded, so its bytes cannot be checked and it is "
             "not loaded: register models through the promote stage, which records the digests"
         )
-    actual = file_sha256(path)
+    actual = file_digest(path, "sha256")
     if actual != expected:
         raise ModelIntegrityError(
             f"{what} has sha256 {actual}, but {expected} was recorded when it was "

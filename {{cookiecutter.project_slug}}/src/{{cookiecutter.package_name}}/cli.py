@@ -81,7 +81,7 @@ def validate(
     elif gate == "features":
         from .stages import validate_features
 
-        validate_features.run(p.paths)
+        validate_features.run(p.paths, p.window)
     else:
         from .stages import validate_predictions
 

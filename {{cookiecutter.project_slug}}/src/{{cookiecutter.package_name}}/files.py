@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -12,6 +13,13 @@ from typing import Any
 import pandas as pd
 
 from .errors import StageInputError
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """The hex digest of a file's bytes, read in chunks (md5 for change detection, sha256
+    where the digest guards what is loaded)."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, algorithm).hexdigest()
 
 
 def require(path: Path, produced_by: str) -> Path:

@@ -54,14 +54,6 @@ def fingerprint(code: Iterable[ModuleType | Path], **settings: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class DayFiles:
     """One file per day in `folder`: `<prefix><YYYY-MM-DD>.parquet`."""

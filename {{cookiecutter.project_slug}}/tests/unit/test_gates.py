@@ -1,13 +1,14 @@
 """The suites built from a dataset contract pass that contract's frames and reject each
 corruption naming the expectation and column that caught it (the raw gate, which
-judges each daily batch, is tested in test_raw_gate.py). The checked-in suites are
-the builders' output for the project's contract."""
+judges each daily batch, is tested in test_raw_gate.py; the features gate, day by day,
+here). The checked-in suites are the builders' output for the project's contract."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,11 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.config import Params, PathsConfig, Window
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import StageInputError
 from {{ cookiecutter.package_name }}.features import build_features
-from {{ cookiecutter.package_name }}.gates import GateReport, validate
+from {{ cookiecutter.package_name }}.gates import GateFailed, GateReport, validate
+from {{ cookiecutter.package_name }}.partitions import DayFiles, write_part
+from {{ cookiecutter.package_name }}.stages import validate_features
 from {{ cookiecutter.package_name }}.suite_bootstrap import (
     contract_suites,
     features_suite,
@@ -311,6 +315,83 @@ def test_the_features_suite_rejects_each_corruption(
     corrupt, expected = FEATURE_CORRUPTIONS[case]
     report = validate(corrupt(features, any_contract), features_suite_path, "features", tmp_path)
     assert caught(report, expected(any_contract)), report.render()
+
+
+# --------------------------------------------------------------------------- features gate, day by day
+
+
+@pytest.fixture
+def feature_days(
+    any_contract: DatasetContract,
+    features: pd.DataFrame,
+    features_suite_path: Path,
+    project_params: Params,
+    tmp_path: Path,
+) -> PathsConfig:
+    """The project's paths below tmp_path, the feature table written one part file a day
+    (as featurize writes it) and the contract's features suite."""
+    paths = project_params.paths
+    paths = paths.model_copy(update={k: tmp_path / v for k, v in paths.model_dump().items()})
+    table = DayFiles(paths.feature_table)
+    for day, rows in features.groupby(features[any_contract.timestamp].dt.date):
+        write_part(rows, table.path(day))
+    paths.expectations.mkdir(parents=True)
+    shutil.copy(features_suite_path, paths.expectations / "features.json")
+    return paths
+
+
+def gate_summary(paths: PathsConfig) -> dict:
+    return json.loads((paths.gate_reports / "features" / "summary.json").read_text())
+
+
+def test_the_features_gate_validates_each_day_once(
+    feature_days: PathsConfig, any_contract: DatasetContract
+) -> None:
+    """Every day is judged on its own the first time; an unchanged day is not validated
+    again; a day whose file changed is, and a bad row fails it by name."""
+    window = Window(end_date=DAYS[-1], days=len(DAYS))
+    first = validate_features.run(feature_days, window)
+    assert first.passed and first.rows > 0, first.render()
+    assert gate_summary(feature_days)["validated_batches"] == [d.isoformat() for d in DAYS]
+    again = validate_features.run(feature_days, window)
+    assert again.rows == 0 and gate_summary(feature_days)["validated_batches"] == []
+    bad_day = DAYS[2]
+    path = DayFiles(feature_days.feature_table).path(bad_day)
+    write_part(set_rows(pd.read_parquet(path), first_numeric(any_contract), np.nan, rows=1), path)
+    with pytest.raises(GateFailed) as failed:
+        validate_features.run(feature_days, window)
+    summary = gate_summary(feature_days)
+    assert summary["validated_batches"] == [bad_day.isoformat()]
+    assert len(summary["reused_batches"]) == len(DAYS) - 1
+    [finding] = failed.value.report.failures
+    assert (finding.batch, finding.column) == (bad_day.isoformat(), first_numeric(any_contract))
+    assert finding.expectation == "expect_column_values_to_not_be_null"
+    records = feature_days.gate_reports / "features" / "batches"
+    assert (records / f"{bad_day.isoformat()}.result.json").is_file()
+
+
+def test_the_features_gate_names_a_missing_day_and_forgets_expired_days(
+    feature_days: PathsConfig,
+) -> None:
+    window = Window(end_date=DAYS[-1], days=len(DAYS))
+    validate_features.run(feature_days, window)
+    DayFiles(feature_days.feature_table).path(DAYS[-1]).unlink()
+    with pytest.raises(GateFailed, match=f"batch {DAYS[-1].isoformat()}: expect_a_feature_file"):
+        validate_features.run(feature_days, window)
+    later = Window(end_date=DAYS[-2], days=len(DAYS) - 2)  # the first day left the window
+    assert validate_features.run(feature_days, later).passed
+    records = sorted(
+        p.stem for p in (feature_days.gate_reports / "features" / "batches").glob("*.json")
+    )
+    assert records == [d.isoformat() for d in DAYS[1:-1]]
+
+
+def test_the_features_gate_without_feature_files_says_what_to_run(
+    feature_days: PathsConfig,
+) -> None:
+    DayFiles(feature_days.feature_table).clear()
+    with pytest.raises(StageInputError, match="dvc repro featurize"):
+        validate_features.run(feature_days, Window(end_date=DAYS[-1], days=len(DAYS)))
 
 
 def test_the_features_suite_holds_the_contracts_features_in_order(

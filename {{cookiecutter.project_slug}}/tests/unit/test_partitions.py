@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.batches import batch_path
 from {{ cookiecutter.package_name }}.config import Params, PathsConfig, SplitConfig, Window
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_day
-from {{ cookiecutter.package_name }}.files import write_parquet
+from {{ cookiecutter.package_name }}.files import file_digest, write_parquet
 from {{ cookiecutter.package_name }}.ingest_config import IngestConfig, SyntheticConfig
 from {{ cookiecutter.package_name }}.partitions import DayFiles
 from {{ cookiecutter.package_name }}.stages import featurize, ingest, training_set
@@ -184,7 +184,7 @@ def test_changed_source_files_are_read_again_into_the_same_bytes(
     source_rows(contract, pd.concat(rows[:-1])).to_parquet("rows.parquet", index=False)
     raw, batches = tmp_path / "raw", DayFiles(tmp_path / "raw", "batch_")
     ingest.run(win, cfg, contract, raw)
-    before = {day: partitions.file_md5(path) for day, path in batches.existing().items()}
+    before = {day: file_digest(path) for day, path in batches.existing().items()}
     written.clear()
     ingest.run(win, cfg, contract, raw)
     assert written == []
@@ -192,7 +192,7 @@ def test_changed_source_files_are_read_again_into_the_same_bytes(
     sources._file_table.cache_clear()
     ingest.run(shifted(win), cfg, contract, raw)
     assert days_of(written, batches) == shifted(win).dates()  # the files changed: all read
-    after = {day: partitions.file_md5(path) for day, path in batches.existing().items()}
+    after = {day: file_digest(path) for day, path in batches.existing().items()}
     assert all(after[day] == before[day] for day in win.dates()[1:])  # the same bytes
 
 

@@ -22,6 +22,7 @@ from ..config import PathsConfig
 from ..contract import DatasetContract
 from ..errors import StageInputError
 from ..features import build_features, build_labels
+from ..files import file_digest
 from ..logs import progress
 from ..partitions import DayFiles
 
@@ -58,7 +59,7 @@ def run(paths: PathsConfig, contract: DatasetContract) -> int:
     if len(batches) != len(raw_files):
         raise StageInputError(f"{paths.raw} holds batch files not named batch_<YYYY-MM-DD>")
     fingerprint = code_fingerprint(contract)
-    wanted = {day: partitions.file_md5(path) for day, path in batches.items()}
+    wanted = {day: file_digest(path) for day, path in batches.items()}
     feature_files, label_files = outputs(paths)
     plan = partitions.plan(paths.features, fingerprint, wanted, [feature_files, label_files])
     entries = dict(plan.kept_entries)

@@ -31,7 +31,7 @@ from ..batches import BATCH_PREFIX, batch_path
 from ..config import Window
 from ..contract import DatasetContract
 from ..errors import ConfigError, StageInputError
-from ..files import write_parquet
+from ..files import file_digest, write_parquet
 from ..ingest_config import IngestConfig
 from ..logs import progress
 from ..partitions import DayFiles
@@ -72,7 +72,7 @@ def code_fingerprint(cfg: IngestConfig, contract: DatasetContract) -> str:
         [*modules, Path(__file__)],
         source=cfg.source,
         settings=section.model_dump(mode="json") if section is not None else None,
-        files={str(path): partitions.file_md5(path) for path in tables},
+        files={str(path): file_digest(path) for path in tables},
         contract=contract.model_dump(mode="json"),
     )
 

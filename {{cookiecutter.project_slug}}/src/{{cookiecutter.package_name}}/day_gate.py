@@ -1,0 +1,139 @@
+"""A gate that judges one daily file at a time and remembers the days that passed.
+
+The raw gate (raw batches) and the features gate (the feature table's part files) run
+each day of the window through their suite on its own, so one bad day cannot hide in a
+large window, and name the day in what failed. A day that passed is recorded in
+`<report_dir>/batches/<day>.json` with its **key**: the md5 of its file and of the
+suite, and the settings its verdict depends on. The next run reuses the verdict while
+the key is unchanged, so a daily run validates only the new day; the records of days
+that left the window are deleted. A failed day is validated again on the next run, and
+its GX result is written to `batches/<day>.result.json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .files import file_digest, write_json
+from .gates import Finding, GateReport, SuiteRunner, result_json, write_summary
+
+log = logging.getLogger(__name__)
+
+RECORDS_DIR = "batches"
+
+DayParameters = Callable[[dt.date], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DailyGate:
+    """A gate's suite and report folder; `settings` are what its verdicts depend on
+    besides the file and the suite (they are part of each day's key)."""
+
+    gate: str
+    suite_path: Path
+    report_dir: Path
+    settings: Mapping[str, Any]
+
+    @property
+    def records(self) -> Path:
+        return self.report_dir / RECORDS_DIR
+
+    def judge(
+        self,
+        days: Mapping[dt.date, Path],
+        window_days: Sequence[dt.date],
+        parameters: DayParameters | None = None,
+        window_findings: Sequence[Finding] = (),
+    ) -> GateReport:
+        """Validate each day of `days` not passed before, with the suite's run-time
+        values from `parameters(day)`; forget the days outside `window_days`; write
+        summary.json and return the verdict of the window (`window_findings` are its
+        own, e.g. a missing day)."""
+        started = time.perf_counter()
+        self.records.mkdir(parents=True, exist_ok=True)
+        suite_md5 = file_digest(self.suite_path) if self.suite_path.is_file() else None
+        pending, reused = {}, []
+        for day, path in days.items():
+            key = {"file_md5": file_digest(path), "suite_md5": suite_md5, **self.settings}
+            if _passed_before(self.records / f"{day.isoformat()}.json", key):
+                reused.append(day.isoformat())
+            else:
+                pending[day] = (path, key)
+        reports = self._validate(pending, parameters) if pending else []
+        _prune(self.records, {day.isoformat() for day in window_days})
+        report = GateReport(
+            gate=self.gate,
+            suite=str(self.suite_path),
+            rows=sum(r.rows for r in reports),
+            evaluated=sum(r.evaluated for r in reports),
+            seconds=time.perf_counter() - started,
+            failures=[*window_findings, *(f for r in reports for f in r.failures)],
+            warnings=[w for r in reports for w in r.warnings],
+            report_dir=str(self.report_dir),
+            details=f"{RECORDS_DIR}/<day>.result.json (failed days), summary.json",
+        )
+        validated = [day.isoformat() for day in pending]
+        write_summary(report, {"validated_batches": validated, "reused_batches": reused})
+        log.info(
+            "%s gate: %d days validated, %d passed before", self.gate, len(validated), len(reused)
+        )
+        return report
+
+    def _validate(
+        self,
+        pending: Mapping[dt.date, tuple[Path, dict[str, Any]]],
+        parameters: DayParameters | None,
+    ) -> list[GateReport]:
+        """GX's verdict on each day (the fast pass); a day with findings is validated again
+        with example values, its result stored for the Data Docs (and, when it failed,
+        written to batches/<day>.result.json). Records each verdict in batches/<day>.json."""
+        runner = SuiteRunner(self.suite_path, self.gate, self.report_dir)
+        reports = []
+        for day, (path, key) in pending.items():
+            values = parameters(day) if parameters else None
+            report, _ = runner.check(pd.read_parquet(path), values, day.isoformat())
+            if report.failures or report.warnings:
+                report, result = runner.run(pd.read_parquet(path), values, day.isoformat())
+                if not report.passed:
+                    write_json(result_json(result), self.records / f"{day.isoformat()}.result.json")
+            reports.append(report)
+            write_json(
+                {"key": key, "passed": report.passed, **_brief(report)},
+                self.records / f"{day.isoformat()}.json",
+            )
+        runner.build_docs()
+        return reports
+
+
+def _passed_before(record: Path, key: dict[str, Any]) -> bool:
+    if not record.is_file():
+        return False
+    try:
+        earlier = json.loads(record.read_text())
+    except json.JSONDecodeError:
+        return False
+    return bool(earlier.get("passed")) and earlier.get("key") == key
+
+
+def _brief(report: GateReport) -> dict[str, Any]:
+    return {
+        "rows": report.rows,
+        "failures": [f.describe() for f in report.failures],
+        "warnings": [w.describe() for w in report.warnings],
+    }
+
+
+def _prune(records: Path, days: set[str]) -> None:
+    """Forget the verdicts of days that left the window."""
+    for path in records.glob("*.json"):
+        if path.name.split(".")[0] not in days:
+            path.unlink()
