@@ -188,14 +188,17 @@ def training_matrices(
     return dtrain, dvalid
 
 
-def train_local(
-    splits: Splits, cfg: TrainConfig, scale_pos_weight: float, contract: DatasetContract
-) -> Fit:
-    """The `local` engine: XGBoost in this process, on the whole train split in memory."""
-    device = resolve_device(cfg.device)
-    params = xgb_params(cfg, device, scale_pos_weight)
-    dtrain, dvalid = training_matrices(splits, cfg, contract)
-    evals_result: dict = {}
+def fit_booster(
+    cfg: TrainConfig,
+    params: dict[str, Any],
+    dtrain: xgb.DMatrix,
+    dvalid: xgb.DMatrix,
+    callback: xgb.callback.TrainingCallback,
+) -> tuple[xgb.Booster, dict[str, Any]]:
+    """XGBoost on `dtrain`, stopped early on `dvalid`'s eval_metric; `callback` watches
+    each round (progress, or a tuning trial's pruning). Returns the booster and the
+    valid split's metric per round."""
+    evals_result: dict[str, Any] = {}
     booster = xgb.train(
         params,
         dtrain,
@@ -204,7 +207,20 @@ def train_local(
         early_stopping_rounds=cfg.early_stopping_rounds,
         evals_result=evals_result,
         verbose_eval=False,
-        callbacks=[_ProgressCallback(cfg.num_boost_round)],
+        callbacks=[callback],
+    )
+    return booster, evals_result
+
+
+def train_local(
+    splits: Splits, cfg: TrainConfig, scale_pos_weight: float, contract: DatasetContract
+) -> Fit:
+    """The `local` engine: XGBoost in this process, on the whole train split in memory."""
+    device = resolve_device(cfg.device)
+    params = xgb_params(cfg, device, scale_pos_weight)
+    dtrain, dvalid = training_matrices(splits, cfg, contract)
+    booster, evals_result = fit_booster(
+        cfg, params, dtrain, dvalid, _ProgressCallback(cfg.num_boost_round)
     )
     best = int(booster.best_iteration)
     valid_scores = booster.predict(dvalid, iteration_range=(0, best + 1))

@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .contract import DatasetContract
 from .errors import ConfigError, StageInputError
 from .files import read_json, write_json
-from .model import resolve_device, scale_pos_weight, training_matrices, xgb_params
+from .model import fit_booster, resolve_device, scale_pos_weight, training_matrices, xgb_params
 from .split import Splits
 from .training import check_classes
 from .tune_config import INTEGER_KEYS, SearchRange, Tunable, TuneConfig
@@ -134,16 +134,8 @@ def search(
         cfg = train.model_copy(
             update={k: _suggest(trial, k, s) for k, s in tune.search_space.items()}
         )
-        evals: dict = {}
-        booster = xgb.train(
-            xgb_params(cfg, device, spw),
-            dtrain,
-            num_boost_round=cfg.num_boost_round,
-            evals=[(dvalid, "valid")],
-            early_stopping_rounds=cfg.early_stopping_rounds,
-            evals_result=evals,
-            verbose_eval=False,
-            callbacks=[PruningCallback(trial)],
+        booster, evals = fit_booster(
+            cfg, xgb_params(cfg, device, spw), dtrain, dvalid, PruningCallback(trial)
         )
         trial.set_user_attr("best_iteration", int(booster.best_iteration))
         return float(evals["valid"][OBJECTIVE][booster.best_iteration])
