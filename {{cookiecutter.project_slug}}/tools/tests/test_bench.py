@@ -427,16 +427,21 @@ def test_the_serving_table_prints_each_target_beside_its_figure(
         bench_serving.bench_serving(Params.model_construct(), 10, 10, ("cassandra",))
 
 
-def test_bare_training_trains_on_matured_labels_only(
-    params: Params, contract: DatasetContract, tmp_path: Path
-) -> None:
+BARE_WINDOW = Window(end_date=dt.date(2026, 3, 31), days=20)
+BARE_ROWS_PER_DAY = 300
+
+
+@pytest.fixture
+def bare_project(params: Params, contract: DatasetContract, tmp_path: Path) -> Params:
+    """The project's params over a 20-day window of 300 contract rows a day in tmp_path,
+    with a small split and a short training, for the bare baselines."""
     from {{ cookiecutter.package_name }}.batches import batch_path
 
-    window = Window(end_date=dt.date(2026, 3, 31), days=20)
-    frame = contract_frame(contract, window.dates(), 300, population=3_000, seed=5)
+    window = BARE_WINDOW
+    frame = contract_frame(contract, window.dates(), BARE_ROWS_PER_DAY, population=3_000, seed=5)
     for day, part in frame.groupby(frame[contract.timestamp].dt.date):
         part.to_parquet(batch_path(tmp_path, day), index=False)
-    sized = params.model_copy(
+    return params.model_copy(
         update={
             "paths": params.paths.model_copy(update={"raw": tmp_path}),
             "data": params.data.model_copy(update={"window_days": window.days}),
@@ -445,37 +450,27 @@ def test_bare_training_trains_on_matured_labels_only(
             "train": params.train.model_copy(update={"num_boost_round": 20, "nthread": 2}),
         }
     )
-    figures = bench_pipeline.bare_training(sized)
-    split, horizon = sized.split, contract.label.horizon_days
-    train_days = window.days - horizon - split.valid_days - split.test_days
-    assert figures["rows"] == len(frame)
-    assert figures["train_rows"] == 300 * train_days
+
+
+def test_bare_training_trains_on_matured_labels_only(
+    bare_project: Params, contract: DatasetContract
+) -> None:
+    figures = bench_pipeline.bare_training(bare_project)
+    split, horizon = bare_project.split, contract.label.horizon_days
+    train_days = BARE_WINDOW.days - horizon - split.valid_days - split.test_days
+    assert figures["rows"] == BARE_ROWS_PER_DAY * BARE_WINDOW.days
+    assert figures["train_rows"] == BARE_ROWS_PER_DAY * train_days
     assert figures["features"] == len(contract.feature_columns)
     assert figures["rounds"] >= 1
 
 
 def test_bare_daily_reads_the_newest_batch_and_retrains_on_the_window(
-    params: Params, contract: DatasetContract, tmp_path: Path
+    bare_project: Params,
 ) -> None:
-    from {{ cookiecutter.package_name }}.batches import batch_path
-
     from tools.bench_daily import bare_daily
 
-    window = Window(end_date=dt.date(2026, 3, 31), days=20)
-    frame = contract_frame(contract, window.dates(), 300, population=3_000, seed=5)
-    for day, part in frame.groupby(frame[contract.timestamp].dt.date):
-        part.to_parquet(batch_path(tmp_path, day), index=False)
-    sized = params.model_copy(
-        update={
-            "paths": params.paths.model_copy(update={"raw": tmp_path}),
-            "data": params.data.model_copy(update={"window_days": window.days}),
-            "interval": params.interval.model_copy(update={"end_date": window.end_date}),
-            "split": params.split.model_copy(update={"valid_days": 3, "test_days": 3}),
-            "train": params.train.model_copy(update={"num_boost_round": 20, "nthread": 2}),
-        }
-    )
-    figures = bare_daily(sized)
-    assert figures["new_batch_rows"] == 300
+    figures = bare_daily(bare_project)
+    assert figures["new_batch_rows"] == BARE_ROWS_PER_DAY
     assert figures["rounds"] >= 1 and figures["train_rows"] > 0
     steps = ("new_batch_seconds", "matrix_seconds", "train_seconds", "predict_seconds")
     assert figures["work_seconds"] == pytest.approx(sum(figures[k] for k in steps))
