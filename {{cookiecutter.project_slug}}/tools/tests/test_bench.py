@@ -131,6 +131,13 @@ def test_super_linear_growth_shows_in_linearity() -> None:
     assert summarise(results)["linearity"] > 1.3
 
 
+def test_two_sizes_leave_linearity_undefined() -> None:
+    """The fixed part fitted on the two sizes compared makes their per-row times equal."""
+    rows = [1_000_000, 5_000_000]
+    results = [_result(n, 30 + 2 * (n / 1e6) ** 2, 3 + 10 * n / 1e6) for n in rows]
+    assert summarise(results)["linearity"] is None
+
+
 def test_bad_sizes_are_refused(tmp_path: Path) -> None:
     params = load_params(PROJECT_ROOT / "params.yaml")
     with pytest.raises(ValueError, match="10,000 rows or more"):
