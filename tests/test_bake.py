@@ -108,6 +108,7 @@ src/{package}/monitoring/windows.py
 src/{package}/online_read.py
 src/{package}/offline_store.py
 src/{package}/partitions.py
+src/{package}/parquet_parts.py
 src/{package}/online_store.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
