@@ -16,7 +16,7 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from .errors import ConfigError, PipelineError, StageInputError
 from .features import FEATURE_SERVICE
 from .logs import progress
 from .online_read import online_features
+
+if TYPE_CHECKING:  # imported where used: only the materialize stage reads the table so
+    from .feature_table import FeatureFiles, FeatureFrame
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +144,6 @@ def check_entity_keys(frame: pd.DataFrame, contract: DatasetContract, where: str
         )
 
 
-def _check_feature_table(features: pd.DataFrame, contract: DatasetContract) -> None:
-    check_entity_keys(features, contract, "the feature table")
-    missing = [c for c in [contract.timestamp, *contract.feature_columns] if c not in features]
-    if missing or not len(features):
-        what = f"lacks {missing[:5]} (params.yaml dataset)" if missing else "has no rows"
-        raise StageInputError(f"the feature table {what}: run `dvc repro featurize`")
-
-
 def schema_fingerprint(store: Any, view: Any) -> str:
     """What the view's online rows depend on: its entity (name, join key, value type: the
     contract's entity name, key and dtype, as feature_view checks), its feature names and
@@ -169,9 +164,10 @@ def schema_fingerprint(store: Any, view: Any) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def online_entity_count(store: Any, view: Any) -> int | None:
+def online_entity_count(store: Any, view: Any, first_only: bool = False) -> int | None:
     """How many entity keys the online store holds for the view (SQLite: in its table, 0
-    when gone; Redis: the project's keys with its join keys); None for other stores."""
+    when gone; Redis: the project's keys with its join keys); None for other stores.
+    `first_only`: 1 as soon as one is found (whether it holds any, without counting)."""
     from feast.infra.online_stores.redis import RedisOnlineStore
     from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
 
@@ -181,8 +177,10 @@ def online_entity_count(store: Any, view: Any) -> int | None:
         table = _table_id(
             store.project, view, store.config.registry.enable_online_feature_view_versioning
         )
+        what = "1" if first_only else "COUNT(DISTINCT entity_key)"
         try:
-            return conn.execute(f'SELECT COUNT(DISTINCT entity_key) FROM "{table}"').fetchone()[0]
+            found = conn.execute(f'SELECT {what} FROM "{table}" LIMIT 1').fetchone()
+            return found[0] if found else 0
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 raise
@@ -192,7 +190,8 @@ def online_entity_count(store: Any, view: Any) -> int | None:
 
         client = provider.online_store._get_client(store.config.online_store)
         pattern = b"".join([_redis_key_prefix(view.join_keys), b"*", store.project.encode()])
-        return sum(1 for _ in client.scan_iter(match=pattern, count=10_000))
+        keys = client.scan_iter(match=pattern, count=10_000)
+        return int(next(keys, None) is not None) if first_only else sum(1 for _ in keys)
     return None
 
 
@@ -237,7 +236,7 @@ def historical_features(
 
 def materialize(
     store: Any,
-    features: pd.DataFrame,
+    features: pd.DataFrame | FeatureFiles,
     contract: DatasetContract,
     chunk_rows: int = 50_000,
     verify_entities: int = 200,
@@ -250,10 +249,15 @@ def materialize(
     view's schema (schema_fingerprint, its ONLINE_SCHEMA_TAG) changed or was never
     recorded, or the online table is gone, the table is recreated and the whole window
     written. Then `verify_entities` sampled entities are read back (verify_online) and
-    the online store must hold at least as many entities as the feature table."""
+    the online store must hold at least as many entities as the feature table.
+    `features`: the table in memory, or its parquet (FeatureFiles: a run reads every
+    row's key and timestamp, the parts it writes from and the sampled entities' rows)."""
+    from .feature_table import FeatureFrame, checked_index
+
     view = feature_view(store, contract)
-    _check_feature_table(features, contract)
-    stamps = features[contract.timestamp]
+    table = FeatureFrame(features) if isinstance(features, pd.DataFrame) else features
+    index = checked_index(table, contract)
+    stamps = index[contract.timestamp]
     fingerprint = schema_fingerprint(store, view)
     end = stamps.max().to_pydatetime() + dt.timedelta(seconds=1)
     start = view.most_recent_end_time
@@ -268,11 +272,13 @@ def materialize(
     if start >= end:
         log.info("online store already holds features up to %s: nothing to materialize", start)
     else:
-        written = _write_newest(store, view.name, features.loc[in_window], contract, chunk_rows)
+        window = table.since(contract.timestamp, pd.Timestamp(start))
+        window = window.loc[window[contract.timestamp] < pd.Timestamp(end)]
+        written = _write_newest(store, view.name, window, contract, chunk_rows)
         store.registry.apply_materialization(view, store.project, start, end)
     try:
-        checked = verify_online(store, features, contract, verify_entities)
-        online = _verify_count(store, view, features, contract)
+        checked = verify_online(store, table, index, contract, verify_entities)
+        online = _verify_count(store, view, index, contract)
     except PipelineError:
         _record_online_schema(store, view.name, None)  # the next run rewrites the whole window
         raise
@@ -302,26 +308,18 @@ def _reset_reason(store: Any, view: Any, fingerprint: str) -> str | None:
         return "no schema fingerprint recorded for the online rows"
     if recorded != fingerprint:
         return f"the feature view's schema changed ({recorded} -> {fingerprint})"
-    if online_entity_count(store, view) == 0:
+    if online_entity_count(store, view, first_only=True) == 0:
         return "the online store holds no rows (table/keys) for the view"
     return None
-
-
-def _newest(features: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
-    """Each entity's newest row (key, timestamp, features)."""
-    key, stamp = contract.entity.key, contract.timestamp
-    return (
-        features[[key, stamp, *contract.feature_columns]]
-        .sort_values(stamp, kind="stable")
-        .drop_duplicates(key, keep="last")
-    )
 
 
 def _write_newest(
     store: Any, view: str, window: pd.DataFrame, contract: DatasetContract, chunk_rows: int
 ) -> int:
     """Each entity's newest row of `window`, `chunk_rows` at a time; how many."""
-    newest = _newest(window, contract)
+    from .feature_table import newest_rows
+
+    newest = newest_rows(window, contract)
     with progress() as bar:
         task = bar.add_task("materialize (entities)", total=len(newest))
         for offset in range(0, len(newest), chunk_rows):
@@ -332,12 +330,12 @@ def _write_newest(
 
 
 def _verify_count(
-    store: Any, view: Any, features: pd.DataFrame, contract: DatasetContract
+    store: Any, view: Any, index: pd.DataFrame, contract: DatasetContract
 ) -> int | None:
     """The online store's entity count; a PipelineError when it is below the feature
-    table's distinct keys (every one was written, now or earlier)."""
+    table's distinct keys (`index`: its key column; every one was written, now or earlier)."""
     online = online_entity_count(store, view)
-    expected = int(features[contract.entity.key].nunique())
+    expected = int(index[contract.entity.key].nunique())
     if online is not None and online < expected:
         raise PipelineError(
             f"materialize: the online store holds rows of {online} entities for "
@@ -358,19 +356,25 @@ def _record_online_schema(store: Any, view_name: str, fingerprint: str | None) -
 
 
 def verify_online(
-    store: Any, features: pd.DataFrame, contract: DatasetContract, sample: int, seed: int = 0
+    store: Any,
+    table: FeatureFrame | FeatureFiles,
+    index: pd.DataFrame,
+    contract: DatasetContract,
+    sample: int,
+    seed: int = 0,
 ) -> int:
-    """Read back, through the feature service, the newest row of `sample` entities
-    (seeded random choice) and raise a PipelineError when any is unknown online or
-    holds other values. Memory: only the sampled entities' rows are copied."""
+    """Read back, through the feature service, the newest row of `sample` entities of the
+    table (seeded random choice among `index`'s keys) and raise a PipelineError when any
+    is unknown online or holds other values. Only the sampled entities' rows are read."""
+    from .feature_table import newest_rows
+
     key, columns = contract.entity.key, contract.feature_columns
-    ids = features[key].unique()
+    ids = index[key].unique()
     if sample <= 0 or len(ids) == 0:
         return 0
     chosen = np.random.default_rng(seed).choice(ids, size=min(sample, len(ids)), replace=False)
     chosen = contract.key_values(chosen.tolist())
-    sampled = features.loc[features[key].isin(chosen)]
-    expected = _newest(sampled, contract).set_index(key).loc[chosen, columns]
+    expected = newest_rows(table.of(key, chosen), contract).set_index(key).loc[chosen, columns]
     online, unknown = online_features(store, chosen, contract)
     online = online.set_index(key).reindex(expected.index)[columns]
     got, want = online.to_numpy(dtype="float64"), expected.to_numpy(dtype="float64")
