@@ -89,7 +89,7 @@ src/{package}/expectation_rules.py
 src/{package}/evaluation_report.py
 src/{package}/explain.py
 src/{package}/feature_store.py
-src/{package}/feature_table.py
+src/{package}/materialization.py
 src/{package}/features.py
 src/{package}/files.py
 src/{package}/http_guards.py

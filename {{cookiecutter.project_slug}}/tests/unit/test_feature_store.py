@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import feature_table
+from {{ cookiecutter.package_name }} import materialization
 from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec, NumericSpec
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame, entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError, PipelineError, StageInputError
@@ -21,11 +21,10 @@ from {{ cookiecutter.package_name }}.feature_store import (
     feature_view,
     freshness,
     historical_features,
-    materialize,
     open_store,
 )
-from {{ cookiecutter.package_name }}.feature_table import FeatureFiles
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
+from {{ cookiecutter.package_name }}.materialization import FeatureFiles, materialize
 from {{ cookiecutter.package_name }}.online_read import feature_service, online_features, read_online
 from {{ cookiecutter.package_name }}.partitions import DayFiles, write_part
 
@@ -456,9 +455,9 @@ def test_a_daily_run_reads_and_writes_only_the_new_day(
 
     write_part(found.features.loc[days == last], parts.path(last))
     chosen: list[list[Path]] = []
-    choose = feature_table.files_from
+    choose = materialization.files_from
     monkeypatch.setattr(
-        feature_table, "files_from", lambda *args: chosen.append(choose(*args)) or chosen[-1]
+        materialization, "files_from", lambda *args: chosen.append(choose(*args)) or chosen[-1]
     )
     summary = materialize(open_store(repo), FeatureFiles(folder), found.contract)
     new_day = found.features.loc[days == last]
