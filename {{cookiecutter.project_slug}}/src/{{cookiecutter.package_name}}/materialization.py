@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 
 from .contract import DatasetContract
 from .errors import PipelineError, StageInputError
@@ -82,8 +83,6 @@ class FeatureFiles:
     read in pieces with pyarrow."""
 
     def __init__(self, path: Path) -> None:
-        import pyarrow.dataset as ds
-
         self.path = require(path, "featurize")
         self._dataset = ds.dataset(self.path, format="parquet")
 
@@ -95,18 +94,14 @@ class FeatureFiles:
         return self._dataset.to_table(columns=[key, stamp]).to_pandas()
 
     def since(self, stamp: str, start: pd.Timestamp) -> pd.DataFrame:
-        import pyarrow.dataset as ds
-
         parts = files_from([Path(f) for f in self._dataset.files], stamp, start)
         if not parts:
             return self._dataset.schema.empty_table().to_pandas()
-        frame = ds.dataset(parts, schema=self._dataset.schema, format="parquet").to_table()
-        rows = frame.to_pandas()
-        return rows.loc[rows[stamp] >= start]
+        rows = ds.dataset(parts, schema=self._dataset.schema, format="parquet").to_table()
+        frame = rows.to_pandas()
+        return frame.loc[frame[stamp] >= start]
 
     def of(self, key: str, keys: Sequence[Any]) -> pd.DataFrame:
-        import pyarrow.dataset as ds
-
         return self._dataset.to_table(filter=ds.field(key).isin(list(keys))).to_pandas()
 
 
