@@ -48,8 +48,8 @@ def log_since(p: Params) -> dt.date:
 
 def read_window_raw(p: Params, prediction_log: PredictionLog | None) -> pd.DataFrame:
     """The raw batches (as batches.read_raw reads them) from the oldest instant the run
-    uses on (windows.raw_needed_from): the files whose footer shows only older rows are
-    not read. Every file is read when a footer does not say how new its rows are."""
+    uses on (windows.raw_needed_from): a file whose rows are all older is not read
+    (parquet_parts.py). Every file is read when one lacks the timestamp column."""
     files, ts = raw_batch_files(p.paths.raw), p.dataset.timestamp
     newest = newest_of(files, ts)
     if newest is not None and newest is not pd.NaT:
