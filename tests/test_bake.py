@@ -89,6 +89,7 @@ src/{package}/expectation_rules.py
 src/{package}/evaluation_report.py
 src/{package}/explain.py
 src/{package}/feature_store.py
+src/{package}/materialization.py
 src/{package}/features.py
 src/{package}/files.py
 src/{package}/http_guards.py
@@ -108,6 +109,7 @@ src/{package}/monitoring/windows.py
 src/{package}/online_read.py
 src/{package}/offline_store.py
 src/{package}/partitions.py
+src/{package}/parquet_parts.py
 src/{package}/online_store.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py

@@ -285,8 +285,9 @@ def serving_setup(
     from {{ cookiecutter.package_name }} import tracking
     from {{ cookiecutter.package_name }}.champion import CHAMPION, ChampionModel, register
     from {{ cookiecutter.package_name }}.config import MlflowConfig
-    from {{ cookiecutter.package_name }}.feature_store import materialize, open_store
+    from {{ cookiecutter.package_name }}.feature_store import open_store
     from {{ cookiecutter.package_name }}.features import build_features, build_labels
+    from {{ cookiecutter.package_name }}.materialization import materialize
     from {{ cookiecutter.package_name }}.serving import create_app
     from {{ cookiecutter.package_name }}.split import time_split
     from {{ cookiecutter.package_name }}.training import train_model

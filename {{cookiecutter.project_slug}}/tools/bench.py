@@ -401,8 +401,9 @@ def bench_feature_store(
 
     import yaml
 
-    from {{ cookiecutter.package_name }}.feature_store import historical_features, materialize, open_store
+    from {{ cookiecutter.package_name }}.feature_store import historical_features, open_store
     from {{ cookiecutter.package_name }}.features import build_features, build_labels
+    from {{ cookiecutter.package_name }}.materialization import materialize
 
     from .point_in_time import point_in_time_join
 

@@ -79,8 +79,9 @@ def store_copy(
     table, which the project's `materialize` loads into it. Returns the repository."""
     import yaml
 
-    from {{ cookiecutter.package_name }}.feature_store import materialize, open_store
+    from {{ cookiecutter.package_name }}.feature_store import open_store
     from {{ cookiecutter.package_name }}.files import read_parquet
+    from {{ cookiecutter.package_name }}.materialization import materialize
 
     repo = root / "features"
     shutil.copytree(feature_repo, repo, ignore=shutil.ignore_patterns("state", "__pycache__"))

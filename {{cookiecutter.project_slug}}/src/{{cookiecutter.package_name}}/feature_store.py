@@ -8,36 +8,24 @@ stage applies them before use (idempotent), so a fresh clone needs no manual
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import importlib.util
-import json
 import logging
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
 from .contract import DatasetContract
-from .errors import ConfigError, PipelineError, StageInputError
+from .errors import ConfigError, StageInputError
 from .features import FEATURE_SERVICE
-from .logs import progress
-from .online_read import online_features
-
-log = logging.getLogger(__name__)
 
 FEATURE_REPO = Path("features")
 DEFAULT_REDIS = "127.0.0.1:6379"
-# Registry tag on the feature view: the schema fingerprint its online rows were written with.
+# Registry tag on the feature view: the schema fingerprint its online rows were written
+# with (materialization.py); kept across `open_store`'s apply.
 ONLINE_SCHEMA_TAG = "online_schema"
-REPAIR = (
-    "Its recorded schema is cleared, so the next run rewrites the whole window: "
-    "try `dvc repro --force materialize`."
-)
 
 
 def _definitions(repo: Path) -> list[Any]:
@@ -141,71 +129,6 @@ def check_entity_keys(frame: pd.DataFrame, contract: DatasetContract, where: str
         )
 
 
-def _check_feature_table(features: pd.DataFrame, contract: DatasetContract) -> None:
-    check_entity_keys(features, contract, "the feature table")
-    missing = [c for c in [contract.timestamp, *contract.feature_columns] if c not in features]
-    if missing or not len(features):
-        what = f"lacks {missing[:5]} (params.yaml dataset)" if missing else "has no rows"
-        raise StageInputError(f"the feature table {what}: run `dvc repro featurize`")
-
-
-def schema_fingerprint(store: Any, view: Any) -> str:
-    """What the view's online rows depend on: its entity (name, join key, value type: the
-    contract's entity name, key and dtype, as feature_view checks), its feature names and
-    types (the contract's features), the source path, the online store type and its key
-    serialization. Feast keeps a view's materialization intervals across such a change."""
-    spec = {
-        "feature_view": view.name,
-        "entities": sorted(
-            [name, store.get_entity(name).join_key, store.get_entity(name).value_type.name]
-            for name in view.entities
-        ),
-        "entity_columns": sorted([f.name, str(f.dtype)] for f in view.entity_columns),
-        "features": sorted([f.name, str(f.dtype)] for f in view.features),
-        "source": getattr(view.batch_source, "path", None),
-        "online_store": store.config.online_store.type,
-        "entity_key_serialization_version": store.config.entity_key_serialization_version,
-    }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def online_entity_count(store: Any, view: Any) -> int | None:
-    """How many entity keys the online store holds for the view (SQLite: in its table, 0
-    when gone; Redis: the project's keys with its join keys); None for other stores."""
-    from feast.infra.online_stores.redis import RedisOnlineStore
-    from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
-
-    provider = store._get_provider()
-    if isinstance(provider.online_store, SqliteOnlineStore):
-        conn = provider.online_store._get_conn(store.config)
-        table = _table_id(
-            store.project, view, store.config.registry.enable_online_feature_view_versioning
-        )
-        try:
-            return conn.execute(f'SELECT COUNT(DISTINCT entity_key) FROM "{table}"').fetchone()[0]
-        except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):
-                raise
-            return 0
-    if isinstance(provider.online_store, RedisOnlineStore):
-        from feast.infra.online_stores.helpers import _redis_key_prefix
-
-        client = provider.online_store._get_client(store.config.online_store)
-        pattern = b"".join([_redis_key_prefix(view.join_keys), b"*", store.project.encode()])
-        return sum(1 for _ in client.scan_iter(match=pattern, count=10_000))
-    return None
-
-
-def _reset_online_table(store: Any, view: Any) -> None:
-    """Drop the view's online rows and recreate its (empty) table, as `feast apply` does
-    for a removed and an added view: SQLite drops the table, Redis deletes the view's
-    fields (and its `_ts:` timestamps) from every entity key of the project."""
-    provider = store._get_provider()
-    entities = [store.get_entity(name) for name in view.entities]
-    provider.update_infra(store.project, [view], [], [], entities, partial=True)
-    provider.update_infra(store.project, [], [view], [], entities, partial=True)
-
-
 def historical_features(
     store: Any, entity_df: pd.DataFrame, contract: DatasetContract
 ) -> pd.DataFrame:
@@ -233,158 +156,6 @@ def historical_features(
     # a stable sort: rows with the same key and timestamp keep the entity rows' order
     table = table.take(pc.sort_indices(table, sort_keys=[(stamp, "ascending"), (key, "ascending")]))
     return table.to_pandas()
-
-
-def materialize(
-    store: Any,
-    features: pd.DataFrame,
-    contract: DatasetContract,
-    chunk_rows: int = 50_000,
-    verify_entities: int = 200,
-) -> dict[str, Any]:
-    """Load feature values newer than the last materialization into the online store.
-
-    Like `feast materialize`, but in bounded memory: each entity's newest row in the window,
-    `chunk_rows` at a time (Feast's own holds the window and its protobuf form at once:
-    ~4.7 GB for 1M rows); the window is recorded in the registry as Feast does. When the
-    view's schema (schema_fingerprint, its ONLINE_SCHEMA_TAG) changed or was never
-    recorded, or the online table is gone, the table is recreated and the whole window
-    written. Then `verify_entities` sampled entities are read back (verify_online) and
-    the online store must hold at least as many entities as the feature table."""
-    view = feature_view(store, contract)
-    _check_feature_table(features, contract)
-    stamps = features[contract.timestamp]
-    fingerprint = schema_fingerprint(store, view)
-    end = stamps.max().to_pydatetime() + dt.timedelta(seconds=1)
-    start = view.most_recent_end_time
-    reset = _reset_reason(store, view, fingerprint)
-    if reset:
-        if start is not None:
-            log.warning("online store reset: %s; materializing the whole window again", reset)
-        _reset_online_table(store, view)
-        start = stamps.min().to_pydatetime()
-    in_window = (stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))
-    written = 0
-    if start >= end:
-        log.info("online store already holds features up to %s: nothing to materialize", start)
-    else:
-        written = _write_newest(store, view.name, features.loc[in_window], contract, chunk_rows)
-        store.registry.apply_materialization(view, store.project, start, end)
-    try:
-        checked = verify_online(store, features, contract, verify_entities)
-        online = _verify_count(store, view, features, contract)
-    except PipelineError:
-        _record_online_schema(store, view.name, None)  # the next run rewrites the whole window
-        raise
-    _record_online_schema(store, view.name, fingerprint)
-    return {
-        "feature_view": view.name,
-        "feature_service": FEATURE_SERVICE,
-        "entity": contract.entity.name,
-        "online_store": store.config.online_store.type,
-        "schema_fingerprint": fingerprint,
-        "full_rewrite": bool(reset),
-        "window_start": start.isoformat(),
-        "materialized_until": end.isoformat(),
-        "rows_in_window": int(in_window.sum()),
-        "entities_written": written,
-        "entities_verified": checked,
-        "entities_online": online,
-    }
-
-
-def _reset_reason(store: Any, view: Any, fingerprint: str) -> str | None:
-    """Why the whole window must be written again into a recreated table, if it must."""
-    recorded = view.tags.get(ONLINE_SCHEMA_TAG)
-    if view.most_recent_end_time is None:
-        return "first materialization"
-    if recorded is None:
-        return "no schema fingerprint recorded for the online rows"
-    if recorded != fingerprint:
-        return f"the feature view's schema changed ({recorded} -> {fingerprint})"
-    if online_entity_count(store, view) == 0:
-        return "the online store holds no rows (table/keys) for the view"
-    return None
-
-
-def _newest(features: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
-    """Each entity's newest row (key, timestamp, features)."""
-    key, stamp = contract.entity.key, contract.timestamp
-    return (
-        features[[key, stamp, *contract.feature_columns]]
-        .sort_values(stamp, kind="stable")
-        .drop_duplicates(key, keep="last")
-    )
-
-
-def _write_newest(
-    store: Any, view: str, window: pd.DataFrame, contract: DatasetContract, chunk_rows: int
-) -> int:
-    """Each entity's newest row of `window`, `chunk_rows` at a time; how many."""
-    newest = _newest(window, contract)
-    with progress() as bar:
-        task = bar.add_task("materialize (entities)", total=len(newest))
-        for offset in range(0, len(newest), chunk_rows):
-            chunk = newest.iloc[offset : offset + chunk_rows]
-            store.write_to_online_store(view, chunk, transform_on_write=False)
-            bar.advance(task, len(chunk))
-    return len(newest)
-
-
-def _verify_count(
-    store: Any, view: Any, features: pd.DataFrame, contract: DatasetContract
-) -> int | None:
-    """The online store's entity count; a PipelineError when it is below the feature
-    table's distinct keys (every one was written, now or earlier)."""
-    online = online_entity_count(store, view)
-    expected = int(features[contract.entity.key].nunique())
-    if online is not None and online < expected:
-        raise PipelineError(
-            f"materialize: the online store holds rows of {online} entities for "
-            f"{view.name}, fewer than the {expected} distinct {contract.entity.key} values "
-            "of the feature table: rows were lost or removed behind Feast's back. " + REPAIR
-        )
-    return online
-
-
-def _record_online_schema(store: Any, view_name: str, fingerprint: str | None) -> None:
-    """Set (or clear) the view's ONLINE_SCHEMA_TAG in the registry; a tag-only change
-    keeps the view's materialization intervals."""
-    view = store.registry.get_feature_view(view_name, store.project)
-    view.tags = {k: v for k, v in view.tags.items() if k != ONLINE_SCHEMA_TAG}
-    if fingerprint is not None:
-        view.tags[ONLINE_SCHEMA_TAG] = fingerprint
-    store.registry.apply_feature_view(view, store.project)
-
-
-def verify_online(
-    store: Any, features: pd.DataFrame, contract: DatasetContract, sample: int, seed: int = 0
-) -> int:
-    """Read back, through the feature service, the newest row of `sample` entities
-    (seeded random choice) and raise a PipelineError when any is unknown online or
-    holds other values. Memory: only the sampled entities' rows are copied."""
-    key, columns = contract.entity.key, contract.feature_columns
-    ids = features[key].unique()
-    if sample <= 0 or len(ids) == 0:
-        return 0
-    chosen = np.random.default_rng(seed).choice(ids, size=min(sample, len(ids)), replace=False)
-    chosen = contract.key_values(chosen.tolist())
-    sampled = features.loc[features[key].isin(chosen)]
-    expected = _newest(sampled, contract).set_index(key).loc[chosen, columns]
-    online, unknown = online_features(store, chosen, contract)
-    online = online.set_index(key).reindex(expected.index)[columns]
-    got, want = online.to_numpy(dtype="float64"), expected.to_numpy(dtype="float64")
-    same = np.isclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True).all(axis=1)
-    differ = int((~same).sum()) - len(unknown)
-    if unknown or differ:
-        raise PipelineError(
-            f"materialize: the online store does not hold what was materialized: of "
-            f"{len(chosen)} sampled entities, {len(unknown)} are unknown online and "
-            f"{differ} hold values other than their newest row in the feature table "
-            f"(e.g. {key} {expected.index[~same][0]!r}). The online store was changed or "
-            "emptied behind Feast's back, or holds rows of an older feature schema. " + REPAIR
-        )
-    return len(chosen)
 
 
 def freshness(store: Any, contract: DatasetContract) -> str | None:

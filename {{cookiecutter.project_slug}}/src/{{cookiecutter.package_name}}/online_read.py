@@ -1,5 +1,5 @@
 """Online reads from the Feast store: what the service reads per request, and the same
-read as a frame for checks (feature_store.verify_online) and scripts.
+read as a frame for checks (materialization.verify_online) and scripts.
 
 The service fetches the feature service once (feature_service) and reads through it
 (read_online): plain arrays, no DataFrame, no registry lookup per request. Feast's

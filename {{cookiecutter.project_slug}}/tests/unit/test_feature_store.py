@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from {{ cookiecutter.package_name }} import materialization
 from {{ cookiecutter.package_name }}.contract import DatasetContract, EntitySpec, NumericSpec
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame, entity_ids
 from {{ cookiecutter.package_name }}.errors import ConfigError, PipelineError, StageInputError
@@ -20,11 +21,12 @@ from {{ cookiecutter.package_name }}.feature_store import (
     feature_view,
     freshness,
     historical_features,
-    materialize,
     open_store,
 )
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
+from {{ cookiecutter.package_name }}.materialization import FeatureFiles, materialize
 from {{ cookiecutter.package_name }}.online_read import feature_service, online_features, read_online
+from {{ cookiecutter.package_name }}.partitions import DayFiles, write_part
 
 from conftest import REDIS_STORE, SQLITE_STORE, make_feast_repo
 from other_contracts import with_second_contract
@@ -424,3 +426,49 @@ def test_an_online_store_emptied_behind_feasts_back_is_written_again(scratch) ->
     summary = materialize(store, found.features, found.contract)
     assert summary["full_rewrite"]
     assert_serving_knows_everyone(store, found)
+
+
+def online_rows(repo: Path) -> list[tuple]:
+    """Every row of the SQLite online store of `repo`, in key order."""
+    with sqlite3.connect(repo / "state" / "online_store.db") as conn:
+        (table,) = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchone()
+        query = f"SELECT entity_key, feature_name, value, value_text, event_ts FROM {table}"
+        return conn.execute(f"{query} ORDER BY entity_key, feature_name").fetchall()
+
+
+def test_a_daily_run_reads_and_writes_only_the_new_day(
+    scratch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feature table as featurize writes it (a part file a day) gains a day: the run
+    reads that day's part for the rows it writes (of the others, keys and timestamps
+    for its checks) and writes that day's entities; the online store then holds what a
+    materialization of the whole table from scratch writes."""
+    repo, redis, found = scratch
+    folder = repo.parent / "data" / "features.parquet"
+    folder.unlink()  # make_feast_repo's single file, replaced by day parts
+    parts, days = DayFiles(folder), found.features[found.stamp].dt.date
+    *before, last = sorted(days.unique())
+    for day in before:
+        write_part(found.features.loc[days == day], parts.path(day))
+    first = materialize(open_store(repo), FeatureFiles(folder), found.contract)
+    assert first["full_rewrite"] and first["rows_in_window"] == int((days != last).sum())
+
+    write_part(found.features.loc[days == last], parts.path(last))
+    chosen: list[list[Path]] = []
+    choose = materialization.files_from
+    monkeypatch.setattr(
+        materialization, "files_from", lambda *args: chosen.append(choose(*args)) or chosen[-1]
+    )
+    summary = materialize(open_store(repo), FeatureFiles(folder), found.contract)
+    new_day = found.features.loc[days == last]
+    assert chosen == [[parts.path(last)]]  # the only part read whole
+    assert not summary["full_rewrite"]
+    assert summary["rows_in_window"] == len(new_day)
+    assert summary["entities_written"] == new_day[found.key].nunique()
+    assert summary["entities_verified"] == 200
+    assert summary["entities_online"] == found.features[found.key].nunique()
+    assert_serving_knows_everyone(open_store(repo), found)
+    if redis is None:  # byte for byte what a materialization from scratch writes
+        fresh = make_feast_repo(tmp_path / "fresh", found.features, "sqlite")
+        materialize(open_store(fresh), found.features, found.contract)
+        assert online_rows(repo) == online_rows(fresh)

@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.config import (
     TrainConfig,
 )
 from {{ cookiecutter.package_name }}.contract import DatasetContract
-from {{ cookiecutter.package_name }}.feature_store import materialize, open_store
+from {{ cookiecutter.package_name }}.feature_store import open_store
 from {{ cookiecutter.package_name }}.features import build_features
 from {{ cookiecutter.package_name }}.infra_validation import (
     UNKNOWN_ID,
@@ -33,6 +33,7 @@ from {{ cookiecutter.package_name }}.infra_validation import (
     served_checks,
     validate,
 )
+from {{ cookiecutter.package_name }}.materialization import materialize
 from {{ cookiecutter.package_name }}.promotion import CANDIDATE, promote
 
 from conftest import aliases, make_feast_repo, promotion_params, train_and_log

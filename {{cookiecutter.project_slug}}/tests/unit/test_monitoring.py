@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -35,7 +36,7 @@ from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.errors import ConfigError, StageInputError
 from {{ cookiecutter.package_name }}.features import build_features, build_labels
-from {{ cookiecutter.package_name }}.model import predict_proba, save_model
+from {{ cookiecutter.package_name }}.model import load_model, predict_proba, save_model
 from {{ cookiecutter.package_name }}.monitoring import (
     MonitorData,
     MonitoredColumns,
@@ -794,6 +795,88 @@ def test_monitor_command_fails_clearly_on_unusable_input(
     )
     assert "Traceback" not in done.output
     assert not (broken / "reports/monitoring/summary.json").exists()  # no verdict, no trigger
+
+
+def strip_seconds(value: Any) -> Any:
+    """A summary without its timings."""
+    if isinstance(value, dict):
+        return {k: strip_seconds(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [strip_seconds(v) for v in value]
+    return value
+
+
+def test_the_stage_reads_only_what_it_judges_and_gets_the_whole_windows_data(
+    project: Path, trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monitor stage reads the raw batches from the oldest day its windows use (the
+    prediction log's drift window reaches back before the batches') and the sampled rows
+    of the train split: monitor data and verdict are those of the whole window and
+    training set."""
+    from {{ cookiecutter.package_name }}.batches import read_raw
+    from {{ cookiecutter.package_name }}.stages import monitor as stage
+
+    monkeypatch.chdir(project)
+    p = load_params(project / "params.yaml")
+    p = p.model_copy(update={"monitor": p.monitor.model_copy(update={"sample_rows": 300})})
+    c, cfg = p.dataset, p.monitor
+    booster, meta = load_model(p.paths.model_dir, c)
+    log = read_prediction_log(p.paths.prediction_log, c, stage.log_since(p))
+    assert log is not None and len(log.frame)
+    given = {
+        "booster": booster,
+        "threshold": meta.threshold,
+        "cfg": cfg,
+        "contract": c,
+        "prediction_log": log,
+        "test_predictions": pd.read_parquet(p.paths.predictions),
+        "end_date": p.window.end_date,
+        "calibration": meta.calibration,
+    }
+    whole_raw = read_raw(p.paths.raw)
+    train = time_split(pd.read_parquet(p.paths.training_set), p.split, c).train
+    whole = build_monitor_data(raw=whole_raw, reference=train, **given)
+
+    raw = stage.read_window_raw(p, log)
+    reference, reference_rows = stage.read_reference(p)
+    narrowed = build_monitor_data(
+        raw=raw, reference=reference, reference_rows=reference_rows, **given
+    )
+    served_from = log.frame[c.timestamp].max().floor("D") - dt.timedelta(cfg.current_days - 1)
+    assert len(raw) < len(whole_raw)  # older batches were not read...
+    assert raw[c.timestamp].min().floor("D") <= served_from  # ...those of served days were
+    assert reference_rows == len(train) > len(reference) == cfg.sample_rows
+    assert set(reference.columns) == {*c.feature_columns, c.label.column}
+    for part in ("reference", "current", "labelled", "window_rows", "quality_reference"):
+        pd.testing.assert_frame_equal(getattr(narrowed, part), getattr(whole, part), obj=part)
+    pd.testing.assert_frame_equal(narrowed.versions, whole.versions)
+    assert narrowed.window == whole.window
+    assert narrowed.window["reference_rows"] == len(train)
+    assert strip_seconds(run_checks(narrowed, cfg).summary) == strip_seconds(
+        run_checks(whole, cfg).summary
+    )
+
+
+def test_a_batch_whose_footer_does_not_date_its_rows_is_read(
+    project: Path, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch file the run does not use is not read, whether its footer dates its rows
+    (parquet statistics) or not (its timestamps are read then)."""
+    from {{ cookiecutter.package_name }}.stages import monitor as stage
+
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("mlflow.db", "reports"))
+    monkeypatch.chdir(copy)
+    p = load_params(copy / "params.yaml")
+    ts = p.dataset.timestamp
+    oldest = sorted((copy / "data/raw").glob("batch_*.parquet"))[0]
+    rows = pd.read_parquet(oldest)
+    before = stage.read_window_raw(p, None)
+    assert before[ts].min() > rows[ts].max()  # the oldest day is not used
+    newest = sorted((copy / "data/raw").glob("batch_*.parquet"))[-1]
+    for path in (oldest, newest):
+        pq.write_table(pq.read_table(path), path, write_statistics=False)
+    pd.testing.assert_frame_equal(stage.read_window_raw(p, None), before)
 
 
 # --------------------------------------------------------------------------- the HTML report in a browser

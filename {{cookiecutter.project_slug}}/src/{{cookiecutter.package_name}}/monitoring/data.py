@@ -295,12 +295,14 @@ def build_monitor_data(
     test_predictions: pd.DataFrame | None = None,
     end_date: dt.date | None = None,
     calibration: Calibration | None = None,
+    reference_rows: int | None = None,
 ) -> MonitorData:
-    """The reference (`reference`: the train split's features and label), the current
-    window (the newest batches of `raw`, and served predictions) and the labelled rows
-    of the matured window; `test_predictions`: the evaluated test days (label, score);
-    `end_date`: the window's last day (default: the newest batch's day); `calibration`:
-    the model's (`booster`'s scores pass through it, as served scores do)."""
+    """The reference (`reference`: the train split's features and label, or its sample
+    drawn by windows.sample_positions with the split's size as `reference_rows`), the
+    current window (the newest batches of `raw`, which may start at windows.
+    raw_needed_from, and served predictions) and the labelled rows of the matured window;
+    `test_predictions`: the evaluated test days (label, score); `end_date`: the window's
+    last day (default: the newest batch's day); `calibration`: the model's."""
     columns = MonitoredColumns.of(contract)
     require_columns(raw, columns.raw_required, "the raw batches", columns.origins)
     require_columns(
@@ -321,7 +323,7 @@ def build_monitor_data(
     batches, labelled_batches, drift_raw = _batch_rows(
         raw, booster, threshold, columns, windows, calibration, draws
     )
-    window |= {**_days(drift_raw, ts, "batch"), "reference_rows": len(reference)}
+    window |= {**_days(drift_raw, ts, "batch"), "reference_rows": reference_rows or len(reference)}
     current_rows = _frame([batches, served], columns)
     labelled_rows = _frame([labelled_batches, labelled_served], columns)
     window_rows = None

@@ -113,11 +113,38 @@ def share_of_sample(rows: int, other_rows: int, sample_rows: int) -> int:
     return min(rows, int(np.ceil(sample_rows * rows / total)))
 
 
+def sample_positions(length: int, rows: int, seed: int) -> np.ndarray:
+    """The positions `sample` draws from a frame of `length` rows: at most `rows` drawn
+    uniformly with `seed` (0: every position, in order)."""
+    if rows and length > rows:
+        return pd.Series(np.arange(length)).sample(rows, random_state=seed).to_numpy()
+    return np.arange(length)
+
+
 def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     """At most `rows` rows drawn uniformly (0: all rows)."""
     if rows and len(frame) > rows:
-        return frame.sample(rows, random_state=seed).reset_index(drop=True)
+        return frame.iloc[sample_positions(len(frame), rows, seed)].reset_index(drop=True)
     return frame.reset_index(drop=True)
+
+
+def raw_needed_from(
+    newest_raw: pd.Timestamp,
+    contract: DatasetContract,
+    days: int,
+    end_date: dt.date | None,
+    served: pd.DataFrame | None = None,
+) -> pd.Timestamp:
+    """The oldest instant whose raw rows a run reads, the raw rows' newest being
+    `newest_raw`: the start of their drift window, of the matured window, and of the
+    drift window of the `served` predictions (their labels come from raw rows of the
+    same day). Every start is a midnight (UTC), so whole days of raw rows are read."""
+    end_date = end_date or newest_raw.date()
+    starts = [newest_raw.floor("D") - pd.Timedelta(days=days - 1)]
+    starts.append(quality_window(contract, end_date, days)[0])
+    if served is not None:
+        starts.append(window_start(served, days, contract.timestamp))
+    return min(s for s in starts if s is not None)
 
 
 def split_raw(
