@@ -64,7 +64,7 @@ from .features import FEATURE_SERVICE
 from .infra_validation import validate
 from .metrics import classification_metrics
 from .promotion_checks import Check, floor_check, gap_checks, lift_check, slice_checks
-from .slices import slice_metrics, slice_rows
+from .slices import Slicing, slice_metrics, slice_rows
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,17 @@ class Decision:
 
 
 def scorecard(
-    holdout: pd.DataFrame, scores: np.ndarray, threshold: float, contract: DatasetContract
+    holdout: pd.DataFrame,
+    scores: np.ndarray,
+    threshold: float,
+    contract: DatasetContract,
+    slicing: Slicing | None = None,
 ) -> Scorecard:
-    """Metrics of `scores` on the holdout, overall and per slice (contract.slices)."""
+    """Metrics of `scores` on the holdout, overall and per slice (contract.slices; its
+    `slicing` when already made for another model's scorecard)."""
     if len(holdout) != len(scores):
         raise ValueError(f"{len(scores)} scores for {len(holdout)} holdout rows")
-    slicing = slice_rows(holdout, contract)
+    slicing = slicing or slice_rows(holdout, contract)
     y = holdout[contract.label.column].to_numpy()
     slices = slice_metrics(y, scores, threshold, slicing.indices)
     return Scorecard(classification_metrics(y, scores, threshold), slices, slicing.dimensions)
@@ -209,6 +214,7 @@ def _compare_with_champion(
     version: Any,
     holdout: pd.DataFrame,
     contract: DatasetContract,
+    slicing: Slicing | None = None,
 ) -> _Compared:
     """Score the champion on the holdout, unless there is none or it is the candidate. A
     champion trained on other features (another contract) is not compared with."""
@@ -227,7 +233,7 @@ def _compare_with_champion(
         info["error"] = str(exc)
         why = f"champion version {champion.version} cannot score this holdout ({exc})"
         return _Compared(champion, None, info, why)
-    theirs = scorecard(holdout, scores, loaded.threshold, contract)
+    theirs = scorecard(holdout, scores, loaded.threshold, contract, slicing)
     info.update(
         {
             "threshold": loaded.threshold,
@@ -280,21 +286,67 @@ def holdout_span(holdout: pd.DataFrame, contract: DatasetContract) -> dict[str, 
     }
 
 
+def _newest_days(folder: Path, timestamp: str, count: int) -> list[Path] | None:
+    """The part files of the newest `count` days with rows of a training set written one
+    file a day, when each file's `timestamp` statistics (parquet metadata) show that all
+    its rows lie in its own day (UTC); None when that cannot be told from the metadata."""
+    import pyarrow.parquet as pq
+
+    from .partitions import DayFiles
+
+    files = DayFiles(folder).existing()
+    if set(files.values()) != {f for f in folder.iterdir() if not f.name.startswith(("_", "."))}:
+        return None  # other files too: they are part of the table
+    days = [(day, path, pq.ParquetFile(path).metadata) for day, path in files.items()]
+    with_rows = []
+    for day, path, meta in days:
+        if not meta.num_rows:
+            continue
+        column = meta.schema.to_arrow_schema().get_field_index(timestamp)
+        start = pd.Timestamp(day, tz="UTC")
+        for group in (meta.row_group(i) for i in range(meta.num_row_groups)):
+            stats = group.column(column).statistics if column >= 0 else None
+            if stats is None or not stats.has_min_max or stats.null_count:
+                return None
+            low, high = (pd.Timestamp(v) for v in (stats.min, stats.max))
+            low, high = (t if t.tzinfo else t.tz_localize("UTC") for t in (low, high))
+            if low < start or high >= start + pd.Timedelta(days=1):
+                return None
+        with_rows.append(path)
+    return with_rows[-count:]
+
+
+def read_holdout(p: Params) -> pd.DataFrame:
+    """The holdout: the test days of the training set's time split (split.time_split).
+    When the training set is a folder of day files (stages/training_set.py) whose
+    metadata shows each holds only its day, only the newest days are read: the same rows,
+    in the same order, as splitting the whole table."""
+    from .files import read_parquet
+    from .split import days_needed, time_split
+
+    folder, cfg = p.paths.training_set, p.split
+    newest = (
+        _newest_days(folder, p.dataset.timestamp, days_needed(cfg)) if folder.is_dir() else None
+    )
+    if newest is not None and len(newest) == days_needed(cfg):
+        return pd.read_parquet(newest[-cfg.test_days :])
+    return time_split(read_parquet(folder, "training_set"), cfg, p.dataset).test
+
+
 def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     """Register the trained model, run the gate against the champion, move aliases, report."""
     import mlflow
 
     from . import tracking
-    from .files import read_json, read_parquet, write_json
+    from .files import read_json, write_json
     from .model import load_model
-    from .split import time_split
 
     cfg, name, contract = p.promote, p.mlflow.registered_model, p.dataset
     booster, meta = load_model(p.paths.model_dir, contract)
     run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
-    training = read_parquet(p.paths.training_set, "training_set")
-    holdout = time_split(training, p.split, contract).test
+    holdout = read_holdout(p)
     holdout_info = holdout_span(holdout, contract)
+    slicing = slice_rows(holdout, contract)
     if not contract.slices:
         log.info("no slice checks: dataset.slices is empty")
 
@@ -305,8 +357,8 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     scores = registered_scores(
         client, name, version.version, holdout, booster, contract, meta.calibration
     )
-    ours = scorecard(holdout, scores, meta.threshold, contract)
-    compared = _compare_with_champion(client, name, before, version, holdout, contract)
+    ours = scorecard(holdout, scores, meta.threshold, contract, slicing)
+    compared = _compare_with_champion(client, name, before, version, holdout, contract, slicing)
     infra = validate(p, client, version.version, holdout, root)
     decision = decide(ours, compared.scorecard, cfg, compared.no_champion, infra.checks)
     if decision.promote and compared.scorecard is not None and cfg.rollout.require_shadow:
