@@ -25,6 +25,7 @@ from .batches import batch_path
 from .config import PathsConfig, ValidateRawConfig, Window
 from .contract import DatasetContract
 from .day_gate import DailyGate
+from .files import write_json
 from .gates import Finding, GateReport
 
 GATE = "raw"
@@ -73,14 +74,21 @@ def label_counts(
     gate: DailyGate, days: dict[dt.date, Path], keys: dict[dt.date, dict[str, Any]], label: str
 ) -> dict[dt.date, tuple[int, int | None]]:
     """(rows, positives) of each batch: from its record when the record was made from the
-    same file (its md5 in the key), else read from the file (the label column alone)."""
+    same file (its md5 in the key), else read from the file (the label column alone); a
+    record of the same file made without them gets them."""
     counts = {}
     for day, path in days.items():
         earlier = gate.record(day, keys[day])
         if earlier is not None and "rows" in earlier and "positives" in earlier:
             counts[day] = (int(earlier["rows"]), earlier["positives"])
-        else:
-            counts[day] = _label_counts(path, label)
+            continue
+        counts[day] = _label_counts(path, label)
+        if earlier is not None:
+            rows, positives = counts[day]
+            write_json(
+                {**earlier, "rows": rows, "positives": positives},
+                gate.records / f"{day.isoformat()}.json",
+            )
     return counts
 
 

@@ -136,6 +136,15 @@ def test_the_label_rate_is_summed_from_the_records_of_unchanged_batches(
     rows, positives = (sum(c) for c in zip(*(counts(f, label) for f in files), strict=True))
     assert shares == [plausible_label_share(ROWS, positives / rows, CFG.label_share_alpha)]
 
+    older = records / f"{tomorrow.start_date.isoformat()}.json"  # a record without them
+    older.write_text(
+        json.dumps({k: v for k, v in json.loads(older.read_text()).items() if k != "positives"})
+    )
+    read.clear()
+    assert validate_window(project, tomorrow, CFG, any_contract).passed
+    assert read == [batch_path(project.raw, tomorrow.start_date)]
+    assert json.loads(older.read_text())["positives"] == counts(read[0], label)[1]
+
 
 Corruption = Callable[[pd.DataFrame, DatasetContract], pd.DataFrame]
 
