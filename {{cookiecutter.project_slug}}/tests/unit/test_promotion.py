@@ -27,12 +27,12 @@ from {{ cookiecutter.package_name }}.config import (
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.errors import PipelineError, StageInputError
 from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE
+from {{ cookiecutter.package_name }}.holdout import read_holdout
 from {{ cookiecutter.package_name }}.promotion import (
     CANDIDATE,
     Scorecard,
     decide,
     promote,
-    read_holdout,
     scorecard,
 )
 from {{ cookiecutter.package_name }}.rollout import rollback
