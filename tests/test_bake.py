@@ -114,6 +114,7 @@ src/{package}/online_store.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
+src/{package}/holdout.py
 src/{package}/promotion_checks.py
 src/{package}/infra_validation.py
 src/{package}/raw_gate.py

@@ -47,28 +47,43 @@ class DailyGate:
     def records(self) -> Path:
         return self.report_dir / RECORDS_DIR
 
+    def keys(self, days: Mapping[dt.date, Path]) -> dict[dt.date, dict[str, Any]]:
+        """Each day's key: the md5 of its file and of the suite, and the settings."""
+        suite_md5 = file_digest(self.suite_path) if self.suite_path.is_file() else None
+        return {
+            day: {"file_md5": file_digest(path), "suite_md5": suite_md5, **self.settings}
+            for day, path in days.items()
+        }
+
+    def record(self, day: dt.date, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The day's record (passed or failed) when it was made with `key`, else None."""
+        earlier = _read_record(self.records / f"{day.isoformat()}.json")
+        return earlier if earlier is not None and earlier.get("key") == key else None
+
     def judge(
         self,
         days: Mapping[dt.date, Path],
         window_days: Sequence[dt.date],
         parameters: DayParameters | None = None,
         window_findings: Sequence[Finding] = (),
+        facts: Callable[[dt.date], dict[str, Any]] | None = None,
+        keys: Mapping[dt.date, dict[str, Any]] | None = None,
     ) -> GateReport:
         """Validate each day of `days` not passed before, with the suite's run-time
         values from `parameters(day)`; forget the days outside `window_days`; write
         summary.json and return the verdict of the window (`window_findings` are its
-        own, e.g. a missing day)."""
+        own, e.g. a missing day). `facts(day)` are kept in the records of the days
+        validated; `keys` are `self.keys(days)` when already computed."""
         started = time.perf_counter()
         self.records.mkdir(parents=True, exist_ok=True)
-        suite_md5 = file_digest(self.suite_path) if self.suite_path.is_file() else None
+        keys = keys if keys is not None else self.keys(days)
         pending, reused = {}, []
         for day, path in days.items():
-            key = {"file_md5": file_digest(path), "suite_md5": suite_md5, **self.settings}
-            if _passed_before(self.records / f"{day.isoformat()}.json", key):
+            if (self.record(day, keys[day]) or {}).get("passed"):
                 reused.append(day.isoformat())
             else:
-                pending[day] = (path, key)
-        reports = self._validate(pending, parameters) if pending else []
+                pending[day] = (path, keys[day])
+        reports = self._validate(pending, parameters, facts) if pending else []
         _prune(self.records, {day.isoformat() for day in window_days})
         report = GateReport(
             gate=self.gate,
@@ -92,6 +107,7 @@ class DailyGate:
         self,
         pending: Mapping[dt.date, tuple[Path, dict[str, Any]]],
         parameters: DayParameters | None,
+        facts: Callable[[dt.date], dict[str, Any]] | None = None,
     ) -> list[GateReport]:
         """GX's verdict on each day (the fast pass); a day with findings is validated again
         with example values, its result stored for the Data Docs (and, when it failed,
@@ -107,21 +123,26 @@ class DailyGate:
                     write_json(result_json(result), self.records / f"{day.isoformat()}.result.json")
             reports.append(report)
             write_json(
-                {"key": key, "passed": report.passed, **_brief(report)},
+                {
+                    "key": key,
+                    "passed": report.passed,
+                    **_brief(report),
+                    **(facts(day) if facts else {}),
+                },
                 self.records / f"{day.isoformat()}.json",
             )
         runner.build_docs()
         return reports
 
 
-def _passed_before(record: Path, key: dict[str, Any]) -> bool:
+def _read_record(record: Path) -> dict[str, Any] | None:
     if not record.is_file():
-        return False
+        return None
     try:
         earlier = json.loads(record.read_text())
     except json.JSONDecodeError:
-        return False
-    return bool(earlier.get("passed")) and earlier.get("key") == key
+        return None
+    return earlier if isinstance(earlier, dict) else None
 
 
 def _brief(report: GateReport) -> dict[str, Any]:

@@ -6,7 +6,10 @@ run writes, pass or fail, to the gate's report folder:
 
 - result.json: GX's full validation result;
 - summary.json: what failed, on which columns, with example values;
-- data_docs/index.html: GX Data Docs, the human-readable report.
+- data_docs/index.html: GX Data Docs, the human-readable report: the suite, and a
+  validation page for each frame with findings. It is rendered again only when it would
+  change: a frame had findings, there is no index.html yet, the suite changed since
+  (DOCS_STAMP), or it still shows pages of an earlier run.
 
 Suites are GX's own JSON (`ExpectationSuite.to_json_dict()`); values that
 depend on the run (the batch window, "now", row-count bounds) are written
@@ -27,11 +30,12 @@ import pandas as pd
 
 from .config import PathsConfig
 from .errors import PipelineError, StageInputError
-from .files import write_json
+from .files import file_digest, write_json
 
 log = logging.getLogger(__name__)
 
 EXAMPLES = 5  # offending values shown per failed expectation
+DOCS_STAMP = ".suite_md5"  # in data_docs/: the md5 of the suite the pages were rendered from
 
 
 @dataclass
@@ -181,8 +185,9 @@ class SuiteRunner:
 
     `check` is the fast pass: GX's verdict on a frame (`BOOLEAN_ONLY`, straight on the
     batch: no checkpoint, no stored result, no Data Docs). `run` validates through the
-    checkpoint with example values and a stored result, for the frames with findings.
-    `build_docs()` renders the Data Docs once, for the suite and every `run` so far."""
+    checkpoint (made at the first `run`) with example values and a stored result, for the
+    frames with findings. `build_docs()` renders the Data Docs once, for the suite and
+    every `run` so far, when they would differ from the pages already there."""
 
     def __init__(self, suite_path: Path, gate: str, report_dir: Path) -> None:
         import great_expectations as gx
@@ -190,7 +195,8 @@ class SuiteRunner:
         suite_json = load_suite_json(suite_path)
         report_dir.mkdir(parents=True, exist_ok=True)
         self.suite_path, self.gate, self.report_dir = suite_path, gate, report_dir
-        context = _context(report_dir / "data_docs")
+        self.docs_dir = report_dir / "data_docs"
+        context = _context(self.docs_dir)
         try:
             suite = context.suites.add(gx.ExpectationSuite(**suite_json))
         except Exception as exc:  # malformed expectation: name the file, not a GX traceback
@@ -202,21 +208,50 @@ class SuiteRunner:
             .add_dataframe_asset(name=gate)
             .add_batch_definition_whole_dataframe(gate)
         )
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{gate}_gate", data=self.batch_definition, suite=suite)
-        )
         self.context, self.suite = context, suite
-        self.checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"{gate}_gate",
-                validation_definitions=[definition],
-                result_format=DETAILED,
-            )
-        )
+        self._checkpoint: Any = None
+        self.runs = 0  # frames validated through the checkpoint (pages for the Data Docs)
 
-    def build_docs(self) -> None:
-        """Render the Data Docs of every run so far (report_dir/data_docs/index.html)."""
+    @property
+    def checkpoint(self) -> Any:
+        """The checkpoint `run` validates through, made when first needed: most frames
+        pass the fast check and never need it."""
+        if self._checkpoint is None:
+            import great_expectations as gx
+
+            definition = self.context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=f"{self.gate}_gate", data=self.batch_definition, suite=self.suite
+                )
+            )
+            self._checkpoint = self.context.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"{self.gate}_gate",
+                    validation_definitions=[definition],
+                    result_format=DETAILED,
+                )
+            )
+        return self._checkpoint
+
+    def docs_current(self) -> bool:
+        """Whether the Data Docs already there are what `build_docs` would render: an
+        index.html rendered from this suite, no validation page to add, and none of an
+        earlier run's to drop (rendering keeps only this process's pages)."""
+        stamp = self.docs_dir / DOCS_STAMP
+        if self.runs or not (self.docs_dir / "index.html").is_file() or not stamp.is_file():
+            return False
+        if any((self.docs_dir / "validations").rglob("*.html")):
+            return False
+        return stamp.read_text().strip() == file_digest(self.suite_path)
+
+    def build_docs(self) -> bool:
+        """Render the Data Docs of the suite and every run so far
+        (report_dir/data_docs/index.html) unless they are current; whether it rendered."""
+        if self.docs_current():
+            return False
         self.context.build_data_docs(site_names=["gates"])
+        (self.docs_dir / DOCS_STAMP).write_text(file_digest(self.suite_path) + "\n")
+        return True
 
     def _report(self, result: Any, rows: int, batch: str | None, started: float) -> GateReport:
         findings = [_finding(r, batch) for r in result.results if not r.success]
@@ -257,6 +292,7 @@ class SuiteRunner:
         run = self.checkpoint.run(
             batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {}
         )
+        self.runs += 1
         result = next(iter(run.run_results.values()))
         return self._report(result, len(frame), batch, started), result
 

@@ -61,10 +61,11 @@ from .config import Params, PromotionConfig
 from .contract import DatasetContract
 from .errors import StageInputError
 from .features import FEATURE_SERVICE
+from .holdout import holdout_span, read_holdout
 from .infra_validation import validate
 from .metrics import classification_metrics
 from .promotion_checks import Check, floor_check, gap_checks, lift_check, slice_checks
-from .slices import slice_metrics, slice_rows
+from .slices import Slicing, slice_metrics, slice_rows
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,17 @@ class Decision:
 
 
 def scorecard(
-    holdout: pd.DataFrame, scores: np.ndarray, threshold: float, contract: DatasetContract
+    holdout: pd.DataFrame,
+    scores: np.ndarray,
+    threshold: float,
+    contract: DatasetContract,
+    slicing: Slicing | None = None,
 ) -> Scorecard:
-    """Metrics of `scores` on the holdout, overall and per slice (contract.slices)."""
+    """Metrics of `scores` on the holdout, overall and per slice (contract.slices; its
+    `slicing` when already made for another model's scorecard)."""
     if len(holdout) != len(scores):
         raise ValueError(f"{len(scores)} scores for {len(holdout)} holdout rows")
-    slicing = slice_rows(holdout, contract)
+    slicing = slicing or slice_rows(holdout, contract)
     y = holdout[contract.label.column].to_numpy()
     slices = slice_metrics(y, scores, threshold, slicing.indices)
     return Scorecard(classification_metrics(y, scores, threshold), slices, slicing.dimensions)
@@ -209,6 +215,7 @@ def _compare_with_champion(
     version: Any,
     holdout: pd.DataFrame,
     contract: DatasetContract,
+    slicing: Slicing | None = None,
 ) -> _Compared:
     """Score the champion on the holdout, unless there is none or it is the candidate. A
     champion trained on other features (another contract) is not compared with."""
@@ -227,7 +234,7 @@ def _compare_with_champion(
         info["error"] = str(exc)
         why = f"champion version {champion.version} cannot score this holdout ({exc})"
         return _Compared(champion, None, info, why)
-    theirs = scorecard(holdout, scores, loaded.threshold, contract)
+    theirs = scorecard(holdout, scores, loaded.threshold, contract, slicing)
     info.update(
         {
             "threshold": loaded.threshold,
@@ -270,31 +277,20 @@ def _version_tags(
     }
 
 
-def holdout_span(holdout: pd.DataFrame, contract: DatasetContract) -> dict[str, Any]:
-    """The holdout's rows, first and last day (promotion.json `holdout`)."""
-    stamps = holdout[contract.timestamp]
-    return {
-        "rows": len(holdout),
-        "start": str(stamps.min().date()),
-        "end": str(stamps.max().date()),
-    }
-
-
 def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     """Register the trained model, run the gate against the champion, move aliases, report."""
     import mlflow
 
     from . import tracking
-    from .files import read_json, read_parquet, write_json
+    from .files import read_json, write_json
     from .model import load_model
-    from .split import time_split
 
     cfg, name, contract = p.promote, p.mlflow.registered_model, p.dataset
     booster, meta = load_model(p.paths.model_dir, contract)
     run_id = read_json(p.paths.model_dir / tracking.RUN_FILE, "train")["run_id"]
-    training = read_parquet(p.paths.training_set, "training_set")
-    holdout = time_split(training, p.split, contract).test
+    holdout = read_holdout(p)
     holdout_info = holdout_span(holdout, contract)
+    slicing = slice_rows(holdout, contract)
     if not contract.slices:
         log.info("no slice checks: dataset.slices is empty")
 
@@ -305,8 +301,8 @@ def promote(p: Params, root: Path = Path()) -> dict[str, Any]:
     scores = registered_scores(
         client, name, version.version, holdout, booster, contract, meta.calibration
     )
-    ours = scorecard(holdout, scores, meta.threshold, contract)
-    compared = _compare_with_champion(client, name, before, version, holdout, contract)
+    ours = scorecard(holdout, scores, meta.threshold, contract, slicing)
+    compared = _compare_with_champion(client, name, before, version, holdout, contract, slicing)
     infra = validate(p, client, version.version, holdout, root)
     decision = decide(ours, compared.scorecard, cfg, compared.no_champion, infra.checks)
     if decision.promote and compared.scorecard is not None and cfg.rollout.require_shadow:

@@ -8,7 +8,9 @@ values are that day's: its time bounds, the rows a day may hold
 size given the window's own rate (a two-sided binomial band at
 validate_raw.label_share_alpha). A batch that passed is recorded in
 reports/gates/raw/batches/<day>.json and not validated again while its file, the suite
-and validate_raw are unchanged (day_gate.py). The window itself must
+and validate_raw are unchanged (day_gate.py); its record also keeps its rows and
+positives, so the window's label rate is summed from the records of unchanged batches
+and only new or changed batch files are read for it. The window itself must
 have a batch for every day and hold both label classes. The label column and its
 0/1 values (as ingest writes them) come from the dataset contract.
 """
@@ -23,6 +25,7 @@ from .batches import batch_path
 from .config import PathsConfig, ValidateRawConfig, Window
 from .contract import DatasetContract
 from .day_gate import DailyGate
+from .files import write_json
 from .gates import Finding, GateReport
 
 GATE = "raw"
@@ -67,6 +70,28 @@ def _label_counts(path: Path, label: str) -> tuple[int, int | None]:
     return rows, int((labels == 1).sum())
 
 
+def label_counts(
+    gate: DailyGate, days: dict[dt.date, Path], keys: dict[dt.date, dict[str, Any]], label: str
+) -> dict[dt.date, tuple[int, int | None]]:
+    """(rows, positives) of each batch: from its record when the record was made from the
+    same file (its md5 in the key), else read from the file (the label column alone); a
+    record of the same file made without them gets them."""
+    counts = {}
+    for day, path in days.items():
+        earlier = gate.record(day, keys[day])
+        if earlier is not None and "rows" in earlier and "positives" in earlier:
+            counts[day] = (int(earlier["rows"]), earlier["positives"])
+            continue
+        counts[day] = _label_counts(path, label)
+        if earlier is not None:
+            rows, positives = counts[day]
+            write_json(
+                {**earlier, "rows": rows, "positives": positives},
+                gate.records / f"{day.isoformat()}.json",
+            )
+    return counts
+
+
 def _window_findings(
     window: Window, files: dict[dt.date, Path], rate: float | None, label: str
 ) -> list[Finding]:
@@ -95,7 +120,11 @@ def validate_window(
     files = {day: batch_path(paths.raw, day) for day in window.dates()}
     present = {day: path for day, path in files.items() if path.is_file()}
     label = contract.label.column
-    counts = {day: _label_counts(path, label) for day, path in present.items()}
+    gate = DailyGate(
+        GATE, suite_path, paths.gate_reports / GATE, {"label": label, **cfg.model_dump()}
+    )
+    keys = gate.keys(present)
+    counts = label_counts(gate, present, keys, label)
     labelled = [c for c in counts.values() if c[1] is not None]
     total = sum(rows for rows, _ in labelled)
     rate = sum(pos for _, pos in labelled) / total if total else None
@@ -105,9 +134,11 @@ def validate_window(
         share = plausible_label_share(counts[day][0], rate or 0.0, cfg.label_share_alpha)
         return batch_parameters(day, cfg, share, now)
 
-    gate = DailyGate(
-        GATE, suite_path, paths.gate_reports / GATE, {"label": label, **cfg.model_dump()}
-    )
     return gate.judge(
-        present, list(files), parameters, _window_findings(window, files, rate, label)
+        present,
+        list(files),
+        parameters,
+        _window_findings(window, files, rate, label),
+        facts=lambda day: {"positives": counts[day][1]},
+        keys=keys,
     )

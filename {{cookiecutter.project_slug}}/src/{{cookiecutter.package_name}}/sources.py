@@ -5,7 +5,9 @@ One plain function per source, each returning the rows observed on `day` (UTC):
 - `synthetic_batch`: generated rows: the demo's generator (datagen.py) for the demo's
   contract, contract_rows.py for any other;
 - `files_batch`: CSV or parquet files (or a glob of them), cut into days by the
-  timestamp column; the files are read once per process, not once per day;
+  timestamp column; the files are read once per process, not once per day, and each
+  day's rows get a key (`files_day_keys`: a hash of them), so ingest fetches again only
+  the days whose rows changed;
 - `sql_batch`: one query per day through SQLAlchemy, bound to the day's UTC bounds.
 """
 
@@ -14,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import glob
+import hashlib
 import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .contract import DatasetContract
@@ -147,13 +151,44 @@ class FileTable:
             rows = rows[rows[timestamp].notna()]
         self.rows = rows.sort_values(timestamp, kind="stable").reset_index(drop=True)
         self._timestamps = self.rows[timestamp]
+        self._hashes: np.ndarray | None = None
+        self._header = ""
         log.info("ingest.files: read %d rows from %d file(s)", len(self.rows), len(files))
 
-    def day(self, day: dt.date) -> pd.DataFrame:
+    def _bounds(self, day: dt.date) -> tuple[int, int]:
         start, end = (pd.Timestamp(bound) for bound in day_bounds(day))
         lo = self._timestamps.searchsorted(start, side="left")
         hi = self._timestamps.searchsorted(end, side="left")
+        return int(lo), int(hi)
+
+    def day(self, day: dt.date) -> pd.DataFrame:
+        lo, hi = self._bounds(day)
         return self.rows.iloc[lo:hi].reset_index(drop=True)
+
+    def day_key(self, day: dt.date) -> str:
+        """A hash of what `day` returns: the columns, their types and each row's values
+        in order (pandas' row hashes, made once per table)."""
+        if self._hashes is None:
+            self._hashes, self._header = row_hashes(self.rows)
+        lo, hi = self._bounds(day)
+        digest = hashlib.md5(self._header.encode())
+        digest.update(self._hashes[lo:hi].tobytes())
+        return digest.hexdigest()
+
+
+def row_hashes(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """One 64-bit hash per row of `frame`'s values, and what they were hashed as: each
+    column's name and type. An object column holding other values than text (lists,
+    decimals, a mix of numbers and text) is hashed by each value's repr, so 1 and "1" differ."""
+    columns, header = {}, []
+    for name, column in frame.items():
+        kind = str(column.dtype)
+        if column.dtype == object and pd.api.types.infer_dtype(column) not in ("string", "empty"):
+            column, kind = column.map(repr), "repr"
+        columns[name] = column
+        header.append((str(name), kind))
+    hashes = pd.util.hash_pandas_object(pd.DataFrame(columns), index=False).to_numpy()
+    return hashes, repr(header)
 
 
 @functools.lru_cache(maxsize=2)
@@ -173,6 +208,15 @@ def file_table(cfg: FilesSourceConfig, timestamp: str) -> FileTable:
         )
     stamp = tuple((str(p), (st := p.stat()).st_mtime_ns, st.st_size) for p in files)
     return _file_table(stamp, cfg.format, timestamp)
+
+
+def files_day_keys(
+    days: list[dt.date], cfg: FilesSourceConfig, timestamp: str
+) -> dict[dt.date, str]:
+    """Each day's key: a hash of the rows the files hold for it (FileTable.day_key). A
+    day whose key is unchanged is the same batch, byte for byte, when fetched again."""
+    table = file_table(cfg, timestamp)
+    return {day: table.day_key(day) for day in days}
 
 
 def files_batch(day: dt.date, cfg: FilesSourceConfig, timestamp: str) -> pd.DataFrame:

@@ -472,6 +472,42 @@ def test_the_predictions_suite_rejects_each_corruption(
     assert caught(report, expected(any_contract)), report.render()
 
 
+def test_data_docs_are_rendered_again_only_when_they_would_change(
+    any_contract: DatasetContract, predictions: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The index is there after every run; clean runs of an unchanged suite leave it as
+    it is; a frame with findings adds its page; the next clean run drops that page again;
+    a changed suite is rendered again."""
+    path = write(predictions_suite(any_contract), tmp_path / "predictions.json")
+    report_dir = tmp_path / "report"
+    docs = report_dir / "data_docs"
+    pages = lambda: sorted(p.relative_to(docs) for p in docs.rglob("*.html"))  # noqa: E731
+
+    assert validate(predictions, path, "predictions", report_dir).passed
+    index = docs / "index.html"
+    rendered = index.stat().st_mtime_ns
+    first = pages()
+    assert validate(predictions, path, "predictions", report_dir).passed
+    assert index.stat().st_mtime_ns == rendered and pages() == first  # nothing to render
+
+    index.unlink()
+    validate(predictions, path, "predictions", report_dir)
+    assert index.is_file() and pages() == first  # a missing index is rendered
+
+    report = validate(predictions.head(0), path, "predictions", report_dir)
+    assert not report.passed
+    assert any(p.parts[0] == "validations" for p in pages())  # the failed frame's page
+    validate(predictions, path, "predictions", report_dir)
+    assert pages() == first  # rendered again: the earlier run's page is gone
+
+    suite = json.loads(path.read_text())
+    suite["meta"] = {**suite.get("meta", {}), "note": "edited"}
+    write(suite, path)
+    rendered = index.stat().st_mtime_ns
+    validate(predictions, path, "predictions", report_dir)
+    assert index.stat().st_mtime_ns != rendered  # the suite changed: rendered again
+
+
 def test_the_predicted_share_bound_follows_the_positive_rate(contract: DatasetContract) -> None:
     def bounds(rate: float | None) -> tuple[float, float]:
         suite = predictions_suite(contract, rate)

@@ -169,9 +169,11 @@ def test_ingest_fetches_only_new_days_and_equals_a_fresh_fetch(
     assert days_of(written, batches) == shifted(win).dates()
 
 
-def test_changed_source_files_are_read_again_into_the_same_bytes(
+def test_changed_source_files_fetch_only_the_days_whose_rows_changed(
     contract: DatasetContract, tmp_path: Path, written: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The `files` source keys each day by a hash of its rows: a day appended to the file
+    is fetched alone, a corrected day alone, and the batches equal a fresh fetch."""
     from {{ cookiecutter.package_name }} import sources
     from {{ cookiecutter.package_name }}.contract_rows import source_rows
     from {{ cookiecutter.package_name }}.ingest_config import FilesSourceConfig
@@ -181,19 +183,42 @@ def test_changed_source_files_are_read_again_into_the_same_bytes(
     rows = [contract_day(contract, day, 50, population=300, seed=2) for day in days]
     monkeypatch.chdir(tmp_path)
     cfg = IngestConfig(source="files", files=FilesSourceConfig(path="rows.parquet"))
-    source_rows(contract, pd.concat(rows[:-1])).to_parquet("rows.parquet", index=False)
+
+    def source(frames: list[pd.DataFrame]) -> None:
+        source_rows(contract, pd.concat(frames)).to_parquet("rows.parquet", index=False)
+        sources._file_table.cache_clear()
+
+    def fresh(name: str) -> dict[dt.date, str]:
+        ingest.run(shifted(win), cfg, contract, tmp_path / name)
+        return {
+            d: file_digest(p) for d, p in DayFiles(tmp_path / name, "batch_").existing().items()
+        }
+
+    source(rows[:-1])
     raw, batches = tmp_path / "raw", DayFiles(tmp_path / "raw", "batch_")
     ingest.run(win, cfg, contract, raw)
-    before = {day: file_digest(path) for day, path in batches.existing().items()}
     written.clear()
     ingest.run(win, cfg, contract, raw)
     assert written == []
-    source_rows(contract, pd.concat(rows)).to_parquet("rows.parquet", index=False)  # one more day
-    sources._file_table.cache_clear()
+    source(rows)  # one more day
     ingest.run(shifted(win), cfg, contract, raw)
-    assert days_of(written, batches) == shifted(win).dates()  # the files changed: all read
-    after = {day: file_digest(path) for day, path in batches.existing().items()}
-    assert all(after[day] == before[day] for day in win.dates()[1:])  # the same bytes
+    assert days_of(written, batches) == [shifted(win).end_date]  # the new day alone
+    landed = {day: file_digest(path) for day, path in batches.existing().items()}
+    assert landed == fresh("fresh")
+
+    corrected = list(rows)
+    changed = shifted(win).dates()[2]
+    numeric = next(iter(contract.numeric))
+    day_rows = corrected[days.index(changed)].copy()
+    day_rows.loc[day_rows.index[0], numeric] = 12345.0
+    corrected[days.index(changed)] = day_rows
+    source(corrected)  # a past day corrected in the source
+    written.clear()
+    ingest.run(shifted(win), cfg, contract, raw)
+    assert days_of(written, batches) == [changed]  # that day alone
+    landed = {day: file_digest(path) for day, path in batches.existing().items()}
+    assert landed == fresh("fresh_corrected")
+    assert 12345.0 in read(batch_path(raw, changed))[numeric].to_numpy()
 
 
 # --- featurize ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@ MLflow registry (SQLite in tmp_path) with small models trained here."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -26,6 +27,7 @@ from {{ cookiecutter.package_name }}.config import (
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.errors import PipelineError, StageInputError
 from {{ cookiecutter.package_name }}.features import FEATURE_SERVICE
+from {{ cookiecutter.package_name }}.holdout import read_holdout
 from {{ cookiecutter.package_name }}.promotion import (
     CANDIDATE,
     Scorecard,
@@ -353,6 +355,53 @@ def test_the_same_model_passes_the_lift_on_a_low_base_rate_holdout_only(
     # ... though it beats the old absolute floor by far: only the lift sees it is weak here
     old = PromotionConfig(absolute_minimums={"pr_auc": 0.15})
     assert high.overall["pr_auc"] > 2 * 0.15 and decide(high, None, old).promote
+
+
+def test_the_holdout_read_from_the_newest_day_files_is_the_time_splits(
+    tiny_raw: pd.DataFrame,
+    split_config: SplitConfig,
+    project_params: Params,
+    tmp_path: Path,
+) -> None:
+    """A training set of day files (one empty) gives the time split's test rows, in order,
+    read from the newest files alone; a file holding another day's rows or a file that
+    is not a day's makes it split the whole table, with the same result."""
+    from pandas.testing import assert_frame_equal
+
+    from {{ cookiecutter.package_name }}.partitions import DayFiles, write_part
+    from {{ cookiecutter.package_name }}.split import time_split
+
+    contract = project_params.dataset
+    frame = training_frame(tiny_raw, contract).sort_values(contract.timestamp, kind="stable")
+    frame = frame.reset_index(drop=True)
+    days = frame[contract.timestamp].dt.date
+    folder = tmp_path / "training_set.parquet"
+    parts = DayFiles(folder)
+    for day in sorted(days.unique()):
+        write_part(frame[days == day], parts.path(day))
+    newest = max(days.unique())
+    write_part(frame.head(0), parts.path(newest + dt.timedelta(days=1)))  # a day without rows
+    paths = project_params.paths.model_copy(update={"training_set": folder})
+    p = project_params.model_copy(update={"paths": paths, "split": split_config})
+
+    def expected() -> pd.DataFrame:
+        return time_split(pd.read_parquet(folder), split_config, contract).test
+
+    read: list = []
+    original = pd.read_parquet
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pd, "read_parquet", lambda path, **kw: read.append(path) or original(path, **kw))
+        holdout = read_holdout(p)
+    assert read == [[parts.path(d) for d in sorted(days.unique())[-split_config.test_days :]]]
+    assert_frame_equal(holdout, expected())
+    assert len(holdout) and holdout[contract.timestamp].dt.date.min() > min(days)
+
+    stray = frame[days == min(days)].head(3)
+    write_part(pd.concat([frame[days == newest], stray]), parts.path(newest))  # an older row
+    assert_frame_equal(read_holdout(p), expected())
+    write_part(frame[days == newest], parts.path(newest))
+    write_part(stray, folder / "extra.parquet")  # not a day's file, but part of the table
+    assert_frame_equal(read_holdout(p), expected())
 
 
 # --------------------------------------------------------------------------- registry

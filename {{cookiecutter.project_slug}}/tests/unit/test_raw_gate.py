@@ -99,6 +99,53 @@ def test_the_next_day_validates_only_the_new_batch(
     assert not gone.exists(), "the day that left the window is forgotten"
 
 
+def test_the_label_rate_is_summed_from_the_records_of_unchanged_batches(
+    project: PathsConfig, any_contract: DatasetContract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each record keeps its batch's rows and positives (as read from the file); the next
+    day reads the label column of the new batch alone, and judges it by the same rate."""
+    from {{ cookiecutter.package_name }} import raw_gate
+
+    label = any_contract.label.column
+    records = project.gate_reports / "raw" / "batches"
+    for day in WINDOW.dates():
+        record = json.loads((records / f"{day.isoformat()}.json").read_text())
+        counted = raw_gate._label_counts(batch_path(project.raw, day), label)
+        assert (record["rows"], record["positives"]) == counted
+
+    tomorrow = Window(end_date=WINDOW.end_date + dt.timedelta(days=1), days=WINDOW.days)
+    write_parquet(
+        day_batch(any_contract, tomorrow.end_date), batch_path(project.raw, tomorrow.end_date)
+    )
+    read: list[Path] = []
+    counts = raw_gate._label_counts
+    monkeypatch.setattr(raw_gate, "_label_counts", lambda p, c: read.append(p) or counts(p, c))
+    shares: list[tuple[float, float]] = []
+    batch_values = raw_gate.batch_parameters
+
+    def recorded(
+        day: dt.date, cfg: ValidateRawConfig, share: tuple[float, float], now: dt.datetime
+    ) -> dict:
+        shares.append(share)
+        return batch_values(day, cfg, share, now)
+
+    monkeypatch.setattr(raw_gate, "batch_parameters", recorded)
+    assert validate_window(project, tomorrow, CFG, any_contract).passed
+    assert read == [batch_path(project.raw, tomorrow.end_date)]
+    files = [batch_path(project.raw, d) for d in tomorrow.dates()]
+    rows, positives = (sum(c) for c in zip(*(counts(f, label) for f in files), strict=True))
+    assert shares == [plausible_label_share(ROWS, positives / rows, CFG.label_share_alpha)]
+
+    older = records / f"{tomorrow.start_date.isoformat()}.json"  # a record without them
+    older.write_text(
+        json.dumps({k: v for k, v in json.loads(older.read_text()).items() if k != "positives"})
+    )
+    read.clear()
+    assert validate_window(project, tomorrow, CFG, any_contract).passed
+    assert read == [batch_path(project.raw, tomorrow.start_date)]
+    assert json.loads(older.read_text())["positives"] == counts(read[0], label)[1]
+
+
 Corruption = Callable[[pd.DataFrame, DatasetContract], pd.DataFrame]
 
 

@@ -184,6 +184,39 @@ def test_a_file_is_read_once_per_run_and_again_when_it_changes(
     assert reads == [path, path]
 
 
+def test_a_days_key_follows_its_rows_values_and_types(tmp_path: Path, rows: pd.DataFrame) -> None:
+    """files_day_keys: the same rows give the same key, in another file too; another
+    value, type or order of values gives another; other days' rows do not count."""
+    files = iter(range(100))
+
+    def key(frame: pd.DataFrame) -> str:
+        path = tmp_path / f"{next(files)}.parquet"
+        frame.to_parquet(path, index=False)
+        return sources.FileTable([path], "parquet", TS).day_key(DAYS[0])
+
+    first = key(rows)
+    assert key(rows.copy()) == first
+    on_day = rows[TS].dt.date == DAYS[0]
+    numeric = next(iter(CONTRACT.numeric))
+    assert key(rows.assign(**{numeric: rows[numeric].where(~on_day, rows[numeric] + 1)})) != first
+    assert key(rows.assign(**{numeric: rows[numeric].astype("float32")})) != first
+    swapped = rows.copy()
+    i, j = rows.index[on_day][:2]
+    swapped.loc[[i, j], numeric] = rows.loc[[j, i], numeric].to_numpy()
+    assert key(swapped) != first
+    assert key(rows[~on_day | (rows.index == i) | (rows.index == j)]) != first  # rows removed
+    later = rows.assign(**{numeric: rows[numeric].where(on_day, 0.0)})
+    assert key(later) == first  # only the day's own rows count
+
+
+def test_row_hashes_tell_a_number_from_its_text_and_hash_lists() -> None:
+    hashes, header = sources.row_hashes(pd.DataFrame({"code": [1, "1", None], "n": [1, 1, 1]}))
+    assert hashes[0] != hashes[1]
+    assert header == repr([("code", "repr"), ("n", "int64")])
+    lists, _ = sources.row_hashes(pd.DataFrame({"tags": [[1, 2], [1, 2], [2, 1]]}))
+    assert lists[0] == lists[1] != lists[2]
+
+
 def test_a_day_without_rows_names_the_day(tmp_path: Path, rows: pd.DataFrame) -> None:
     rows[rows[TS].dt.date != DAYS[3]].to_csv(tmp_path / "events.csv", index=False)
     cfg = files_cfg(tmp_path / "events.csv")

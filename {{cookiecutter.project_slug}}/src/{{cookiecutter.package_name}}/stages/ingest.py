@@ -10,11 +10,13 @@ timestamps, the label as 1/0) and judged by the raw gate.
 
 A batch, once landed, is kept (partitions.py): a daily run fetches only the day that
 entered the window and deletes the one that left it. Every day is fetched again when
-the source's settings (params.yaml `ingest.source` and its section), the files of the
-`files` source, the contract or this code change (the fingerprint in
-data/raw/_manifest.json), or with `ingest --refetch` (a database that corrected days
-already landed). A day fetched again from unchanged rows is the same file, byte for
-byte, so the stages after ingest do not redo it.
+the source's settings (params.yaml `ingest.source` and its section), the contract or
+this code change (the fingerprint in data/raw/_manifest.json), or with `ingest
+--refetch` (a database that corrected days already landed). The `files` source gives
+each day a key, a hash of the rows its files hold for that day: when the files change
+(a day appended, a day corrected), only the days whose rows changed are fetched again.
+A day fetched again from unchanged rows is the same file, byte for byte, so the stages
+after ingest do not redo it.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from ..batches import BATCH_PREFIX, batch_path
 from ..config import Window
 from ..contract import DatasetContract
 from ..errors import ConfigError, StageInputError
-from ..files import file_digest, write_parquet
+from ..files import write_parquet
 from ..ingest_config import IngestConfig
 from ..logs import progress
 from ..partitions import DayFiles
-from ..sources import files_batch, sql_batch, synthetic_batch
+from ..sources import files_batch, files_day_keys, sql_batch, synthetic_batch
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +64,28 @@ def conformed_batch(day: dt.date, cfg: IngestConfig, contract: DatasetContract) 
 
 
 def code_fingerprint(cfg: IngestConfig, contract: DatasetContract) -> str:
-    """What every landed batch depends on besides its day: the chosen source's settings
-    (and the files of the `files` source: their md5), the contract and the code that
+    """What every landed batch depends on besides its day (and, for the `files` source,
+    its rows: day_keys): the chosen source's settings, the contract and the code that
     fetches and conforms it."""
     modules = [sources, datagen, contract_rows, contract_module, files, partitions]
     section = getattr(cfg, cfg.source)
-    tables = sources.matching_files(cfg.files.path) if cfg.source == "files" and cfg.files else []
     return partitions.fingerprint(
         [*modules, Path(__file__)],
         source=cfg.source,
         settings=section.model_dump(mode="json") if section is not None else None,
-        files={str(path): file_digest(path) for path in tables},
         contract=contract.model_dump(mode="json"),
     )
+
+
+def day_keys(
+    days: list[dt.date], cfg: IngestConfig, contract: DatasetContract
+) -> dict[dt.date, str]:
+    """What each day's batch is fetched from: a hash of its rows for the `files` source;
+    nothing for the others (a generated day is its settings' and day's; a database
+    cannot be hashed: `ingest --refetch`)."""
+    if cfg.source == "files" and cfg.files is not None:
+        return files_day_keys(days, cfg.files, contract.timestamp)
+    return dict.fromkeys(days, "")
 
 
 def run(
@@ -92,14 +103,15 @@ def run(
     if refetch:
         (raw_dir / partitions.MANIFEST).unlink(missing_ok=True)
     batches = DayFiles(raw_dir, BATCH_PREFIX)
-    plan = partitions.plan(raw_dir, fingerprint, dict.fromkeys(days, ""), [batches])
+    keys = day_keys(days, cfg, contract)
+    plan = partitions.plan(raw_dir, fingerprint, keys, [batches])
     entries = dict(plan.kept_entries)
     with progress() as bar:
         task = bar.add_task("ingest", total=len(plan.build))
         for day in plan.build:
             batch = conformed_batch(day, cfg, contract)
             write_parquet(batch, batches.path(day))
-            entries[day.isoformat()] = {"key": "", "rows": len(batch)}
+            entries[day.isoformat()] = {"key": keys[day], "rows": len(batch)}
             bar.advance(task)
     partitions.record(raw_dir, fingerprint, entries, source=cfg.source)
     log.info(
