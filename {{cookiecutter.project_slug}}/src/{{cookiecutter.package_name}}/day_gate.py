@@ -99,7 +99,10 @@ class DailyGate:
         validated = [day.isoformat() for day in pending]
         write_summary(report, {"validated_batches": validated, "reused_batches": reused})
         log.info(
-            "%s gate: %d days validated, %d passed before", self.gate, len(validated), len(reused)
+            "%s gate: %d of %d days validated, the others passed before",
+            self.gate,
+            len(validated),
+            len(days),
         )
         return report
 

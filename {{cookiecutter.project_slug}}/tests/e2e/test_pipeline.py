@@ -326,7 +326,8 @@ def test_a_daily_run_builds_the_new_day_and_equals_a_fresh_run(
     project: Path, tmp_path: Path
 ) -> None:
     """interval.yaml end_date one day on, as the scheduled run does: ingest, featurize and
-    training_set build one day, and what they hold equals a fresh run on that window. (A
+    training_set build one day, the raw and features gates validate one day, and what
+    they hold equals a fresh run on that window. (A
     table you brought ends at its end_date: the run starts from a window one day shorter
     ending a day earlier, so the day on is inside the table.)"""
     interval = project / "interval.yaml"
@@ -345,6 +346,7 @@ def test_a_daily_run_builds_the_new_day_and_equals_a_fresh_run(
         end -= dt.timedelta(days=1)
         interval.write_text(f"end_date: '{end.isoformat()}'\n")
         dvc(project, "repro", "training_set")
+    window_days = yaml.safe_load((project / "params.yaml").read_text())["data"]["window_days"]
     moved = f"end_date: '{(end + dt.timedelta(days=1)).isoformat()}'\n"
     interval.write_text(moved)
     daily = dvc(project, "repro")
@@ -352,6 +354,8 @@ def test_a_daily_run_builds_the_new_day_and_equals_a_fresh_run(
     log = daily.stdout + daily.stderr
     for stage in ("ingest", "featurize", "training set"):
         assert f"{stage}: 1 day to build, " in log, log
+    for gate in ("raw", "features"):
+        assert f"{gate} gate: 1 of {window_days} days validated" in log, log
 
     fresh = copy_project(tmp_path / "fresh")
     (fresh / "params.yaml").write_text((project / "params.yaml").read_text())
