@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from .config import Params
 from .contract import DatasetContract
 from .files import read_parquet
+from .parquet_parts import footer_stats
 from .partitions import DayFiles
 from .split import days_needed, time_split
 
@@ -49,16 +50,13 @@ def _newest_days(folder: Path, timestamp: str, count: int) -> list[Path] | None:
     for day, path, meta in days:
         if not meta.num_rows:
             continue
-        column = meta.schema.to_arrow_schema().get_field_index(timestamp)
+        stats = footer_stats(meta, timestamp)
+        if stats is None or stats[2]:
+            return None  # no statistics, or nulls: where those rows belong is unknown
+        low, high = (t if t.tzinfo else t.tz_localize("UTC") for t in stats[:2])
         start = pd.Timestamp(day, tz="UTC")
-        for group in (meta.row_group(i) for i in range(meta.num_row_groups)):
-            stats = group.column(column).statistics if column >= 0 else None
-            if stats is None or not stats.has_min_max or stats.null_count:
-                return None
-            low, high = (pd.Timestamp(v) for v in (stats.min, stats.max))
-            low, high = (t if t.tzinfo else t.tz_localize("UTC") for t in (low, high))
-            if low < start or high >= start + pd.Timedelta(days=1):
-                return None
+        if low < start or high >= start + pd.Timedelta(days=1):
+            return None
         with_rows.append(path)
     return with_rows[-count:]
 

@@ -18,6 +18,26 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 
+def footer_stats(
+    meta: pq.FileMetaData, column: str
+) -> tuple[pd.Timestamp, pd.Timestamp, int] | None:
+    """`column`'s oldest and newest value and its nulls over every row group of a parquet
+    file, from its footer `meta`; None when the file has no rows or no such column, or a
+    row group has no min/max statistics."""
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if meta.num_rows == 0 or column not in names:
+        return None
+    index, lows, highs, nulls = names.index(column), [], [], 0
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(pd.Timestamp(stats.min))
+        highs.append(pd.Timestamp(stats.max))
+        nulls += stats.null_count or 0
+    return min(lows), max(highs), nulls
+
+
 def newest_stamp(path: Path, column: str) -> pd.Timestamp | None:
     """The newest value of `column` in the parquet file `path`, from its footer (from the
     column itself when the footer has no statistics); NaT for a file without rows, None
@@ -25,20 +45,12 @@ def newest_stamp(path: Path, column: str) -> pd.Timestamp | None:
     meta = pq.ParquetFile(path).metadata
     if meta.num_rows == 0:
         return pd.NaT
-    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    if column not in names:
+    if column not in (meta.schema.column(i).name for i in range(meta.num_columns)):
         return None
-    index, newest = names.index(column), None
-    for group in range(meta.num_row_groups):
-        chunk = meta.row_group(group)
-        if chunk.num_rows == 0:
-            continue
-        stats = chunk.column(index).statistics
-        if stats is None or not stats.has_min_max:
-            return pd.read_parquet(path, columns=[column])[column].max()
-        found = pd.Timestamp(stats.max)
-        newest = found if newest is None else max(newest, found)
-    return newest
+    stats = footer_stats(meta, column)
+    if stats is None:
+        return pd.read_parquet(path, columns=[column])[column].max()
+    return stats[1]
 
 
 def newest_of(paths: Sequence[Path], column: str) -> pd.Timestamp | None:
