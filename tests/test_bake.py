@@ -111,6 +111,7 @@ src/{package}/offline_store.py
 src/{package}/partitions.py
 src/{package}/parquet_parts.py
 src/{package}/online_store.py
+src/{package}/online_values.py
 src/{package}/prediction_log.py
 src/{package}/prediction_log_files.py
 src/{package}/promotion.py
@@ -296,7 +297,7 @@ def test_answers_reach_the_custom_project(baked: dict[str, Path]) -> None:
     assert "python -m triage_ml ingest" in (project / "dvc.yaml").read_text()
     store = "type: triage_ml.online_store.FastRedisOnlineStore"
     assert store in (project / "features/feature_store.yaml").read_text()
-    store = "type: churn_model.online_store.FastSqliteOnlineStore"
+    store = "type: churn_model.online_store.WideSqliteOnlineStore"
     assert store in (baked["default"] / "features/feature_store.yaml").read_text()
     default_config = (baked["default"] / ".dvc/config").read_text()
     assert "endpointurl" not in default_config  # empty answer: AWS default endpoint

@@ -152,7 +152,7 @@ def chromium() -> str:
 
 
 # The project's SQLite online store (features/feature_store.yaml, src/.../online_store.py).
-SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.FastSqliteOnlineStore"
+SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.WideSqliteOnlineStore"
 REDIS_STORE = "{{ cookiecutter.package_name }}.online_store.FastRedisOnlineStore"
 
 

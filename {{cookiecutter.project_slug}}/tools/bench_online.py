@@ -11,10 +11,12 @@ fresh store of its own, for SQLite and (`--redis`, a redis-server started here) 
   (`provider: local`, `type: sqlite` / `redis`); then again split into Feast's
   conversion of the frame to protos (`_convert_arrow_to_proto`) and its store's write;
 - **bare**: the rows the project's store wrote, read back beforehand (not timed) and
-  written raw: SQLite, upserted with `executemany` into an empty table of Feast's schema,
-  one transaction per chunk; Redis, pipelined HSETs of the same hashes, one pipeline per
-  chunk, and **bare_checked**: the same after a pipeline of HMGETs of the stored
-  timestamps, the read Feast's rule (write only newer rows) needs.
+  written raw: SQLite, upserted with `executemany` into an empty copy of its table (one
+  row per entity), one transaction per chunk; Redis, pipelined HSETs of the same hashes,
+  one pipeline per chunk, and **bare_checked**: the same after a pipeline of HMGETs of
+  the stored timestamps, the read Feast's rule (write only newer rows) needs;
+- **bare_feast_rows** (SQLite, `--stock`): the rows Feast's own store wrote (one per
+  entity and feature) upserted the same way: what Feast's table layout costs at best.
 
 `layer_ratios.online_load` in bench.json gets every figure, and project / bare and
 stock / bare beside the target (project <= 2x bare). Nothing here asserts a time.
@@ -45,9 +47,8 @@ from .local_servers import redis_server
 TARGET = 2.0  # project / bare
 # The project's provider and online stores (features/feature_store.yaml)
 PROVIDER = "{{ cookiecutter.package_name }}.online_store.FrameWriteProvider"
-SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.FastSqliteOnlineStore"
+SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.WideSqliteOnlineStore"
 REDIS_STORE = "{{ cookiecutter.package_name }}.online_store.FastRedisOnlineStore"
-COLUMNS = "entity_key, feature_name, value, value_text, event_ts, created_ts"
 
 
 def newest_rows(params: Params, entities: int) -> pd.DataFrame:
@@ -105,30 +106,34 @@ def stock_split(store: Any, view_name: str, chunks: list[pd.DataFrame]) -> tuple
     return convert, write
 
 
-def bare_upserts(source: Path, table: str, target: Path, chunk_rows: int) -> float:
-    """Seconds to upsert the rows of `source`'s `table` into an empty table of Feast's
-    schema in `target`, `chunk_rows` rows per transaction (reading them is not timed)."""
-    placeholders = ", ".join("?" * 6)
-    upsert = (
-        f'INSERT INTO "{table}" ({COLUMNS}) VALUES ({placeholders}) '
-        "ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
-        "value_text = excluded.value_text, event_ts = excluded.event_ts, "
-        "created_ts = excluded.created_ts"
-    )
-    seconds = 0.0
+def bare_upserts(source: Path, table: str, target: Path, transactions: int) -> float:
+    """Seconds to upsert the rows of `source`'s `table` into an empty copy of it (same
+    schema and indexes) in `target`, on its primary key, in `transactions` transactions
+    (reading them is not timed)."""
     with sqlite3.connect(source) as read, sqlite3.connect(target) as conn:
-        conn.execute(
-            f'CREATE TABLE "{table}" (entity_key BLOB, feature_name TEXT, value BLOB, '
-            "value_text TEXT, vector_value BLOB, event_ts timestamp, created_ts timestamp, "
-            "PRIMARY KEY(entity_key, feature_name))"
-        )
-        conn.execute(f'CREATE INDEX "{table}_ek" ON "{table}" (entity_key)')
+        for (sql,) in read.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL", (table,)
+        ):
+            conn.execute(sql)
         conn.commit()
-        cursor = read.execute(f'SELECT {COLUMNS} FROM "{table}" ORDER BY rowid')
-        while rows := cursor.fetchmany(chunk_rows):
+        info = read.execute(f'PRAGMA table_info("{table}")').fetchall()
+        columns = [row[1] for row in info]
+        keys = [row[1] for row in sorted(info, key=lambda row: row[5]) if row[5]]
+        quoted = {c: '"' + c.replace('"', '""') + '"' for c in columns}
+        upsert = (
+            f'INSERT INTO "{table}" ({", ".join(quoted.values())}) '
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT({', '.join(quoted[k] for k in keys)}) DO UPDATE SET "
+            + ", ".join(f"{quoted[c]} = excluded.{quoted[c]}" for c in columns if c not in keys)
+        )
+        (rows,) = read.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
+        chunk_rows = max(1, -(-rows // max(1, transactions)))
+        cursor = read.execute(f'SELECT * FROM "{table}" ORDER BY rowid')
+        seconds = 0.0
+        while chunk := cursor.fetchmany(chunk_rows):
             started = time.perf_counter()
             with conn:
-                conn.executemany(upsert, rows)
+                conn.executemany(upsert, chunk)
             seconds += time.perf_counter() - started
     return seconds
 
@@ -136,26 +141,33 @@ def bare_upserts(source: Path, table: str, target: Path, chunk_rows: int) -> flo
 def bench_sqlite(params: Params, frame: pd.DataFrame, scratch: Path, stock: bool) -> dict:
     from feast.infra.online_stores.sqlite import _table_id
 
+    from {{ cookiecutter.package_name }}.online_store import wide_table_name
+
     contract = params.dataset
     chunks = _chunks(frame, params.materialize.chunk_rows)
     view = contract.feature_view
-    per_chunk = params.materialize.chunk_rows * len(contract.feature_columns)
     figures: dict[str, Any] = {"entities": len(frame), "features": len(contract.feature_columns)}
     online = {"type": SQLITE_STORE, "path": "state/online_store.db"}
     store = scratch_store(scratch / "project", frame, contract, online, stock=False)
     figures["online_store"] = store.config.online_store.type
     figures["project_seconds"] = timed_load(store, view, chunks)
-    table = _table_id(store.project, store.get_feature_view(view))
+    table = wide_table_name(store.config, store.get_feature_view(view))
     source = scratch / "project" / "features" / "state" / "online_store.db"
-    figures["bare_seconds"] = bare_upserts(source, table, scratch / "bare.db", per_chunk)
+    figures["bare_seconds"] = bare_upserts(source, table, scratch / "bare.db", len(chunks))
     if stock:
         online = {"type": "sqlite", "path": "state/online_store.db"}
         store = scratch_store(scratch / "stock", frame, contract, online, stock=True)
         figures["stock_seconds"] = timed_load(store, view, chunks)
+        table = _table_id(store.project, store.get_feature_view(view))
+        source = scratch / "stock" / "features" / "state" / "online_store.db"
+        figures["bare_feast_rows_seconds"] = bare_upserts(
+            source, table, scratch / "bare-feast-rows.db", len(chunks)
+        )
         again = scratch_store(scratch / "stock-split", frame, contract, online, stock=True)
         convert, write = stock_split(again, view, chunks)
         figures["stock_convert_seconds"], figures["stock_write_seconds"] = convert, write
-    return _per_entity(figures, ["project", "bare", "stock", "stock_convert", "stock_write"])
+    paths = ["project", "bare", "bare_feast_rows", "stock", "stock_convert", "stock_write"]
+    return _per_entity(figures, paths)
 
 
 def bench_redis(params: Params, frame: pd.DataFrame, scratch: Path, stock: bool) -> dict | None:
@@ -258,7 +270,15 @@ def print_online(entities: int, found: dict[str, dict]) -> None:
     for column in ("store", "path", "seconds", "ms / entity", "over bare"):
         table.add_column(column, justify="left" if column in ("store", "path") else "right")
     for store, figures in found.items():
-        for path in ("project", "stock", "stock_convert", "stock_write", "bare", "bare_checked"):
+        for path in (
+            "project",
+            "stock",
+            "stock_convert",
+            "stock_write",
+            "bare",
+            "bare_feast_rows",
+            "bare_checked",
+        ):
             if f"{path}_seconds" not in figures:
                 continue
             ratio = figures.get(f"{path}_over_bare")

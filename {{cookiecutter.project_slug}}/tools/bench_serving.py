@@ -49,7 +49,7 @@ from .local_servers import free_port, redis_server
 
 STORES = ("sqlite", "redis")
 # The project's online stores (features/feature_store.yaml)
-SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.FastSqliteOnlineStore"
+SQLITE_STORE = "{{ cookiecutter.package_name }}.online_store.WideSqliteOnlineStore"
 REDIS_STORE = "{{ cookiecutter.package_name }}.online_store.FastRedisOnlineStore"
 # Reference targets (printed beside the figures, never asserted): HTTP p99 of one id per
 # online store, and HTTP p99 over the bare read + predict p99.

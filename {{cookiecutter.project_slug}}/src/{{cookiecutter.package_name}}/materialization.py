@@ -151,8 +151,12 @@ def online_entity_count(store: Any, view: Any, first_only: bool = False) -> int 
     from feast.infra.online_stores.redis import RedisOnlineStore
     from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
 
+    from .online_store import WideSqliteOnlineStore
+
     provider = store._get_provider()
-    if isinstance(provider.online_store, SqliteOnlineStore):
+    if isinstance(provider.online_store, WideSqliteOnlineStore):
+        return provider.online_store.entity_count(store.config, view, first_only)
+    if isinstance(provider.online_store, SqliteOnlineStore):  # Feast's: a row per feature
         conn = provider.online_store._get_conn(store.config)
         table = _table_id(
             store.project, view, store.config.registry.enable_online_feature_view_versioning

@@ -310,11 +310,11 @@ def drop_online_rows(store, redis: str | None, view: str, share: float) -> None:
         with sqlite3.connect(path) as conn:
             (table,) = conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?",
-                (f"%{view}",),
+                (f"%{view}%",),
             ).fetchone()
-            keys = [k for (k,) in conn.execute(f"SELECT DISTINCT entity_key FROM {table}")]
+            keys = [k for (k,) in conn.execute(f'SELECT DISTINCT entity_key FROM "{table}"')]
             doomed = keys[: max(1, int(len(keys) * share))]
-            conn.executemany(f"DELETE FROM {table} WHERE entity_key = ?", [(k,) for k in doomed])
+            conn.executemany(f'DELETE FROM "{table}" WHERE entity_key = ?', [(k,) for k in doomed])
     else:
         import redis as redis_client
 
@@ -421,7 +421,7 @@ def test_an_online_store_emptied_behind_feasts_back_is_written_again(scratch) ->
     if redis is None:  # the table itself gone, not just its rows
         with sqlite3.connect(repo / "state" / "online_store.db") as conn:
             for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-                conn.execute(f"DROP TABLE {table}")
+                conn.execute(f'DROP TABLE "{table}"')
     store = open_store(repo)
     summary = materialize(store, found.features, found.contract)
     assert summary["full_rewrite"]
@@ -432,8 +432,7 @@ def online_rows(repo: Path) -> list[tuple]:
     """Every row of the SQLite online store of `repo`, in key order."""
     with sqlite3.connect(repo / "state" / "online_store.db") as conn:
         (table,) = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchone()
-        query = f"SELECT entity_key, feature_name, value, value_text, event_ts FROM {table}"
-        return conn.execute(f"{query} ORDER BY entity_key, feature_name").fetchall()
+        return conn.execute(f'SELECT * FROM "{table}" ORDER BY entity_key').fetchall()
 
 
 def test_a_daily_run_reads_and_writes_only_the_new_day(

@@ -1,10 +1,12 @@
-"""The project's SQLite online store (online_store.py) against Feast's own, for real: the
-same frames written through both, then the tables compared row by row and read back
-through Feast (online_read, get_online_features), for the project's contract and a
-string-keyed one."""
+"""The project's online stores (online_store.py) against Feast's own, for real: the same
+frames written through both, then read back through Feast (online_read: timestamps and
+ValueProto bytes; get_online_features), for the project's contract and a string-keyed
+one. SQLite: the project's table holds one row per entity, Feast's one per feature;
+Redis: the same hashes."""
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.feature_store import open_store
 from {{ cookiecutter.package_name }}.features import build_features
-from {{ cookiecutter.package_name }}.online_store import FastSqliteOnlineStore
+from {{ cookiecutter.package_name }}.online_store import WideSqliteOnlineStore, wide_table_name
 
 from conftest import make_feast_repo, string_keyed
 from other_contracts import with_second_contract
@@ -47,16 +49,11 @@ def frame_and_contract(request, tiny_window, contract) -> tuple[pd.DataFrame, Da
     return frame, contract
 
 
-def table_rows(repo: Path, store, view) -> list[tuple]:
-    """Every row of the view's online table, as stored (no type conversion)."""
-    from feast.infra.online_stores.sqlite import _table_id
-
+def wide_rows(repo: Path, store, view) -> list[tuple]:
+    """Every row of the view's table in WideSqliteOnlineStore, as stored."""
     with sqlite3.connect(repo / "state" / "online_store.db") as conn:
-        return conn.execute(
-            "SELECT entity_key, feature_name, value, value_text, vector_value, event_ts, "
-            f'created_ts FROM "{_table_id(store.project, view)}" '
-            "ORDER BY entity_key, feature_name"
-        ).fetchall()
+        name = wide_table_name(store.config, view)
+        return conn.execute(f'SELECT * FROM "{name}" ORDER BY entity_key').fetchall()
 
 
 def write(tmp: Path, frame: pd.DataFrame, contract: DatasetContract, online: str, how: str):
@@ -65,47 +62,60 @@ def write(tmp: Path, frame: pd.DataFrame, contract: DatasetContract, online: str
     repo = make_feast_repo(tmp / f"{online}-{how}", frame, online, contract=contract)
     store = open_store(repo)
     view = store.get_feature_view(contract.feature_view)
+    write_rows(store, view, frame, how)
+    return repo, store, view
+
+
+def write_rows(store, view, frame: pd.DataFrame, how: str = "frame") -> None:
     if how == "frame":
         store.write_to_online_store(view.name, frame, transform_on_write=False)
     else:
         provider = store._get_provider()
         rows = provider._prep_rows_to_write_for_ingestion(view, frame)
         provider.online_store.online_write_batch(store.config, view, rows, None)
-    return repo, store, view
 
 
-def read_back(store, view, frame: pd.DataFrame, contract: DatasetContract):
-    """Feast's reads: online_read's (timestamp, ValueProto bytes) per entity, and
-    get_online_features through the feature service."""
+def entity_protos(view, frame: pd.DataFrame, contract: DatasetContract) -> list[EntityKey]:
     from feast.type_map import python_values_to_proto_values
 
     key = contract.entity.key
     kind = view.entity_columns[0].dtype.to_value_type()
     protos = python_values_to_proto_values(frame[key].tolist(), kind)
-    keys = [EntityKey(join_keys=[key], entity_values=[proto]) for proto in protos]
-    read = store._get_provider().online_store.online_read(store.config, view, keys)
-    raw = [
+    return [EntityKey(join_keys=[key], entity_values=[proto]) for proto in protos]
+
+
+def raw_reads(store, view, frame: pd.DataFrame, contract: DatasetContract, features=None):
+    """online_read's (timestamp, {feature: ValueProto bytes}) per entity of `frame`."""
+    keys = entity_protos(view, frame, contract)
+    read = store._get_provider().online_store.online_read(store.config, view, keys, features)
+    return [
         (stamp, {name: value.SerializeToString() for name, value in (values or {}).items()})
         for stamp, values in read
     ]
+
+
+def read_back(store, view, frame: pd.DataFrame, contract: DatasetContract):
+    """Feast's reads: online_read's (timestamp, ValueProto bytes) per entity, and
+    get_online_features through the feature service."""
+    key = contract.entity.key
     service = store.get_feature_service("model_features")
     rows = [{key: value} for value in frame[key].tolist()]
     served = store.get_online_features(features=service, entity_rows=rows).to_dict()
-    return raw, served
+    return raw_reads(store, view, frame, contract), served
 
 
-def test_same_rows_and_reads_as_feasts_store(tmp_path, frame_and_contract) -> None:
+def test_same_reads_as_feasts_store_from_one_row_per_entity(tmp_path, frame_and_contract) -> None:
     frame, contract = frame_and_contract
-    stock_repo, stock, view = write(tmp_path, frame, contract, "sqlite-stock", "frame")
+    _, stock, view = write(tmp_path, frame, contract, "sqlite-stock", "frame")
     assert type(stock._get_provider().online_store).__name__ == "SqliteOnlineStore"
-    expected = table_rows(stock_repo, stock, view)
-    assert len(expected) == len(frame) * len(contract.feature_columns)
-    assert b"" in {row[2] for row in expected}  # nulls are stored as empty ValueProtos
     stock_reads = read_back(stock, view, frame, contract)
+    assert b"" in {v for _, values in stock_reads[0] for v in values.values()}  # nulls
     for how in ("frame", "protos"):
         repo, store, view = write(tmp_path, frame, contract, "sqlite", how)
-        assert isinstance(store._get_provider().online_store, FastSqliteOnlineStore)
-        assert table_rows(repo, store, view) == expected, how
+        assert isinstance(store._get_provider().online_store, WideSqliteOnlineStore)
+        rows = wide_rows(repo, store, view)
+        assert len(rows) == frame[contract.entity.key].nunique(), how
+        assert len(rows[0]) == 3 + len(contract.feature_columns)  # key, timestamps, features
         raw, served = read_back(store, view, frame, contract)
         assert raw == stock_reads[0], how
         assert served.keys() == stock_reads[1].keys()
@@ -113,29 +123,86 @@ def test_same_rows_and_reads_as_feasts_store(tmp_path, frame_and_contract) -> No
             np.testing.assert_array_equal(
                 np.array(values, dtype=object), np.array(stock_reads[1][name], dtype=object)
             )
+        unknown = raw_reads(store, view, frame, contract, ["no_such_feature"])
+        assert unknown == [(None, {})] * len(frame)
 
 
 def test_rewrites_behave_as_in_feasts_store(tmp_path, frame_and_contract) -> None:
     """The same frame again changes nothing; a row with an older timestamp replaces the
-    stored one, in both stores (Feast's SQLite store keeps the last row written)."""
+    stored one, in both stores (Feast's SQLite store keeps the last row written); a write
+    of some features only leaves the others as they were."""
     frame, contract = frame_and_contract
-    stamp, first = contract.timestamp, contract.feature_columns[0]
+    stamp, first, second = contract.timestamp, *contract.feature_columns[:2]
     older = frame.head(20).assign(
         **{stamp: frame[stamp].head(20) - pd.Timedelta(days=3), first: 123.5}
     )
-    tables = {}
+    reads = {}
     for online in ("sqlite-stock", "sqlite"):
-        repo, store, view = write(tmp_path, frame, contract, online, "frame")
-        first_write = table_rows(repo, store, view)
-        store.write_to_online_store(view.name, frame, transform_on_write=False)
-        assert table_rows(repo, store, view) == first_write, online
-        store.write_to_online_store(view.name, older, transform_on_write=False)
-        tables[online] = table_rows(repo, store, view)
-        raw, _ = read_back(store, view, older, contract)
-        assert {values[first] for _, values in raw} == {
+        _, store, view = write(tmp_path, frame, contract, online, "frame")
+        first_write = raw_reads(store, view, frame, contract)
+        write_rows(store, view, frame)
+        assert raw_reads(store, view, frame, contract) == first_write, online
+        write_rows(store, view, older)
+        provider = store._get_provider()
+        some = [
+            (key, {second: ValueProto(double_val=-2.5)}, when, None)
+            for key, _, when, _ in provider._prep_rows_to_write_for_ingestion(view, frame.tail(5))
+        ]
+        provider.online_store.online_write_batch(store.config, view, some, None)
+        reads[online] = raw_reads(store, view, frame, contract)
+        assert {values[first] for _, values in reads[online][:20]} == {
             ValueProto(double_val=123.5).SerializeToString()
         }
-    assert tables["sqlite"] == tables["sqlite-stock"]
+        assert {values[second] for _, values in reads[online][-5:]} == {
+            ValueProto(double_val=-2.5).SerializeToString()
+        }
+    assert reads["sqlite"] == reads["sqlite-stock"]
+
+
+def test_a_feature_added_to_the_view_gets_its_column(tmp_path, frame_and_contract) -> None:
+    """`feast apply` of a view with one feature more adds its column: the stored entities
+    keep their values, the new feature is missing until written, as in Feast's store."""
+    from feast import Field
+    from feast.types import Float64
+
+    frame, contract = frame_and_contract
+    repo, store, view = write(tmp_path, frame, contract, "sqlite", "frame")
+    wider = copy.copy(view)
+    wider.features = [*view.features, Field(name="added_feature", dtype=Float64)]
+    online = store._get_provider().online_store
+    online.update(store.config, [], [wider], [], [], partial=True)
+    before = raw_reads(store, view, frame, contract)
+    assert raw_reads(store, wider, frame, contract) == before  # added_feature: NULL, not read
+    online.write_frame(store.config, wider, frame.head(3).assign(added_feature=7.0))
+    after = raw_reads(store, wider, frame, contract)
+    assert [values.get("added_feature") for _, values in after[:4]] == [
+        ValueProto(double_val=7.0).SerializeToString()
+    ] * 3 + [None]
+    assert len(wide_rows(repo, store, view)[0]) == 4 + len(contract.feature_columns)
+    online.update(store.config, [wider], [], [], [], partial=True)  # the view removed
+    assert raw_reads(store, view, frame, contract) == [(None, {})] * len(frame)
+
+
+def test_refuses_what_it_does_not_keep(tmp_path, frame_and_contract) -> None:
+    """Vector search is Feast's own store's; a feature named like a key column is refused."""
+    from feast import Field
+    from feast.types import Float64
+
+    frame, contract = frame_and_contract
+    repo = make_feast_repo(tmp_path / "vector", frame, "sqlite", contract=contract)
+    yaml_file = repo / "feature_store.yaml"
+    yaml_file.write_text(
+        yaml_file.read_text().replace(
+            "  path: state/online_store.db", "  path: state/online_store.db\n  vector_enabled: true"
+        )
+    )
+    with pytest.raises(Exception, match="keeps plain feature values"):
+        open_store(repo)
+    _, store, view = write(tmp_path, frame, contract, "sqlite", "frame")
+    clashing = copy.copy(view)
+    clashing.features = [*view.features, Field(name="event_ts", dtype=Float64)]
+    with pytest.raises(ValueError, match="would clash"):
+        store._get_provider().online_store.update(store.config, [], [clashing], [], [], True)
 
 
 def redis_hashes(address: str) -> dict[bytes, dict[bytes, bytes]]:

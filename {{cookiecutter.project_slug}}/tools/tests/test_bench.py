@@ -580,6 +580,10 @@ def test_bench_pipeline_runs_and_writes_every_section(tmp_path: Path) -> None:
     assert report["raw_gate"]["rows"] >= 10_000
     assert report["feast"]["historical_rows_returned"] > 0
     assert report["layer_ratios"]["pit"]["same_as_merge_asof"]
+    (online,) = report["layer_ratios"]["online_load"]["sizes"].values()
+    assert online["sqlite"]["online_store"].endswith(".WideSqliteOnlineStore")
+    for path in ("project", "bare", "stock", "bare_feast_rows"):
+        assert online["sqlite"][f"{path}_seconds"] > 0, path
     assert {m["scenario"] for m in report["monitoring"]} == {"none", "covariate", "concept"}
     assert report["serving"]["http_p50_ms"] > 0
     assert "dag_parse_extra_seconds" in report["summary"]
