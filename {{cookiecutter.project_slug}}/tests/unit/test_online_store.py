@@ -16,11 +16,13 @@ import pytest
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
+from {{ cookiecutter.package_name }} import online_values
 from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_frame
 from {{ cookiecutter.package_name }}.feature_store import open_store
 from {{ cookiecutter.package_name }}.features import build_features
 from {{ cookiecutter.package_name }}.online_store import WideSqliteOnlineStore, wide_table_name
+from {{ cookiecutter.package_name }}.online_values import entity_keys
 
 from conftest import make_feast_repo, string_keyed
 from other_contracts import with_second_contract
@@ -181,6 +183,35 @@ def test_a_feature_added_to_the_view_gets_its_column(tmp_path, frame_and_contrac
     assert len(wide_rows(repo, store, view)[0]) == 4 + len(contract.feature_columns)
     online.update(store.config, [wider], [], [], [], partial=True)  # the view removed
     assert raw_reads(store, view, frame, contract) == [(None, {})] * len(frame)
+
+
+def test_entity_keys_packed_column_wise_are_feasts(
+    tmp_path, frame_and_contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row's key as Feast serializes it, for the contract's key type and its edges:
+    integers at the int64 limits and negative, strings empty, non-ASCII and long."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+
+    frame, contract = frame_and_contract
+    key = contract.entity.key
+    repo = make_feast_repo(tmp_path, frame, "sqlite", contract=contract)
+    store = open_store(repo)
+    view = store.get_feature_view(contract.feature_view)
+    if contract.entity.dtype == "int":
+        edges = [0, -1, 2**63 - 1, -(2**63), 7]
+    else:
+        edges = ["", "é-ü-漢字", "x" * 300, "7", " spaced "]
+    keyed = pd.DataFrame({key: pd.Series(edges, dtype=frame[key].dtype)})
+    for rows in (frame, keyed):
+        expected = [
+            serialize_entity_key(k, entity_key_serialization_version=3)
+            for k in entity_protos(view, rows, contract)
+        ]
+        assert entity_keys(store.config, view, rows) == expected
+    # should Feast's format ever change, the packed keys are refused, not written
+    monkeypatch.setattr(online_values, "_single_keys", lambda *_: [b"other"] * len(frame))
+    with pytest.raises(RuntimeError, match="differ from Feast's serialization"):
+        entity_keys(store.config, view, frame)
 
 
 def test_refuses_what_it_does_not_keep(tmp_path, frame_and_contract) -> None:
