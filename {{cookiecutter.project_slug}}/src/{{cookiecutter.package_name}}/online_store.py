@@ -6,7 +6,7 @@ plug-in points, and the provider that hands them DataFrames.
   keeps one row per entity *and feature* (two B-trees, a `value_text` copy of each
   value), so loading N entities of F features writes N x F rows: as raw upserts, 29 s
   against 3 s for 220k entities of 21 features, and a file 13 times the size
-  (docs/performance.md).
+  (docs/serving.md).
   The values are Feast's ValueProto bytes (nulls and NaN: an empty ValueProto; a NULL
   column: never written), event timestamps through Feast's sqlite adapter, so
   `online_read` returns what Feast's store returns for the same writes (tests/unit/
