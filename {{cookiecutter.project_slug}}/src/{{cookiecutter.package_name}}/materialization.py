@@ -127,8 +127,10 @@ def checked_table(
 def schema_fingerprint(store: Any, view: Any) -> str:
     """What the view's online rows depend on: its entity (name, join key, value type: the
     contract's entity name, key and dtype, as feature_view checks), its feature names and
-    types (the contract's features), the source path, the online store type and its key
-    serialization. Feast keeps a view's materialization intervals across such a change."""
+    types (the contract's features), the source path (within the project, so a copy at
+    another root, such as an Airflow task's workspace, keeps it), the online store type
+    and its key serialization. Feast keeps a view's materialization intervals across such
+    a change."""
     spec = {
         "feature_view": view.name,
         "entities": sorted(
@@ -137,11 +139,23 @@ def schema_fingerprint(store: Any, view: Any) -> str:
         ),
         "entity_columns": sorted([f.name, str(f.dtype)] for f in view.entity_columns),
         "features": sorted([f.name, str(f.dtype)] for f in view.features),
-        "source": getattr(view.batch_source, "path", None),
+        "source": _source_in_project(store, view),
         "online_store": store.config.online_store.type,
         "entity_key_serialization_version": store.config.entity_key_serialization_version,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _source_in_project(store: Any, view: Any) -> str | None:
+    """The view's source path relative to the project (the Feast repository's parent),
+    or as declared when outside it."""
+    path = getattr(view.batch_source, "path", None)
+    if not path:
+        return path
+    try:
+        return Path(path).relative_to(Path(store.repo_path).resolve().parent).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def online_entity_count(store: Any, view: Any, first_only: bool = False) -> int | None:

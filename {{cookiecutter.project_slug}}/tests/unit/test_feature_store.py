@@ -4,6 +4,7 @@ for a string-keyed contract with other column names."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -471,3 +472,30 @@ def test_a_daily_run_reads_and_writes_only_the_new_day(
         fresh = make_feast_repo(tmp_path / "fresh", found.features, "sqlite")
         materialize(open_store(fresh), found.features, found.contract)
         assert online_rows(repo) == online_rows(fresh)
+
+
+def test_a_workspace_copy_sharing_the_feast_state_materializes_incrementally(
+    tmp_path: Path, cases
+) -> None:
+    """An Airflow task's workspace: the project at another root, features/state linked
+    from the checkout. The source path differs, the rows do not: the fingerprint is the
+    same and only the new day is written."""
+    found = cases["project"]
+    days = found.features[found.stamp].dt.date
+    before = found.features.loc[days != days.max()]
+    repo = make_feast_repo(tmp_path / "checkout", before, "sqlite")
+    first = materialize(open_store(repo), before, found.contract)
+    workspace = tmp_path / "workspace"
+    shutil.copytree(repo.parent, workspace, ignore=shutil.ignore_patterns("state"))
+    (workspace / "features" / "state").symlink_to(repo / "state")
+    parquet = workspace / "data" / "features.parquet"
+    found.features.to_parquet(parquet, index=False, coerce_timestamps="us")
+    store = open_store(workspace / "features")
+    assert store.get_feature_view(found.contract.feature_view).batch_source.path.startswith(
+        str(workspace.resolve())
+    )
+    summary = materialize(store, found.features, found.contract)
+    assert first["full_rewrite"] and not summary["full_rewrite"]
+    assert summary["schema_fingerprint"] == first["schema_fingerprint"]
+    assert summary["rows_in_window"] == len(found.features) - len(before)
+    assert_serving_knows_everyone(store, found)
