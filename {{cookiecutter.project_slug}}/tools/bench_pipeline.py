@@ -44,7 +44,7 @@ STAGE_METRICS = Path(__file__).resolve().parent / "stage_metrics"
 STAGE_METRICS_ENV = "STAGE_METRICS_FILE"
 # Targets from the performance issue; shown next to the figures, never asserted.
 TARGETS = {
-    "marginal_ratio": 1.5,  # pipeline seconds per row / bare seconds per row
+    "marginal_ratio": 3.0,  # pipeline seconds per row / bare seconds per row
     "fixed_overhead_seconds": 30.0,  # pipeline fixed part minus the bare fixed part
     "linearity": 1.3,  # seconds per row (fixed part removed) at the largest / at 1M rows
     "noop_repro_seconds": 3.0,
