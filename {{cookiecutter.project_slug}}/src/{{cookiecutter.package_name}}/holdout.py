@@ -51,9 +51,9 @@ def _newest_days(folder: Path, timestamp: str, count: int) -> list[Path] | None:
         if not meta.num_rows:
             continue
         stats = footer_stats(meta, timestamp)
-        if stats is None or stats[2]:
+        if stats is None or stats.nulls:
             return None  # no statistics, or nulls: where those rows belong is unknown
-        low, high = (t if t.tzinfo else t.tz_localize("UTC") for t in stats[:2])
+        low, high = (t if t.tzinfo else t.tz_localize("UTC") for t in (stats.low, stats.high))
         start = pd.Timestamp(day, tz="UTC")
         if low < start or high >= start + pd.Timedelta(days=1):
             return None

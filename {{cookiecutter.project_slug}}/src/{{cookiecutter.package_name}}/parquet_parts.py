@@ -13,29 +13,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 
-def footer_stats(
-    meta: pq.FileMetaData, column: str
-) -> tuple[pd.Timestamp, pd.Timestamp, int] | None:
-    """`column`'s oldest and newest value and its nulls over every row group of a parquet
-    file, from its footer `meta`; None when the file has no rows or no such column, or a
-    row group has no min/max statistics."""
+class FooterStats(NamedTuple):
+    """A column's range and nulls over a parquet file's row groups."""
+
+    low: pd.Timestamp
+    high: pd.Timestamp
+    nulls: int
+
+
+def footer_stats(meta: pq.FileMetaData, column: str) -> FooterStats | None:
+    """`column`'s oldest and newest value and its nulls over the row groups holding rows
+    of a parquet file, from its footer `meta`; None when the file has no rows or no such
+    column, or such a row group has no min/max statistics."""
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
     if meta.num_rows == 0 or column not in names:
         return None
     index, lows, highs, nulls = names.index(column), [], [], 0
-    for group in range(meta.num_row_groups):
-        stats = meta.row_group(group).column(index).statistics
+    for group in (meta.row_group(i) for i in range(meta.num_row_groups)):
+        if group.num_rows == 0:
+            continue
+        stats = group.column(index).statistics
         if stats is None or not stats.has_min_max:
             return None
         lows.append(pd.Timestamp(stats.min))
         highs.append(pd.Timestamp(stats.max))
         nulls += stats.null_count or 0
-    return min(lows), max(highs), nulls
+    return FooterStats(min(lows), max(highs), nulls)
 
 
 def newest_stamp(path: Path, column: str) -> pd.Timestamp | None:
@@ -50,7 +59,7 @@ def newest_stamp(path: Path, column: str) -> pd.Timestamp | None:
     stats = footer_stats(meta, column)
     if stats is None:
         return pd.read_parquet(path, columns=[column])[column].max()
-    return stats[1]
+    return stats.high
 
 
 def newest_of(paths: Sequence[Path], column: str) -> pd.Timestamp | None:

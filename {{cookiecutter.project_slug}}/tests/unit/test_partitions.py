@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }}.contract import DatasetContract
 from {{ cookiecutter.package_name }}.contract_rows import contract_day
 from {{ cookiecutter.package_name }}.files import file_digest, write_parquet
 from {{ cookiecutter.package_name }}.ingest_config import IngestConfig, SyntheticConfig
+from {{ cookiecutter.package_name }}.parquet_parts import FooterStats, footer_stats, newest_stamp
 from {{ cookiecutter.package_name }}.partitions import DayFiles
 from {{ cookiecutter.package_name }}.stages import featurize, ingest, training_set
 
@@ -350,3 +351,28 @@ def test_the_training_set_joins_a_day_again_when_featurize_rebuilt_it(
     training_set.run(paths, win, split, contract)
     assert days_of(written, out) == [changed]
     assert len(read(out.path(changed))) == ROWS + 3
+
+
+def test_footer_stats_span_the_row_groups_holding_rows(tmp_path: Path) -> None:
+    """A file's timestamp range and nulls from its footer: a row group without rows (it
+    has no statistics) is skipped; one with rows but no statistics leaves it unknown."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stamps = pd.to_datetime(["2024-01-03", "2024-01-02", None, "2024-01-05"])
+    table = pa.table({"ts": stamps})
+    path = tmp_path / "groups.parquet"
+    with pq.ParquetWriter(path, table.schema) as writer:
+        for rows in (table.slice(0, 0), table.slice(0, 2), table.slice(2, 0), table.slice(2)):
+            writer.write_table(rows)
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [0, 2, 0, 2]
+    low, high = pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-05")
+    assert footer_stats(meta, "ts") == FooterStats(low, high, 1)
+    assert newest_stamp(path, "ts") == high
+    assert footer_stats(meta, "other") is None
+
+    bare = tmp_path / "no_statistics.parquet"
+    pq.write_table(table, bare, write_statistics=False)
+    assert footer_stats(pq.ParquetFile(bare).metadata, "ts") is None
+    assert newest_stamp(bare, "ts") == high  # read from the column itself
