@@ -92,6 +92,18 @@ class WideSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
         return self
 
 
+def plain_batch_view(table: Any) -> bool:
+    """A plain feature view over a batch source without field mapping or created
+    timestamps: the views whose frames the stores here write themselves."""
+    source = getattr(table, "batch_source", None)
+    return (
+        type(table) is FeatureView
+        and source is not None
+        and not source.field_mapping
+        and not source.created_timestamp_column
+    )
+
+
 def wide_table_name(config: RepoConfig, view: Any) -> str:
     """The view's table in WideSqliteOnlineStore: Feast's table name, `_by_entity`."""
     versioning = config.registry.enable_online_feature_view_versioning
@@ -247,15 +259,8 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
         return found[0] if found else 0
 
     def can_write_frame(self, config: RepoConfig, table: Any) -> bool:
-        """Whether write_frame writes `table`'s rows as online_write_batch would: a plain
-        feature view over a batch source without field mapping or created timestamps."""
-        source = getattr(table, "batch_source", None)
-        return (
-            type(table) is FeatureView
-            and source is not None
-            and not source.field_mapping
-            and not source.created_timestamp_column
-        )
+        """Whether write_frame writes `table`'s rows as online_write_batch would."""
+        return plain_batch_view(table)
 
     def write_frame(self, config: RepoConfig, table: FeatureView, frame: pd.DataFrame) -> None:
         """Write `frame` (join keys, the source's timestamp field, the features) as
@@ -282,14 +287,7 @@ class FastRedisOnlineStore(RedisOnlineStore):
     than an earlier row of the batch; one pipeline of HMGETs, then one of HSETs."""
 
     def can_write_frame(self, config: RepoConfig, table: Any) -> bool:
-        source = getattr(table, "batch_source", None)
-        return (
-            type(table) is FeatureView
-            and not config.online_store.skip_dedup
-            and source is not None
-            and not source.field_mapping
-            and not source.created_timestamp_column
-        )
+        return plain_batch_view(table) and not config.online_store.skip_dedup
 
     def online_write_batch(
         self,

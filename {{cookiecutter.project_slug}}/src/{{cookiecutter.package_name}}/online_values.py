@@ -29,7 +29,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 # A set double_val: its field tag, then the IEEE 754 double, little-endian (protobuf's wire
 # format); taken from protobuf itself so the bytes are ValueProto's own.
 _DOUBLE_TAG = ValueProto(double_val=1.0).SerializeToString()[:-8]
-_PACKED_DOUBLE = np.dtype([("tag", f"S{len(_DOUBLE_TAG)}"), ("value", "<f8")])
+
+
+def _records(head: bytes, values: np.ndarray, kind: str) -> list[bytes]:
+    """`head` followed by each value packed as numpy `kind` (e.g. "<f8"): one bytes each."""
+    packed = np.empty(len(values), dtype=[("head", f"S{len(head)}"), ("value", kind)])
+    packed["head"], packed["value"] = head, values
+    blob, width = packed.tobytes(), packed.dtype.itemsize
+    return [blob[i : i + width] for i in range(0, len(blob), width)]
 
 
 def entity_keys(config: RepoConfig, view: FeatureView, frame: pd.DataFrame) -> list[bytes]:
@@ -52,10 +59,7 @@ def _single_keys(name: str, kind: ValueType, column: pd.Series, version: int) ->
     type) then the value's length and bytes; None for other types."""
     if kind == ValueType.INT64 and pd.api.types.is_integer_dtype(column):
         head = _feast_keys([name], [(kind, pd.Series([0]))], version)[0][:-8]
-        packed = np.empty(len(column), dtype=[("head", f"S{len(head)}"), ("value", "<i8")])
-        packed["head"], packed["value"] = head, column.to_numpy(dtype="int64")
-        blob, width = packed.tobytes(), packed.dtype.itemsize
-        return [blob[i : i + width] for i in range(0, len(blob), width)]
+        return _records(head, column.to_numpy(dtype="int64"), "<i8")
     if kind == ValueType.STRING and pd.api.types.is_string_dtype(column):
         head = _feast_keys([name], [(kind, pd.Series([""]))], version)[0][:-4]
         encoded = [str(value).encode("utf8") for value in column.tolist()]
@@ -85,10 +89,7 @@ def column_values(column: pd.Series, kind: ValueType) -> list[bytes]:
     if kind != ValueType.DOUBLE or not numeric:
         return [p.SerializeToString() for p in python_values_to_proto_values(_python(column), kind)]
     numbers = column.to_numpy(dtype="float64", na_value=np.nan)
-    packed = np.empty(len(numbers), dtype=_PACKED_DOUBLE)
-    packed["tag"], packed["value"] = _DOUBLE_TAG, numbers
-    blob, width = packed.tobytes(), _PACKED_DOUBLE.itemsize
-    values = [blob[i : i + width] for i in range(0, len(blob), width)]
+    values = _records(_DOUBLE_TAG, numbers, "<f8")
     for i in np.flatnonzero(np.isnan(numbers)).tolist():
         values[i] = b""
     return values
