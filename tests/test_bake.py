@@ -120,6 +120,7 @@ src/{package}/promotion_checks.py
 src/{package}/infra_validation.py
 src/{package}/raw_gate.py
 src/{package}/day_gate.py
+src/{package}/row_checks.py
 src/{package}/rollout.py
 src/{package}/py.typed
 src/{package}/scoring.py
@@ -189,6 +190,7 @@ tests/unit/test_prediction_log_files.py
 tests/unit/test_promotion.py
 tests/unit/test_infra_validation.py
 tests/unit/test_raw_gate.py
+tests/unit/test_day_gate.py
 tests/unit/test_rollout.py
 tests/unit/test_scoring.py
 tests/unit/test_serving.py

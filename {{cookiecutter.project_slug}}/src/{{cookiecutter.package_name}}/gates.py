@@ -208,7 +208,7 @@ class SuiteRunner:
             .add_dataframe_asset(name=gate)
             .add_batch_definition_whole_dataframe(gate)
         )
-        self.context, self.suite = context, suite
+        self.context, self.suite, self.suite_json = context, suite, suite_json
         self._checkpoint: Any = None
         self.runs = 0  # frames validated through the checkpoint (pages for the Data Docs)
 
@@ -266,17 +266,25 @@ class SuiteRunner:
             report_dir=str(self.report_dir),
         )
 
+    def part(self, name: str, expectations: list[dict[str, Any]]) -> Any:
+        """A suite of some of the suite's expectations (suite JSON), for `check`."""
+        import great_expectations as gx
+
+        return gx.ExpectationSuite(name=f"{self.suite.name}.{name}", expectations=expectations)
+
     def check(
         self,
         frame: pd.DataFrame,
         parameters: dict[str, Any] | None = None,
         batch: str | None = None,
+        suite: Any = None,
     ) -> tuple[GateReport, Any]:
         """GX's verdict on `frame`, fast: which expectations failed, without example values;
-        and GX's result (not stored: no Data Docs page)."""
+        and GX's result (not stored: no Data Docs page). `suite`: a `part` of the suite
+        instead of the whole."""
         started = time.perf_counter()
         result = self.batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
-            self.suite, result_format=VERDICT_ONLY, expectation_parameters=parameters or {}
+            suite or self.suite, result_format=VERDICT_ONLY, expectation_parameters=parameters or {}
         )
         return self._report(result, len(frame), batch, started), result
 
