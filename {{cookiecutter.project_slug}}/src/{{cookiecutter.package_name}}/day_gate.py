@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from .files import file_digest, write_json
 from .gates import Finding, GateReport, SuiteRunner, result_json, write_summary
-from .row_checks import UNION_ROWS, groups, same_columns, split
+from .row_checks import UNION_BYTES, data_bytes, groups, same_columns, split
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class DailyGate:
     suite_path: Path
     report_dir: Path
     settings: Mapping[str, Any]
-    union_rows: int = UNION_ROWS  # rows judged together by the row-level checks (0: none)
+    union_bytes: int = UNION_BYTES  # data judged together by the row-level checks (0: none)
 
     @property
     def records(self) -> Path:
@@ -136,10 +135,10 @@ class DailyGate:
         runner = SuiteRunner(self.suite_path, self.gate, self.report_dir)
         together, per_day = split(runner.suite_json.get("expectations") or [])
         parts = (runner.part("rows", together), runner.part("per_day", per_day))
-        limit = self.union_rows if together else 0
-        rows = {day: pq.read_metadata(path).num_rows for day, (path, _) in pending.items()}
+        limit = self.union_bytes if together else 0
+        sizes = {day: data_bytes(path) for day, (path, _) in pending.items()}
         reports, shared = [], 0
-        for group in groups(rows, limit):
+        for group in groups(sizes, limit):
             frames = {day: pd.read_parquet(pending[day][0]) for day in group}
             rows_pass = len(group) > 1 and _rows_pass(runner, parts[0], frames)
             shared += len(group) if rows_pass else 0

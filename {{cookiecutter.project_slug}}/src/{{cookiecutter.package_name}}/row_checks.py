@@ -16,9 +16,11 @@ finding names its day.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 # GX map expectations whose verdict on a row depends on that row alone
 ROW_BY_ROW = frozenset(
@@ -52,7 +54,8 @@ ROW_BY_ROW = frozenset(
         "expect_select_column_values_to_be_unique_within_record",
     }
 )
-UNION_ROWS = 500_000  # at most this many rows are validated together (bounds memory)
+# at most this much data (parquet's uncompressed size) is validated together: bounds memory
+UNION_BYTES = 256 * 2**20
 
 
 def _run_time_value(value: Any) -> bool:
@@ -81,14 +84,20 @@ def same_columns(frames: Iterable[pd.DataFrame]) -> bool:
     return len(schemas) <= 1
 
 
-def groups(rows: Mapping[Any, int], limit: int = UNION_ROWS) -> list[list[Any]]:
-    """The keys of `rows` (in order) in consecutive groups of at most `limit` rows each
-    (a key with more rows than that is a group of its own; `limit` 0: every key is)."""
+def data_bytes(path: Path) -> int:
+    """The uncompressed size of a parquet file's data, from its footer."""
+    meta = pq.read_metadata(path)
+    return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+
+
+def groups(sizes: Mapping[Any, int], limit: int = UNION_BYTES) -> list[list[Any]]:
+    """The keys of `sizes` (in order) in consecutive groups of at most `limit` in size
+    each (a larger key is a group of its own; `limit` 0: every key is)."""
     if limit <= 0:
-        return [[key] for key in rows]
+        return [[key] for key in sizes]
     out: list[list[Any]] = []
     total = limit + 1
-    for key, count in rows.items():
+    for key, count in sizes.items():
         if total + count > limit:
             out.append([])
             total = 0

@@ -1,7 +1,7 @@
 """A day-by-day gate judges the suite's row-level expectations once on several days' rows
 together only where that gives every day its own verdict: a bad day among good ones
 fails by name exactly as when each day is validated alone, a share (`mostly`) or a column
-type is never judged on the days together, and memory stays bounded by `union_rows`."""
+type is never judged on the days together, and memory stays bounded by `union_bytes`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from {{ cookiecutter.package_name }}.contract_rows import contract_day, contract
 from {{ cookiecutter.package_name }}.day_gate import DailyGate
 from {{ cookiecutter.package_name }}.files import write_parquet
 from {{ cookiecutter.package_name }}.gates import GateReport
-from {{ cookiecutter.package_name }}.row_checks import groups, judged_row_by_row, same_columns
+from {{ cookiecutter.package_name }}.row_checks import data_bytes, groups, judged_row_by_row, same_columns
 from {{ cookiecutter.package_name }}.suite_bootstrap import raw_suite
 
 CFG = ValidateRawConfig(min_rows_per_day=100, max_rows_per_day=1_000_000)
@@ -103,11 +103,11 @@ def write_window(
 
 
 def first_run(
-    paths: PathsConfig, contract: DatasetContract, monkeypatch: pytest.MonkeyPatch, union_rows: int
+    paths: PathsConfig, contract: DatasetContract, monkeypatch: pytest.MonkeyPatch, union_bytes: int
 ) -> tuple[GateReport, dict]:
-    """validate_raw's first run (every day pending) with `union_rows`; its summary."""
+    """validate_raw's first run (every day pending) with `union_bytes`; its summary."""
     with monkeypatch.context() as patch:
-        patch.setattr(raw_gate, "DailyGate", functools.partial(DailyGate, union_rows=union_rows))
+        patch.setattr(raw_gate, "DailyGate", functools.partial(DailyGate, union_bytes=union_bytes))
         report = raw_gate.validate_window(paths, WINDOW, CFG, contract)
     summary = json.loads((paths.gate_reports / "raw" / "summary.json").read_text())
     return report, summary
@@ -128,7 +128,7 @@ def test_a_clean_first_run_judges_the_row_checks_once_and_every_day_passes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     paths = write_window(tmp_path, project_params, any_contract, good_days)
-    report, summary = first_run(paths, any_contract, monkeypatch, union_rows=10 * ROWS)
+    report, summary = first_run(paths, any_contract, monkeypatch, union_bytes=2**30)
     suite = json.loads((paths.expectations / "raw.json").read_text())["expectations"]
     assert report.passed, report.render()
     assert summary["row_checks_together"] == WINDOW.days
@@ -136,6 +136,20 @@ def test_a_clean_first_run_judges_the_row_checks_once_and_every_day_passes(
     assert sum(map(judged_row_by_row, suite)) > len(suite) // 2
     records = sorted((paths.gate_reports / "raw" / "batches").glob("*.json"))
     assert [json.loads(r.read_text())["passed"] for r in records] == [True] * WINDOW.days
+
+
+def test_no_more_days_are_put_together_than_the_size_limit_allows(
+    tmp_path: Path,
+    project_params: Params,
+    any_contract: DatasetContract,
+    good_days: dict[dt.date, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paths = write_window(tmp_path, project_params, any_contract, good_days)
+    sizes = [data_bytes(batch_path(paths.raw, day)) for day in WINDOW.dates()]
+    report, summary = first_run(paths, any_contract, monkeypatch, union_bytes=min(sizes) - 1)
+    assert report.passed, report.render()
+    assert summary["row_checks_together"] == 0  # no two days fit: each is judged alone
 
 
 @pytest.mark.parametrize("case", list(BAD_DAYS))
@@ -151,8 +165,8 @@ def test_a_bad_day_among_good_ones_gets_the_verdict_it_gets_alone(
     days = {**good_days, BAD_DAY: corrupt(good_days[BAD_DAY], any_contract)}
     together = write_window(tmp_path / "together", project_params, any_contract, days)
     alone = write_window(tmp_path / "alone", project_params, any_contract, days)
-    report, summary = first_run(together, any_contract, monkeypatch, union_rows=10 * ROWS)
-    each_alone, _ = first_run(alone, any_contract, monkeypatch, union_rows=0)
+    report, summary = first_run(together, any_contract, monkeypatch, union_bytes=2**30)
+    each_alone, _ = first_run(alone, any_contract, monkeypatch, union_bytes=0)
     assert not report.passed
     assert {f.batch for f in report.failures} == {BAD_DAY.isoformat()}, report.render()
     assert findings(report) == findings(each_alone)
