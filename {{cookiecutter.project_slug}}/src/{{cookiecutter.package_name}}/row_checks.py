@@ -78,10 +78,11 @@ def judged_row_by_row(expectation: Mapping[str, Any]) -> bool:
 
 
 def same_columns(frames: Iterable[pd.DataFrame]) -> bool:
-    """Whether the frames have the same columns, in the same order, of the same types:
-    then their rows put together keep each column's type."""
-    schemas = {tuple(zip(f.columns, map(str, f.dtypes), strict=True)) for f in frames}
-    return len(schemas) <= 1
+    """Whether the frames have the same columns, in the same order, of the same types
+    (a categorical's categories and a timestamp's zone included): then their rows put
+    together keep each column's type."""
+    schemas = [list(zip(f.columns, f.dtypes, strict=True)) for f in frames]
+    return all(schema == schemas[0] for schema in schemas[1:])
 
 
 def data_bytes(path: Path) -> int:

@@ -291,3 +291,9 @@ def test_days_are_put_together_only_with_the_same_columns_and_types() -> None:
     assert not same_columns([frame, frame.astype({"a": "float64"})])
     assert not same_columns([frame, frame[["b", "a"]]])
     assert not same_columns([frame, frame.drop(columns="b")])
+    labels = pd.DataFrame({"c": pd.Categorical(["x", "y"])})
+    assert same_columns([labels, labels.iloc[::-1]])
+    assert not same_columns([labels, labels.astype(pd.CategoricalDtype(["x", "y", "z"]))])
+    assert not same_columns([labels, labels.astype(object)])  # together: object, not category
+    stamps = pd.DataFrame({"t": pd.to_datetime(["2026-01-01"], utc=True)})
+    assert not same_columns([stamps, stamps.assign(t=stamps["t"].dt.tz_convert("Europe/Paris"))])
