@@ -120,25 +120,9 @@ def findings(report: GateReport) -> list[tuple]:
     )
 
 
-def test_a_clean_first_run_judges_the_row_checks_once_and_every_day_passes(
-    tmp_path: Path,
-    project_params: Params,
-    any_contract: DatasetContract,
-    good_days: dict[dt.date, pd.DataFrame],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    paths = write_window(tmp_path, project_params, any_contract, good_days)
-    report, summary = first_run(paths, any_contract, monkeypatch, union_bytes=2**30)
-    suite = json.loads((paths.expectations / "raw.json").read_text())["expectations"]
-    assert report.passed, report.render()
-    assert summary["row_checks_together"] == WINDOW.days
-    assert report.evaluated == WINDOW.days * len(suite)  # every expectation, every day
-    assert sum(map(judged_row_by_row, suite)) > len(suite) // 2
-    records = sorted((paths.gate_reports / "raw" / "batches").glob("*.json"))
-    assert [json.loads(r.read_text())["passed"] for r in records] == [True] * WINDOW.days
-
-
-def test_no_more_days_are_put_together_than_the_size_limit_allows(
+@pytest.mark.parametrize("room", ["every day", "less than a day"])
+def test_a_clean_first_run_passes_every_day_with_the_row_checks_together_as_room_allows(
+    room: str,
     tmp_path: Path,
     project_params: Params,
     any_contract: DatasetContract,
@@ -147,9 +131,15 @@ def test_no_more_days_are_put_together_than_the_size_limit_allows(
 ) -> None:
     paths = write_window(tmp_path, project_params, any_contract, good_days)
     sizes = [data_bytes(batch_path(paths.raw, day)) for day in WINDOW.dates()]
-    report, summary = first_run(paths, any_contract, monkeypatch, union_bytes=min(sizes) - 1)
+    limit = sum(sizes) if room == "every day" else min(sizes) - 1
+    report, summary = first_run(paths, any_contract, monkeypatch, union_bytes=limit)
+    suite = json.loads((paths.expectations / "raw.json").read_text())["expectations"]
     assert report.passed, report.render()
-    assert summary["row_checks_together"] == 0  # no two days fit: each is judged alone
+    assert summary["row_checks_together"] == (WINDOW.days if room == "every day" else 0)
+    assert report.evaluated == WINDOW.days * len(suite)  # every expectation, every day
+    assert sum(map(judged_row_by_row, suite)) > len(suite) // 2
+    records = sorted((paths.gate_reports / "raw" / "batches").glob("*.json"))
+    assert [json.loads(r.read_text())["passed"] for r in records] == [True] * WINDOW.days
 
 
 @pytest.mark.parametrize("case", list(BAD_DAYS))
